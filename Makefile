@@ -1,0 +1,40 @@
+# flow: every target depends on the virtual environment, so a fresh clone needs only `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+CONFIG ?= configs/digits_mlp.toml
+DESIGN ?= hw/gen/digits_mlp
+
+.PHONY: install test lint emit-rtl sim bench bench-sim clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v g++ >/dev/null || { echo "flow: g++ not found; install a C++ compiler (Debian: apt-get install g++)"; exit 1; }
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check flow sim tests
+
+emit-rtl: $(STAMP)
+	$(VENV)/bin/flow emit-rtl --config $(CONFIG)
+
+sim: $(STAMP)
+	$(VENV)/bin/flow sim $(DESIGN)
+
+bench-sim: $(STAMP)
+	$(PY) -m sim.bench_linear
+
+bench: bench-sim
+
+clean:
+	rm -rf hw/gen/* build .pytest_cache

@@ -1,0 +1,225 @@
+"""Fixed-point numeric contract shared by training, the exact reference and the RTL.
+
+A code ``c`` of ``FixedFormat(width=W, frac=F, signed)`` means the value ``c * 2**-F``.
+One cast function with two knobs (rounding, overflow) quantizes reals and moves codes
+between fracs; see DESIGN.md, "Numeric contract".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+
+MAX_CODE_BITS = 62  # codes and accumulators live in int64 with one bit of headroom
+
+
+class Rounding(str, Enum):
+    """How a cast drops fractional bits."""
+
+    FLOOR = "floor"  # arithmetic shift: towards -inf
+    HALF_UP = "half_up"  # add half an LSB, then floor: ties towards +inf
+    HALF_EVEN = "half_even"  # ties to even, as torch.round
+
+    @property
+    def rtl_code(self) -> int:
+        """Integer encoding of the SystemVerilog ``ROUNDING`` parameter."""
+        return list(Rounding).index(self)
+
+
+class Overflow(str, Enum):
+    """What a cast does with a value outside the code range."""
+
+    SATURATE = "saturate"
+    WRAP = "wrap"
+
+    @property
+    def rtl_code(self) -> int:
+        """Integer encoding of the SystemVerilog ``OVERFLOW`` parameter."""
+        return list(Overflow).index(self)
+
+
+def parse_rounding(value: Rounding | str) -> Rounding:
+    """Accept an enum member or its name; a bad name is a ValueError naming the choices."""
+    try:
+        return Rounding(value)
+    except ValueError:
+        raise ValueError(
+            f"rounding={value!r} is not a rounding mode; use one of "
+            f"{', '.join(r.value for r in Rounding)}"
+        ) from None
+
+
+def parse_overflow(value: Overflow | str) -> Overflow:
+    """Accept an enum member or its name; a bad name is a ValueError naming the choices."""
+    try:
+        return Overflow(value)
+    except ValueError:
+        raise ValueError(
+            f"overflow={value!r} is not an overflow mode; use one of "
+            f"{', '.join(o.value for o in Overflow)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class FixedFormat:
+    """Two's complement (or unsigned) fixed point: ``width`` bits, ``frac`` of them fractional."""
+
+    width: int
+    frac: int
+    signed: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, int) or isinstance(self.width, bool):
+            raise ValueError(f"width must be an int, got {self.width!r}")
+        if not isinstance(self.frac, int) or isinstance(self.frac, bool):
+            raise ValueError(f"frac must be an int, got {self.frac!r}")
+        if self.width <= 0:
+            raise ValueError(f"width must be at least 1, got width={self.width}; pass a positive width")
+        if self.width > MAX_CODE_BITS:
+            raise ValueError(
+                f"width={self.width} exceeds the {MAX_CODE_BITS}-bit limit of exact int64 codes; "
+                f"use width <= {MAX_CODE_BITS}"
+            )
+
+    @property
+    def min_code(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_code(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def lsb(self) -> float:
+        """Value of one code step, ``2**-frac``."""
+        return 2.0 ** -self.frac
+
+    def __str__(self) -> str:
+        kind = "s" if self.signed else "u"
+        return f"fixed<{kind}{self.width}.{self.frac}>"
+
+
+def _check_int64(codes: torch.Tensor) -> None:
+    if codes.dtype != torch.int64:
+        raise TypeError(f"codes must be an int64 tensor, got {codes.dtype}; convert with .long()")
+
+
+def shift_right_round(codes: torch.Tensor, shift: int, rounding: Rounding | str) -> torch.Tensor:
+    """Divide int64 codes by ``2**shift`` (shift >= 0) with the given rounding; exact."""
+    _check_int64(codes)
+    rounding = parse_rounding(rounding)
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0 here, got {shift}")
+    if shift == 0:
+        return codes.clone()
+    s = min(shift, 63)  # beyond 63 every int64 floors to 0 or -1 and the remainder is the code
+    q = torch.bitwise_right_shift(codes, s)  # arithmetic: floor
+    if rounding is Rounding.FLOOR:
+        return q
+    if shift > 63:  # |code| < 2**62 < half an LSB: the value rounds to 0 for every non-floor mode
+        return torch.zeros_like(codes)
+    rem = codes - torch.bitwise_left_shift(q, s)  # in [0, 2**s)
+    half = 1 << (s - 1)
+    if rounding is Rounding.HALF_UP:
+        return q + (rem >= half).long()
+    up = (rem > half) | ((rem == half) & (torch.bitwise_and(q, 1) == 1))
+    return q + up.long()
+
+
+def apply_overflow(codes: torch.Tensor, fmt: FixedFormat, overflow: Overflow | str) -> torch.Tensor:
+    """Bring int64 codes into ``fmt``'s range by clamping or two's complement wrapping."""
+    _check_int64(codes)
+    overflow = parse_overflow(overflow)
+    if overflow is Overflow.SATURATE:
+        return codes.clamp(fmt.min_code, fmt.max_code)
+    modulus = 1 << fmt.width
+    wrapped = torch.remainder(codes, modulus)  # in [0, 2**W)
+    if fmt.signed:
+        wrapped = torch.where(wrapped > fmt.max_code, wrapped - modulus, wrapped)
+    return wrapped
+
+
+def _shift_left(codes: torch.Tensor, shift: int, fmt: FixedFormat, overflow: Overflow) -> torch.Tensor:
+    """Multiply codes by ``2**shift`` and fit them into ``fmt`` without int64 overflow."""
+    if overflow is Overflow.WRAP:
+        if shift >= fmt.width:
+            return torch.zeros_like(codes)
+        low = torch.remainder(codes, 1 << (fmt.width - shift))  # only these bits survive the wrap
+        return apply_overflow(torch.bitwise_left_shift(low, shift), fmt, overflow)
+    hi = fmt.max_code >> shift  # largest code whose shifted value still fits
+    lo = -((-fmt.min_code) >> shift) if fmt.min_code < 0 else 0
+    inside = codes.clamp(lo, hi)
+    out = torch.bitwise_left_shift(inside, shift)
+    out = torch.where(codes > hi, torch.full_like(codes, fmt.max_code), out)
+    return torch.where(codes < lo, torch.full_like(codes, fmt.min_code), out)
+
+
+def cast_codes(
+    codes: torch.Tensor,
+    from_frac: int,
+    to: FixedFormat,
+    rounding: Rounding | str = Rounding.HALF_UP,
+    overflow: Overflow | str = Overflow.SATURATE,
+) -> torch.Tensor:
+    """Re-express int64 codes at frac ``from_frac`` as codes of ``to``: round, then overflow."""
+    _check_int64(codes)
+    rounding, overflow = parse_rounding(rounding), parse_overflow(overflow)
+    shift = from_frac - to.frac
+    if shift >= 0:
+        return apply_overflow(shift_right_round(codes, shift, rounding), to, overflow)
+    return _shift_left(codes, -shift, to, overflow)
+
+
+def quantize(
+    x: torch.Tensor,
+    fmt: FixedFormat,
+    rounding: Rounding | str = Rounding.HALF_UP,
+    overflow: Overflow | str = Overflow.SATURATE,
+) -> torch.Tensor:
+    """Round a real tensor to int64 codes of ``fmt``; exact for every float32/float64 input."""
+    rounding, overflow = parse_rounding(rounding), parse_overflow(overflow)
+    v = x.detach().to(torch.float64)
+    if torch.isnan(v).any():
+        raise ValueError("cannot quantize NaN; check the model for a diverged value")
+    v = torch.ldexp(v, torch.tensor(fmt.frac, dtype=torch.float64))  # exact power-of-two scale
+    fl = torch.floor(v)
+    if rounding is Rounding.FLOOR:
+        r = fl
+    elif rounding is Rounding.HALF_UP:
+        r = fl + ((v - fl) >= 0.5).to(v.dtype)  # v - floor(v) is exact in binary floating point
+    else:
+        r = torch.round(v)  # round half to even
+    if overflow is Overflow.SATURATE:
+        return r.clamp(fmt.min_code, fmt.max_code).long()
+    if torch.isinf(r).any():
+        raise ValueError("cannot wrap an infinite value; use overflow='saturate' or clean the input")
+    r = torch.fmod(r, float(1 << fmt.width))  # exact; keeps the residue mod 2**W
+    return apply_overflow(r.long(), fmt, overflow)
+
+
+def dequantize(codes: torch.Tensor, fmt: FixedFormat, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Codes to real values ``code * 2**-frac`` (exact when ``dtype`` holds the code)."""
+    return torch.ldexp(codes.to(dtype), torch.tensor(-fmt.frac, dtype=dtype))
+
+
+class _FakeQuantize(torch.autograd.Function):
+    """Quantize-dequantize forward, identity (straight-through) backward."""
+
+    @staticmethod
+    def forward(ctx, x, fmt, rounding, overflow):  # type: ignore[override]
+        return dequantize(quantize(x, fmt, rounding, overflow), fmt, x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return grad, None, None, None
+
+
+def fake_quantize(
+    x: torch.Tensor,
+    fmt: FixedFormat,
+    rounding: Rounding | str = Rounding.HALF_UP,
+    overflow: Overflow | str = Overflow.SATURATE,
+) -> torch.Tensor:
+    """Values on ``fmt``'s grid computed by :func:`quantize`, with straight-through gradients."""
+    return _FakeQuantize.apply(x, fmt, parse_rounding(rounding), parse_overflow(overflow))
