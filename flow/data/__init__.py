@@ -1,0 +1,1 @@
+"""Datasets and tokenizers: IMDb (hub or local copy), WordPiece / bert-base-uncased, padding loaders."""

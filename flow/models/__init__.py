@@ -1,0 +1,1 @@
+"""Model builders: BERT for sequence classification (`flow.models.bert`) and the MLP (`flow.models.mlp`)."""

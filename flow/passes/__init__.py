@@ -1,0 +1,1 @@
+"""Model and graph transforms; each pass is `graph, info = some_pass(graph, args)`."""
