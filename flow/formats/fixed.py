@@ -105,26 +105,27 @@ def _check_int64(codes: torch.Tensor) -> None:
         raise TypeError(f"codes must be an int64 tensor, got {codes.dtype}; convert with .long()")
 
 
-def shift_right_round(codes: torch.Tensor, shift: int, rounding: Rounding | str) -> torch.Tensor:
-    """Divide int64 codes by ``2**shift`` (shift >= 0) with the given rounding; exact."""
+def shift_right_round(
+    codes: torch.Tensor, shift: int | torch.Tensor, rounding: Rounding | str
+) -> torch.Tensor:
+    """Divide int64 codes by ``2**shift`` (shift >= 0, scalar or per element), rounding; exact."""
     _check_int64(codes)
     rounding = parse_rounding(rounding)
-    if shift < 0:
-        raise ValueError(f"shift must be >= 0 here, got {shift}")
-    if shift == 0:
-        return codes.clone()
-    s = min(shift, 63)  # beyond 63 every int64 floors to 0 or -1 and the remainder is the code
-    q = torch.bitwise_right_shift(codes, s)  # arithmetic: floor
+    shift = torch.as_tensor(shift, dtype=torch.int64)
+    if (shift < 0).any():
+        raise ValueError("shift must be >= 0 here")
+    s = shift.clamp(max=63)  # beyond 63 every int64 floors to 0 or -1
+    q = torch.bitwise_right_shift(codes, s)  # arithmetic shift: floor
     if rounding is Rounding.FLOOR:
         return q
-    if shift > 63:  # |code| < 2**62 < half an LSB: the value rounds to 0 for every non-floor mode
-        return torch.zeros_like(codes)
     rem = codes - torch.bitwise_left_shift(q, s)  # in [0, 2**s)
-    half = 1 << (s - 1)
+    half = torch.bitwise_left_shift(torch.ones_like(s), (s - 1).clamp(min=0))
     if rounding is Rounding.HALF_UP:
-        return q + (rem >= half).long()
-    up = (rem > half) | ((rem == half) & (torch.bitwise_and(q, 1) == 1))
-    return q + up.long()
+        up = rem >= half
+    else:
+        up = (rem > half) | ((rem == half) & (torch.bitwise_and(q, 1) == 1))
+    rounded = q + (up & (s > 0)).long()
+    return torch.where(shift > 63, 0, rounded)  # |code| < 2**62 is below half an LSB there
 
 
 def apply_overflow(codes: torch.Tensor, fmt: FixedFormat, overflow: Overflow | str) -> torch.Tensor:
@@ -140,19 +141,30 @@ def apply_overflow(codes: torch.Tensor, fmt: FixedFormat, overflow: Overflow | s
     return wrapped
 
 
-def _shift_left(codes: torch.Tensor, shift: int, fmt: FixedFormat, overflow: Overflow) -> torch.Tensor:
-    """Multiply codes by ``2**shift`` and fit them into ``fmt`` without int64 overflow."""
+def _shift_left_fit(
+    codes: torch.Tensor, shift: torch.Tensor, fmt: FixedFormat, overflow: Overflow
+) -> torch.Tensor:
+    """Multiply codes by ``2**shift`` (shift >= 0) into ``fmt`` without int64 overflow."""
     if overflow is Overflow.WRAP:
-        if shift >= fmt.width:
-            return torch.zeros_like(codes)
-        low = torch.remainder(codes, 1 << (fmt.width - shift))  # only these bits survive the wrap
-        return apply_overflow(torch.bitwise_left_shift(low, shift), fmt, overflow)
-    hi = fmt.max_code >> shift  # largest code whose shifted value still fits
-    lo = -((-fmt.min_code) >> shift) if fmt.min_code < 0 else 0
-    inside = codes.clamp(lo, hi)
-    out = torch.bitwise_left_shift(inside, shift)
-    out = torch.where(codes > hi, torch.full_like(codes, fmt.max_code), out)
-    return torch.where(codes < lo, torch.full_like(codes, fmt.min_code), out)
+        k = shift.clamp(max=fmt.width)  # bits shifted past the width vanish in the wrap
+        low = torch.remainder(codes, torch.bitwise_left_shift(torch.ones_like(k), fmt.width - k))
+        return apply_overflow(torch.bitwise_left_shift(low, k), fmt, overflow)
+    k = shift.clamp(max=63)
+    hi = torch.bitwise_right_shift(torch.full_like(k, fmt.max_code), k)  # largest code that fits
+    lo = -torch.bitwise_right_shift(torch.full_like(k, -fmt.min_code), k)
+    out = torch.bitwise_left_shift(torch.minimum(torch.maximum(codes, lo), hi), k)
+    out = torch.where(codes > hi, fmt.max_code, out)
+    return torch.where(codes < lo, fmt.min_code, out)
+
+
+def _cast(
+    codes: torch.Tensor, shift: torch.Tensor, to: FixedFormat, rounding: Rounding, overflow: Overflow
+) -> torch.Tensor:
+    """Codes times ``2**-shift`` (per-element int64 shift) rounded and fitted into ``to``."""
+    codes, shift = torch.broadcast_tensors(codes, shift)
+    right = apply_overflow(shift_right_round(codes, shift.clamp(min=0), rounding), to, overflow)
+    left = _shift_left_fit(codes, (-shift).clamp(min=0), to, overflow)
+    return torch.where(shift >= 0, right, left)
 
 
 def cast_codes(
@@ -164,11 +176,8 @@ def cast_codes(
 ) -> torch.Tensor:
     """Re-express int64 codes at frac ``from_frac`` as codes of ``to``: round, then overflow."""
     _check_int64(codes)
-    rounding, overflow = parse_rounding(rounding), parse_overflow(overflow)
-    shift = from_frac - to.frac
-    if shift >= 0:
-        return apply_overflow(shift_right_round(codes, shift, rounding), to, overflow)
-    return _shift_left(codes, -shift, to, overflow)
+    shift = torch.tensor(from_frac - to.frac, dtype=torch.int64)
+    return _cast(codes, shift, to, parse_rounding(rounding), parse_overflow(overflow))
 
 
 def quantize(
@@ -177,25 +186,24 @@ def quantize(
     rounding: Rounding | str = Rounding.HALF_UP,
     overflow: Overflow | str = Overflow.SATURATE,
 ) -> torch.Tensor:
-    """Round a real tensor to int64 codes of ``fmt``; exact for every float32/float64 input."""
+    """Round a real tensor to int64 codes of ``fmt``; exact for every finite float input.
+
+    Each float is split exactly into an integer mantissa and a power of two, so quantizing
+    is the same integer cast as :func:`cast_codes` (no rounding error, no overflow).
+    """
     rounding, overflow = parse_rounding(rounding), parse_overflow(overflow)
     v = x.detach().to(torch.float64)
     if torch.isnan(v).any():
         raise ValueError("cannot quantize NaN; check the model for a diverged value")
-    v = torch.ldexp(v, torch.tensor(fmt.frac, dtype=torch.float64))  # exact power-of-two scale
-    fl = torch.floor(v)
-    if rounding is Rounding.FLOOR:
-        r = fl
-    elif rounding is Rounding.HALF_UP:
-        r = fl + ((v - fl) >= 0.5).to(v.dtype)  # v - floor(v) is exact in binary floating point
-    else:
-        r = torch.round(v)  # round half to even
-    if overflow is Overflow.SATURATE:
-        return r.clamp(fmt.min_code, fmt.max_code).long()
-    if torch.isinf(r).any():
+    infinite = torch.isinf(v)
+    if overflow is Overflow.WRAP and infinite.any():
         raise ValueError("cannot wrap an infinite value; use overflow='saturate' or clean the input")
-    r = torch.fmod(r, float(1 << fmt.width))  # exact; keeps the residue mod 2**W
-    return apply_overflow(r.long(), fmt, overflow)
+    mantissa, exponent = torch.frexp(torch.where(infinite, 0.0, v))
+    integer = torch.ldexp(mantissa, torch.tensor(53.0, dtype=torch.float64)).long()  # exact
+    shift = (53 - exponent.long()) - fmt.frac  # value = integer * 2**-(53 - exponent)
+    codes = _cast(integer, shift, fmt, rounding, overflow)
+    codes = torch.where(infinite & (v > 0), fmt.max_code, codes)
+    return torch.where(infinite & (v < 0), fmt.min_code, codes)
 
 
 def dequantize(codes: torch.Tensor, fmt: FixedFormat, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Lowering to a hardware graph, SystemVerilog emission, test vectors, latency model."""

@@ -1,0 +1,161 @@
+// linear: streaming fully connected layer y = x W^T + b with constant weights and bias.
+//
+// Input vectors of IN_FEATURES elements arrive as IN_FEATURES/IN_PAR beats; output vectors
+// of OUT_FEATURES elements leave as OUT_FEATURES/OUT_PAR beats. Each input beat is held
+// for OUT_FEATURES/OUT_PAR cycles while IN_PAR x OUT_PAR multipliers update one group of
+// accumulators, so the initiation interval is (IN_FEATURES/IN_PAR)*(OUT_FEATURES/OUT_PAR)
+// cycles: one vector per cycle when fully parallel, one multiply per cycle when minimal.
+// Finished sums move to a result buffer, so the next vector accumulates while this one
+// leaves; each output beat is cast (ROUNDING, OVERFLOW) from frac IN_FRAC + W_FRAC.
+//
+// WEIGHTS packs weight (o, i) at bits [(o*IN_FEATURES + i)*W_WIDTH +: W_WIDTH] (signed);
+// BIAS packs bias o, already aligned to frac IN_FRAC + W_FRAC, at [o*ACC_WIDTH +: ACC_WIDTH].
+// ACC_WIDTH must hold every sum (flow.nn.linear.accumulator_format computes it).
+module linear #(
+    parameter int IN_FEATURES  = 4,
+    parameter int OUT_FEATURES = 4,
+    parameter int IN_PAR       = 4,
+    parameter int OUT_PAR      = 4,
+    parameter int IN_WIDTH     = 8,
+    parameter int IN_FRAC      = 4,
+    parameter bit IN_SIGNED    = 1'b1,
+    parameter int W_WIDTH      = 8,
+    parameter int W_FRAC       = 4,
+    parameter int ACC_WIDTH    = 20,
+    parameter int OUT_WIDTH    = 8,
+    parameter int OUT_FRAC     = 4,
+    parameter bit OUT_SIGNED   = 1'b1,
+    parameter int ROUNDING     = 1,
+    parameter int OVERFLOW     = 0,
+    parameter logic [OUT_FEATURES*IN_FEATURES*W_WIDTH-1:0] WEIGHTS = '0,
+    parameter logic [OUT_FEATURES*ACC_WIDTH-1:0]           BIAS    = '0
+) (
+    input  logic                         clk,
+    input  logic                         rst,
+    input  logic [IN_PAR*IN_WIDTH-1:0]   s_axis_tdata,
+    input  logic                         s_axis_tvalid,
+    output logic                         s_axis_tready,
+    output logic [OUT_PAR*OUT_WIDTH-1:0] m_axis_tdata,
+    output logic                         m_axis_tvalid,
+    input  logic                         m_axis_tready
+);
+    localparam int IN_BEATS   = IN_FEATURES / IN_PAR;    // beats per input vector
+    localparam int OUT_GROUPS = OUT_FEATURES / OUT_PAR;  // beats per output vector
+    localparam int BEAT_BITS  = IN_BEATS > 1 ? $clog2(IN_BEATS) : 1;
+    localparam int GROUP_BITS = OUT_GROUPS > 1 ? $clog2(OUT_GROUPS) : 1;
+    localparam int X_WIDTH    = IN_WIDTH + (IN_SIGNED ? 0 : 1);  // element as a signed number
+    localparam int P_WIDTH    = X_WIDTH + W_WIDTH;               // exact product width
+
+    generate
+        if (IN_FEATURES % IN_PAR != 0) begin : g_bad_in_par
+            $error("linear: IN_PAR must divide IN_FEATURES");
+        end
+        if (OUT_FEATURES % OUT_PAR != 0) begin : g_bad_out_par
+            $error("linear: OUT_PAR must divide OUT_FEATURES");
+        end
+        if (ACC_WIDTH <= P_WIDTH) begin : g_bad_acc
+            $error("linear: ACC_WIDTH must exceed the product width X_WIDTH + W_WIDTH");
+        end
+    endgenerate
+
+    // ---- input beat, held while every output group uses it ----
+    logic [IN_PAR*IN_WIDTH-1:0] x_data;
+    logic                       x_valid;
+    logic [BEAT_BITS-1:0]       beat;   // which input beat of the vector x_data is
+    logic [GROUP_BITS-1:0]      group;  // which output group this cycle updates
+
+    // ---- result buffer, drained one output group per beat ----
+    logic [OUT_FEATURES*ACC_WIDTH-1:0] acc;
+    logic [OUT_FEATURES*ACC_WIDTH-1:0] result;
+    logic                              result_valid;
+    logic [GROUP_BITS-1:0]             out_group;
+    logic                              out_ready;  // registered ready of the output skid buffer
+
+    logic last_group, last_update, result_free, fire;
+    logic [OUT_PAR*ACC_WIDTH-1:0] sums;
+
+    assign last_group  = group == GROUP_BITS'(OUT_GROUPS - 1);
+    assign last_update = last_group && beat == BEAT_BITS'(IN_BEATS - 1);
+    assign result_free = !result_valid || (out_ready && out_group == GROUP_BITS'(OUT_GROUPS - 1));
+    assign fire        = x_valid && (!last_update || result_free);
+    assign s_axis_tready = !x_valid || (fire && last_group);
+
+    // sums of the group being updated: bias or running sum, plus IN_PAR products each
+    always_comb begin
+        for (int o = 0; o < OUT_PAR; o++) begin
+            logic signed [ACC_WIDTH-1:0] sum;
+            int unsigned row;
+            row = int'(group) * OUT_PAR + o;
+            sum = beat == '0 ? BIAS[row*ACC_WIDTH +: ACC_WIDTH] : acc[row*ACC_WIDTH +: ACC_WIDTH];
+            for (int i = 0; i < IN_PAR; i++) begin
+                logic signed [X_WIDTH-1:0] x;
+                logic signed [W_WIDTH-1:0] w;
+                logic signed [P_WIDTH-1:0] product;
+                int unsigned col;
+                col = int'(beat) * IN_PAR + i;
+                x = X_WIDTH'({IN_SIGNED & x_data[i*IN_WIDTH + IN_WIDTH - 1], x_data[i*IN_WIDTH +: IN_WIDTH]});
+                w = WEIGHTS[(row*IN_FEATURES + col)*W_WIDTH +: W_WIDTH];
+                product = P_WIDTH'(x) * P_WIDTH'(w);
+                sum = sum + ACC_WIDTH'(product);
+            end
+            sums[o*ACC_WIDTH +: ACC_WIDTH] = sum;
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            x_valid      <= 1'b0;
+            beat         <= '0;
+            group        <= '0;
+            result_valid <= 1'b0;
+            out_group    <= '0;
+        end else begin
+            if (fire) begin
+                for (int o = 0; o < OUT_PAR; o++) begin
+                    acc[(int'(group)*OUT_PAR + o)*ACC_WIDTH +: ACC_WIDTH] <= sums[o*ACC_WIDTH +: ACC_WIDTH];
+                end
+                group <= last_group ? '0 : group + 1'b1;
+                if (last_group) begin
+                    beat <= last_update ? '0 : beat + 1'b1;
+                end
+            end
+            if (s_axis_tvalid && s_axis_tready) begin
+                x_data  <= s_axis_tdata;
+                x_valid <= 1'b1;
+            end else if (fire && last_group) begin
+                x_valid <= 1'b0;
+            end
+            // drain the result buffer, then refill it with the vector just finished
+            if (result_valid && out_ready) begin
+                out_group <= out_group == GROUP_BITS'(OUT_GROUPS - 1) ? '0 : out_group + 1'b1;
+                if (out_group == GROUP_BITS'(OUT_GROUPS - 1)) begin
+                    result_valid <= 1'b0;
+                end
+            end
+            if (fire && last_update) begin
+                result <= acc;
+                result[(OUT_FEATURES-OUT_PAR)*ACC_WIDTH +: OUT_PAR*ACC_WIDTH] <= sums;
+                result_valid <= 1'b1;
+            end
+        end
+    end
+
+    // ---- output: cast the current group, register it through a skid buffer ----
+    logic [OUT_PAR*OUT_WIDTH-1:0] out_data;
+    for (genvar o = 0; o < OUT_PAR; o++) begin : g_out
+        fixed_cast_lane #(
+            .IN_WIDTH(ACC_WIDTH), .IN_FRAC(IN_FRAC + W_FRAC), .IN_SIGNED(1'b1),
+            .OUT_WIDTH(OUT_WIDTH), .OUT_FRAC(OUT_FRAC), .OUT_SIGNED(OUT_SIGNED),
+            .ROUNDING(ROUNDING), .OVERFLOW(OVERFLOW)
+        ) u_cast (
+            .data_in (result[(int'(out_group)*OUT_PAR + o)*ACC_WIDTH +: ACC_WIDTH]),
+            .data_out(out_data[o*OUT_WIDTH +: OUT_WIDTH])
+        );
+    end
+
+    skid_buffer #(.DATA_WIDTH(OUT_PAR * OUT_WIDTH)) u_out (
+        .clk, .rst,
+        .s_axis_tdata(out_data), .s_axis_tvalid(result_valid), .s_axis_tready(out_ready),
+        .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
+    );
+endmodule

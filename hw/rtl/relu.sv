@@ -1,0 +1,30 @@
+// relu: stream ReLU, max(0, code) on PAR signed elements per beat, format unchanged.
+// Registered through a skid buffer. Latency one cycle.
+module relu #(
+    parameter int PAR   = 1,
+    parameter int WIDTH = 8
+) (
+    input  logic                 clk,
+    input  logic                 rst,
+    input  logic [PAR*WIDTH-1:0] s_axis_tdata,
+    input  logic                 s_axis_tvalid,
+    output logic                 s_axis_tready,
+    output logic [PAR*WIDTH-1:0] m_axis_tdata,
+    output logic                 m_axis_tvalid,
+    input  logic                 m_axis_tready
+);
+    logic [PAR*WIDTH-1:0] relu_data;
+
+    always_comb begin
+        for (int lane = 0; lane < PAR; lane++) begin
+            relu_data[lane*WIDTH +: WIDTH] = s_axis_tdata[lane*WIDTH + WIDTH - 1]
+                ? '0 : s_axis_tdata[lane*WIDTH +: WIDTH];
+        end
+    end
+
+    skid_buffer #(.DATA_WIDTH(PAR * WIDTH)) u_out (
+        .clk, .rst,
+        .s_axis_tdata(relu_data), .s_axis_tvalid, .s_axis_tready,
+        .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
+    );
+endmodule

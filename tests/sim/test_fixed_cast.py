@@ -1,0 +1,49 @@
+"""fixed_cast against flow.formats.fixed.cast_codes: one row per configuration."""
+import random
+
+import pytest
+import torch
+
+from flow.formats.fixed import FixedFormat, Overflow, Rounding, cast_codes
+from tests.sim.harness import random_codes, simulate
+
+# (in: width, frac, signed) -> (out: width, frac, signed), rounding, overflow, lanes per beat
+CAST_TABLE = [
+    ((8, 4, True), (4, 1, True), "floor", "saturate", 1),
+    ((8, 4, True), (4, 1, True), "half_up", "saturate", 2),
+    ((8, 4, True), (4, 1, True), "half_even", "saturate", 4),
+    ((8, 4, True), (4, 1, True), "floor", "wrap", 1),
+    ((8, 4, True), (4, 1, True), "half_up", "wrap", 3),
+    ((8, 4, True), (4, 1, True), "half_even", "wrap", 1),
+    ((16, 12, True), (6, -2, True), "half_even", "saturate", 2),   # negative output frac
+    ((5, -3, True), (12, 2, True), "half_up", "saturate", 1),      # negative input frac, left shift
+    ((12, 20, False), (2, 0, True), "half_up", "wrap", 2),         # frac larger than width
+    ((2, 0, True), (16, 9, False), "floor", "saturate", 1),        # 2-bit in, unsigned out
+    ((16, 0, True), (8, 0, False), "half_even", "wrap", 4),        # 16-bit, same frac
+    ((10, 3, True), (10, 3, True), "half_up", "saturate", 1),      # identity
+]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("row", CAST_TABLE, ids=lambda r: f"{r[0]}->{r[1]}-{r[2]}-{r[3]}-p{r[4]}")
+def test_fixed_cast(row, tmp_path):
+    (iw, ifr, isg), (ow, ofr, osg), rounding, overflow, par = row
+    src, dst = FixedFormat(iw, ifr, isg), FixedFormat(ow, ofr, osg)
+    rng = random.Random(hash(row) & 0xFFFF)
+    vectors = 60
+    if iw <= 10:  # every input code at least once
+        codes = list(range(src.min_code, src.max_code + 1))
+        codes += random_codes(src, (-len(codes)) % (par * vectors) + par * vectors, rng)
+        codes = codes[: len(codes) - len(codes) % par]
+    else:
+        codes = random_codes(src, par * vectors * 4, rng)
+    expected = cast_codes(torch.tensor(codes), ifr, dst, rounding, overflow).tolist()
+    params = dict(PAR=par, IN_WIDTH=iw, IN_FRAC=ifr, IN_SIGNED=int(isg), OUT_WIDTH=ow, OUT_FRAC=ofr,
+                  OUT_SIGNED=int(osg), ROUNDING=Rounding(rounding).rtl_code,
+                  OVERFLOW=Overflow(overflow).rtl_code)
+    results = simulate(f"fixed_cast{row}", "fixed_cast", params, codes, expected, in_width=iw,
+                       out_width=ow, out_par=par, vectors=len(codes) // par, work_dir=tmp_path)
+    assert results["mismatches"] == 0, results["examples"]
+    assert results["out_beats"] == len(codes) // par
+    assert results["latency_cycles"] == 1
+    assert results["initiation_interval"] == 1

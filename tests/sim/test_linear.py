@@ -1,0 +1,74 @@
+"""linear against QuantLinear.forward_codes: full, partial and minimal parallelism."""
+import random
+
+import pytest
+import torch
+
+from flow.formats.fixed import FixedFormat as F
+from flow.formats.fixed import dequantize
+from flow.hardware.packing import pack_codes, sv_literal
+from flow.nn import LinearQuantConfig, QuantLinear
+from tests.sim.harness import random_codes, simulate
+
+# in, out, in_par, out_par, (x, w, b, y formats), rounding, overflow
+LINEAR_TABLE = [
+    (4, 3, 4, 3, (F(8, 4), F(8, 4), F(8, 4), F(8, 4)), "half_up", "saturate"),              # full
+    (8, 6, 2, 3, (F(8, 4), F(8, 4), F(8, 4), F(6, 2)), "floor", "wrap"),                    # partial
+    (6, 4, 1, 1, (F(8, 4), F(8, 4), F(8, 4), F(8, 4)), "half_even", "saturate"),            # minimal
+    (16, 8, 16, 1, (F(8, 4, False), F(8, 6), F(8, 4), F(8, 2)), "half_up", "wrap"),         # unsigned in
+    (5, 7, 1, 7, (F(4, 1), F(3, 2), F(6, 5), F(6, 0)), "half_even", "wrap"),                # bias cast
+    (3, 2, 3, 2, (F(2, 0), F(2, 0), F(2, 0), F(2, 0)), "floor", "saturate"),                # 2-bit
+    (8, 4, 4, 2, (F(16, 8), F(16, 12), F(16, 8), F(16, 10)), "half_up", "saturate"),        # 16-bit
+    (4, 4, 2, 4, (F(8, -2), F(6, 3), F(8, -4), F(8, -3)), "half_even", "saturate"),         # frac < 0
+    (12, 6, 3, 2, (F(6, 9), F(5, 7), F(7, 12), F(8, 14, False)), "half_up", "saturate"),    # frac > w
+    (32, 16, 32, 16, (F(8, 4), F(8, 5), F(8, 4), F(8, 3)), "half_up", "saturate"),          # larger
+]
+
+
+def linear_parameters(layer: QuantLinear, in_par: int, out_par: int) -> dict:
+    """The SystemVerilog parameters of one quantized layer, weights and bias as literals."""
+    c, acc = layer.config, layer.acc_format
+    weights = layer.weight_codes().flatten().tolist()  # row-major: (o, i) at o*IN + i
+    return dict(
+        IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features, IN_PAR=in_par,
+        OUT_PAR=out_par, IN_WIDTH=c.data_in.width, IN_FRAC=c.data_in.frac,
+        IN_SIGNED=int(c.data_in.signed), W_WIDTH=c.weight.width, W_FRAC=c.weight.frac,
+        ACC_WIDTH=acc.width, OUT_WIDTH=c.data_out.width, OUT_FRAC=c.data_out.frac,
+        OUT_SIGNED=int(c.data_out.signed), ROUNDING=c.rounding.rtl_code,
+        OVERFLOW=c.overflow.rtl_code,
+        WEIGHTS=sv_literal(pack_codes(weights, c.weight.width), len(weights) * c.weight.width),
+        BIAS=sv_literal(pack_codes(layer.bias_codes().tolist(), acc.width),
+                        layer.out_features * acc.width),
+    )
+
+
+def random_layer(n_in, n_out, config, rng) -> QuantLinear:
+    """A layer whose weight and bias codes are random, extremes included."""
+    layer = QuantLinear(n_in, n_out, config=config)
+    w = torch.tensor(random_codes(config.weight, n_in * n_out, rng)).view(n_out, n_in)
+    b = torch.tensor(random_codes(config.bias, n_out, rng))
+    with torch.no_grad():
+        layer.weight.copy_(dequantize(w, config.weight, torch.float64))
+        layer.bias.copy_(dequantize(b, config.bias, torch.float64))
+    return layer
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("row", LINEAR_TABLE,
+                         ids=lambda r: f"{r[0]}x{r[1]}-p{r[2]}x{r[3]}-{r[5]}-{r[6]}")
+def test_linear(row, tmp_path):
+    n_in, n_out, in_par, out_par, formats, rounding, overflow = row
+    config = LinearQuantConfig(*formats, rounding, overflow)
+    rng = random.Random(n_in * 1000 + n_out)
+    layer = random_layer(n_in, n_out, config, rng)
+    vectors = 40
+    x = torch.tensor(random_codes(config.data_in, n_in * vectors, rng)).view(vectors, n_in)
+    expected = layer.forward_codes(x).flatten().tolist()
+    ii = (n_in // in_par) * (n_out // out_par)
+    results = simulate(f"linear{row}", "linear", linear_parameters(layer, in_par, out_par),
+                       x.flatten().tolist(), expected, in_width=config.data_in.width,
+                       out_width=config.data_out.width, out_par=out_par, vectors=vectors,
+                       work_dir=tmp_path, cycles_per_vector=ii)
+    assert results["mismatches"] == 0, results["examples"]
+    assert results["out_beats"] == vectors * n_out // out_par
+    assert results["initiation_interval"] == ii

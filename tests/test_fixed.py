@@ -1,0 +1,114 @@
+"""The fixed-point functions against the Fraction oracle: ties, negatives, extremes, every mode."""
+from fractions import Fraction
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flow.formats.fixed import (
+    FixedFormat,
+    Overflow,
+    Rounding,
+    cast_codes,
+    dequantize,
+    fake_quantize,
+    quantize,
+)
+from tests.fraction_oracle import cast_code, quantize_value
+
+ROUNDINGS = [r.value for r in Rounding]
+OVERFLOWS = [o.value for o in Overflow]
+
+formats = st.builds(
+    FixedFormat,
+    width=st.integers(1, 62),
+    frac=st.integers(-20, 80),
+    signed=st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    codes=st.lists(st.integers(-(2**61), 2**61), min_size=1, max_size=16),
+    from_frac=st.integers(-20, 90),
+    fmt=formats,
+    rounding=st.sampled_from(ROUNDINGS),
+    overflow=st.sampled_from(OVERFLOWS),
+)
+def test_cast_codes_matches_oracle(codes, from_frac, fmt, rounding, overflow):
+    got = cast_codes(torch.tensor(codes), from_frac, fmt, rounding, overflow).tolist()
+    want = [cast_code(c, from_frac, fmt.width, fmt.frac, fmt.signed, rounding, overflow) for c in codes]
+    assert got == want
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=16),
+    fmt=formats,
+    rounding=st.sampled_from(ROUNDINGS),
+    overflow=st.sampled_from(OVERFLOWS),
+)
+def test_quantize_matches_oracle(values, fmt, rounding, overflow):
+    got = quantize(torch.tensor(values, dtype=torch.float64), fmt, rounding, overflow).tolist()
+    want = [quantize_value(Fraction(v), fmt.width, fmt.frac, fmt.signed, rounding, overflow) for v in values]
+    assert got == want
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("overflow", OVERFLOWS)
+@pytest.mark.parametrize("signed", [True, False])
+def test_every_tie_and_extreme_of_small_formats(rounding, overflow, signed):
+    """Exhaustive: every code of an 8-bit input cast to 4-bit formats at many shifts."""
+    codes = torch.arange(-128, 128)
+    for from_frac in range(-3, 9):
+        for frac in range(-4, 12):
+            fmt = FixedFormat(4, frac, signed)
+            got = cast_codes(codes, from_frac, fmt, rounding, overflow).tolist()
+            want = [cast_code(c, from_frac, 4, frac, signed, rounding, overflow) for c in codes.tolist()]
+            assert got == want, (from_frac, frac)
+
+
+def test_ties_named_explicitly():
+    fmt = FixedFormat(8, 0)
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5])
+    assert quantize(x, fmt, "floor").tolist() == [0, 1, 2, -1, -2, -3]
+    assert quantize(x, fmt, "half_up").tolist() == [1, 2, 3, 0, -1, -2]
+    assert quantize(x, fmt, "half_even").tolist() == [0, 2, 2, 0, -2, -2]
+
+
+def test_saturate_and_wrap_at_the_edges():
+    fmt = FixedFormat(4, 0)
+    x = torch.tensor([7.0, 8.0, -8.0, -9.0, 23.0])
+    assert quantize(x, fmt, overflow="saturate").tolist() == [7, 7, -8, -8, 7]
+    assert quantize(x, fmt, overflow="wrap").tolist() == [7, -8, -8, 7, 7]
+    ufmt = FixedFormat(4, 0, signed=False)
+    assert quantize(torch.tensor([-1.0, 16.0, 17.0]), ufmt, overflow="wrap").tolist() == [15, 0, 1]
+    assert quantize(torch.tensor([-1.0, 16.0]), ufmt).tolist() == [0, 15]
+
+
+def test_fake_quantize_is_quantize_with_straight_through_gradient():
+    fmt = FixedFormat(6, 3)
+    x = torch.linspace(-5, 5, 101, requires_grad=True)
+    y = fake_quantize(x, fmt, "half_even")
+    assert torch.equal(y, dequantize(quantize(x, fmt, "half_even"), fmt))
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
+@pytest.mark.parametrize("width", [0, -3])
+def test_width_zero_or_negative_is_a_value_error_naming_width(width):
+    with pytest.raises(ValueError, match="width"):
+        FixedFormat(width, 0)
+
+
+def test_bad_mode_names_the_choices():
+    with pytest.raises(ValueError, match="half_even"):
+        quantize(torch.zeros(1), FixedFormat(8, 0), rounding="nearest")
+    with pytest.raises(ValueError, match="saturate"):
+        quantize(torch.zeros(1), FixedFormat(8, 0), overflow="clip")
+
+
+def test_nan_is_refused():
+    with pytest.raises(ValueError, match="NaN"):
+        quantize(torch.tensor([float("nan")]), FixedFormat(8, 0))
