@@ -66,7 +66,7 @@ def build(
             hdl_toplevel=toplevel,
             parameters=parameters,
             build_dir=str(directory),
-            build_args=["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
+            build_args=["-O3", "--x-assign", "fast", "--x-initial", "fast"],
             log_file=str(build_root / f"{toplevel}-{key}.log"),
         )
         seconds = time.perf_counter() - start
@@ -90,6 +90,25 @@ def run_stream(
     results_path.unlink(missing_ok=True)
     runner = get_runner("verilator")
     start = time.perf_counter()
+    try:
+        _run_test(runner, built, work_dir, spec_path)
+    except SystemExit as error:  # cocotb's runner exits on a failing test; the results tell why
+        if not results_path.exists():
+            raise RuntimeError(
+                f"simulation failed (exit {error.code}) before writing results; "
+                f"see {work_dir / 'sim.log'}"
+            ) from None
+    seconds = time.perf_counter() - start
+    if not results_path.exists():
+        raise RuntimeError(f"the simulation wrote no results; see {work_dir / 'sim.log'}")
+    results = json.loads(results_path.read_text())
+    results["sim_seconds"] = seconds
+    results["build_seconds"] = built.seconds
+    return results
+
+
+def _run_test(runner: Any, built: Build, work_dir: Path, spec_path: Path) -> None:
+    """Invoke cocotb's runner on a prebuilt simulation with the testbench spec."""
     runner.test(
         test_module="sim.tb_stream",
         hdl_toplevel=built.toplevel,
@@ -104,10 +123,3 @@ def run_stream(
         },
         log_file=str(work_dir / "sim.log"),
     )
-    seconds = time.perf_counter() - start
-    if not results_path.exists():
-        raise RuntimeError(f"the simulation wrote no results; see {work_dir / 'sim.log'}")
-    results = json.loads(results_path.read_text())
-    results["sim_seconds"] = seconds
-    results["build_seconds"] = built.seconds
-    return results

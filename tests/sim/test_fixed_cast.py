@@ -37,6 +37,11 @@ def test_fixed_cast(row, tmp_path):
         codes = codes[: len(codes) - len(codes) % par]
     else:
         codes = random_codes(src, par * vectors * 4, rng)
+    shift = ifr - ofr
+    if shift > 0:  # exact ties (guard bit set, nothing below) decide between rounding modes
+        ties = [c - c % (1 << shift) + (1 << (shift - 1)) for c in random_codes(src, par * 40, rng)]
+        codes += [t for t in ties if src.min_code <= t <= src.max_code][: par * 20]
+        codes = codes[: len(codes) - len(codes) % par]
     expected = cast_codes(torch.tensor(codes), ifr, dst, rounding, overflow).tolist()
     params = dict(PAR=par, IN_WIDTH=iw, IN_FRAC=ifr, IN_SIGNED=int(isg), OUT_WIDTH=ow, OUT_FRAC=ofr,
                   OUT_SIGNED=int(osg), ROUNDING=Rounding(rounding).rtl_code,

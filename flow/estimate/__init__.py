@@ -1,0 +1,1 @@
+"""Resource estimation: Yosys synthesis (pyosys) and an analytical model."""

@@ -1,0 +1,71 @@
+"""Every component row lints clean under `verilator --lint-only -Wall` and elaborates in Yosys;
+bad parameters stop elaboration with the component's $error in both tools."""
+import subprocess
+
+import pytest
+
+from flow.estimate.yosys import YosysError, read_commands, run_yosys
+from flow.formats.fixed import Overflow, Rounding
+from flow.toolchain import rtl_dir, setup_verilator
+from tests.sim.test_activations import LEAKY_TABLE, RELU_TABLE
+from tests.sim.test_fixed_cast import CAST_TABLE
+from tests.sim.test_linear import LINEAR_TABLE, linear_parameters, random_layer
+from flow.nn import LinearQuantConfig
+import random
+
+SOURCES = sorted(rtl_dir().glob("*.sv"))
+
+
+def component_rows():
+    """(top, parameters) for every row of every component table."""
+    for (iw, ifr, isg), (ow, ofr, osg), rounding, overflow, par in CAST_TABLE:
+        yield "fixed_cast", dict(PAR=par, IN_WIDTH=iw, IN_FRAC=ifr, IN_SIGNED=int(isg), OUT_WIDTH=ow,
+                                 OUT_FRAC=ofr, OUT_SIGNED=int(osg),
+                                 ROUNDING=Rounding(rounding).rtl_code,
+                                 OVERFLOW=Overflow(overflow).rtl_code)
+    for width, par in RELU_TABLE:
+        yield "relu", dict(PAR=par, WIDTH=width)
+    for width, shift, rounding, par in LEAKY_TABLE:
+        yield "leaky_relu", dict(PAR=par, WIDTH=width, SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code)
+    for n_in, n_out, in_par, out_par, formats, rounding, overflow in LINEAR_TABLE:
+        layer = random_layer(n_in, n_out, LinearQuantConfig(*formats, rounding, overflow), random.Random(0))
+        yield "linear", linear_parameters(layer, in_par, out_par)
+    yield "skid_buffer", dict(DATA_WIDTH=3)
+
+
+def lint(top, parameters):
+    setup_verilator()
+    flags = [f"-G{name}={value}" for name, value in parameters.items()]
+    return subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *flags,
+                           *map(str, SOURCES)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("top,parameters", list(component_rows()),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_lint_clean(top, parameters):
+    result = lint(top, parameters)
+    assert result.returncode == 0, result.stderr
+    assert "%Warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("top", ["fixed_cast", "relu", "leaky_relu", "skid_buffer", "linear",
+                                 "fixed_cast_lane"])
+def test_yosys_reads_every_component(top):
+    log = run_yosys(read_commands(SOURCES, top), timeout=120)
+    assert f"Top module:  \\{top}" in log
+
+
+@pytest.mark.parametrize("parameters,message", [
+    (dict(IN_FEATURES=4, IN_PAR=3), "IN_PAR must divide IN_FEATURES"),
+    (dict(OUT_FEATURES=6, OUT_PAR=4), "OUT_PAR must divide OUT_FEATURES"),
+])
+def test_parallelism_not_dividing_is_an_elaboration_error(parameters, message):
+    result = lint("linear", parameters)
+    assert result.returncode != 0 and message in result.stderr
+    with pytest.raises(YosysError, match=message):
+        run_yosys(read_commands(SOURCES, "linear", parameters), timeout=120)
+
+
+def test_bad_rounding_code_is_an_elaboration_error():
+    result = lint("fixed_cast", dict(ROUNDING=3))
+    assert result.returncode != 0 and "ROUNDING must be" in result.stderr
