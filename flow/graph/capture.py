@@ -33,6 +33,8 @@ class Graph:
     model: nn.Module | None = None
     mode: Literal["train", "eval"] = "train"
     history: list[str] = field(default_factory=list)
+    dynamic: bool = False
+    edited: bool = False  # True once a node-level pass changed the graph (it then differs from `model`)
 
     @property
     def fx(self) -> fx.Graph:
@@ -57,16 +59,28 @@ class Graph:
         """Check the edited graph, regenerate the module's code and record the pass in `history`."""
         self.module.graph.lint()
         self.module.recompile()
+        self.edited = True
         if note:
             self.history.append(note)
         return self
+
+    def recapture(self, note: str) -> Graph:
+        """A fresh capture of `model` (after a module-level pass) with the same inputs, mode and shapes."""
+        if self.model is None:
+            raise ValueError(f"{note} needs the source model; capture the graph with flow.graph.capture(model, ...)")
+        if self.edited:
+            raise ValueError(f"{note} re-captures the model and would drop the node-level edits {self.history[1:]}; "
+                             "apply module-level passes before node-level ones")
+        g = capture(self.model, self.inputs, mode=self.mode, dynamic=self.dynamic)
+        g.history = [*self.history, note]
+        return g
 
     def copy(self) -> Graph:
         """An independent deep copy (graph, parameters and example inputs)."""
         with warnings.catch_warnings():  # torch's pytree LeafSpec deprecation noise on deepcopy
             warnings.simplefilter("ignore", FutureWarning)
             module = copy.deepcopy(self.module)
-        return Graph(module, dict(self.inputs), self.model, self.mode, list(self.history))
+        return Graph(module, dict(self.inputs), self.model, self.mode, list(self.history), self.dynamic, self.edited)
 
     def node(self, name: str) -> fx.Node:
         for n in self.module.graph.nodes:
@@ -150,4 +164,5 @@ def capture(
         program = torch.export.export(model, args=(), kwargs=kwargs, dynamic_shapes=dyn, strict=False)
     finally:
         model.train(was_training)
-    return Graph(program.module(), kwargs, model, mode, [f"capture(inputs={names}, mode={mode}, dynamic={dynamic})"])
+    note = f"capture(inputs={names}, mode={mode}, dynamic={dynamic})"
+    return Graph(program.module(), kwargs, model, mode, [note], dynamic)
