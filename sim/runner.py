@@ -82,6 +82,7 @@ def run_stream(
     """Run ``sim.tb_stream`` on a build with a spec; return the testbench's results dict."""
     from cocotb_tools.runner import get_runner
 
+    work_dir = work_dir.resolve()  # the simulator runs in another directory
     work_dir.mkdir(parents=True, exist_ok=True)
     spec = dict(spec, results=str(work_dir / "results.json"))
     spec_path = work_dir / "spec.json"

@@ -1,0 +1,1 @@
+"""A design: config, model training (cached), quantization, and the emit-rtl pipeline."""

@@ -1,0 +1,43 @@
+"""Test vectors of a design: input codes, expected output codes and labels, one vector a line."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class Vectors:
+    """Signed integer codes, shape (vectors, features), and the labels."""
+
+    inputs: torch.Tensor
+    expected: torch.Tensor
+    labels: torch.Tensor
+    meta: dict
+
+
+def _write_rows(path: Path, rows: torch.Tensor) -> None:
+    path.write_text("\n".join(" ".join(map(str, row)) for row in rows.tolist()) + "\n")
+
+
+def _read_rows(path: Path) -> torch.Tensor:
+    return torch.tensor([[int(v) for v in line.split()] for line in path.read_text().splitlines() if line])
+
+
+def write_vectors(folder: Path, vectors: Vectors) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_rows(folder / "inputs.txt", vectors.inputs)
+    _write_rows(folder / "expected.txt", vectors.expected)
+    (folder / "labels.txt").write_text("\n".join(map(str, vectors.labels.tolist())) + "\n")
+    (folder / "meta.json").write_text(json.dumps(vectors.meta, indent=2) + "\n")
+
+
+def read_vectors(folder: Path) -> Vectors:
+    missing = [n for n in ("inputs.txt", "expected.txt", "labels.txt", "meta.json") if not (folder / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}; re-run `flow emit-rtl` for this design")
+    return Vectors(_read_rows(folder / "inputs.txt"), _read_rows(folder / "expected.txt"),
+                   torch.tensor([int(v) for v in (folder / "labels.txt").read_text().split()]),
+                   json.loads((folder / "meta.json").read_text()))
