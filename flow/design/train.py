@@ -1,6 +1,7 @@
 """Train the design's float model (cached by a hash of the sections it depends on) and QAT."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def trained_float_model(config: dict[str, Any], data: DigitsSplit, cache_dir: Pa
     t = config["training"]
     fit(model, data, t["epochs"], t["lr"], t["batch_size"], t["seed"], t["weight_decay"], "float training")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent trainers never share a file
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
     log(f"float model: trained {t['epochs']} epochs, cached at {path}")

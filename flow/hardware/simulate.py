@@ -50,12 +50,14 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
     rows = [received[i:i + n_out] for i in range(0, len(received) - n_out + 1, n_out)]
     predictions = [max(range(n_out), key=lambda k: row[k]) for row in rows]  # first max, as argmax
     labels = data.labels[:count].tolist()
-    hw_acc = sum(p == y for p, y in zip(predictions, labels)) / count
-    ref_acc = (data.expected[:count].argmax(dim=1) == data.labels[:count]).float().mean().item()
+    hw_correct = sum(p == y for p, y in zip(predictions, labels))
+    ref_correct = int((data.expected[:count].argmax(dim=1) == data.labels[:count]).sum())
+    hw_acc, ref_acc = hw_correct / count, ref_correct / count
     report = {
         "vectors": count, "mismatches": results["mismatches"], "examples": results["examples"],
         "elements_compared": results["elements_compared"], "out_beats": results["out_beats"],
         "expected_out_beats": results["expected_out_beats"],
+        "hardware_correct": hw_correct, "reference_correct": ref_correct,
         "hardware_accuracy": hw_acc, "reference_accuracy": ref_acc,
         "latency_cycles": results["latency_cycles"], "initiation_interval": results["initiation_interval"],
         "throughput_vectors_per_cycle": (1 / results["clean_cycles_per_vector"]

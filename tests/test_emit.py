@@ -1,0 +1,131 @@
+"""emit-rtl end to end: two emitted variants simulated bit-exact, and the flow's refusals."""
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from flow.design.config import ConfigError, load_config
+from flow.design.pipeline import emit_design
+from flow.graph import capture
+from flow.hardware.lower import LoweringError, lower
+from flow.hardware.outputs import MARKER
+from flow.hardware.simulate import simulate_design
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits_mlp.toml"
+
+
+def config_for(tmp_path: Path, **overrides):
+    return load_config(CONFIG, {"design.output_dir": str(tmp_path), **overrides})
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+VARIANTS = {
+    "default": {},
+    # fully parallel, leaky ReLU, per-layer formats (a cast is inserted), half_even + wrap
+    "parallel_mixed": {
+        "design.name": "parallel_mixed",
+        "model.activation": "leaky_relu",
+        "parallelism.default.out_par": "full",
+        "parallelism.fc1.in_par": "full",
+        "parallelism.fc3.out_par": "full",
+        "quantization.fc2.data_in_width": 6, "quantization.fc2.data_in_frac_width": 2,
+        "quantization.fc2.weight_width": 5, "quantization.fc2.weight_frac_width": 4,
+        "quantization.fc2.rounding": "half_even", "quantization.fc3.overflow": "wrap",
+        "quantization.fc3.data_out_width": 10,
+    },
+}
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_emitted_design_matches_reference_bit_for_bit(variant, tmp_path):
+    result = emit_design(config_for(tmp_path, **VARIANTS[variant]), str(CONFIG), log=quiet)
+    report = result.report
+    assert report["reference_matches_fake_quant"]
+    assert report["accuracy"]["hardware_reference"] == report["accuracy"]["quantized"]
+    assert report["accuracy"]["float"] >= 0.95
+    kinds = [row["kind"] for row in report["stages"]]
+    if variant == "parallel_mixed":
+        assert kinds == ["linear", "leaky_relu", "cast", "linear", "leaky_relu", "linear"]
+        assert report["cycles"]["initiation_interval"] == 1
+    sim = simulate_design(result.folder, vectors=36, log=quiet)
+    assert sim["mismatches"] == 0, sim["examples"]
+    assert sim["out_beats"] == sim["expected_out_beats"] == 36 * 10 // result.graph.stages[-1].out_par
+    assert sim["hardware_correct"] == sim["reference_correct"]
+    assert sim["hardware_accuracy"] == sim["reference_accuracy"]
+    assert sim["initiation_interval"] == report["cycles"]["initiation_interval"]
+    assert sim["latency_cycles"] == report["cycles"]["latency_estimate"]
+    files = (result.folder / "rtl" / "filelist.f").read_text().split()
+    assert files[-1] == f"{report['design']}_top.sv" and "linear.sv" in files
+    assert len((result.folder / "vectors" / "labels.txt").read_text().split()) == 360
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.fc = nn.Linear(72, 10)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(1))
+
+
+def test_unsupported_layer_names_node_op_module_and_the_supported_list():
+    model = ConvNet().eval()
+    graph = capture(model, {"x": torch.zeros(2, 1, 8, 8)}, mode="eval")
+    with pytest.raises(LoweringError) as error:
+        lower(graph, model)
+    message = str(error.value)
+    assert "aten.conv2d" in message and "node 'conv2d'" in message and "Conv2d" in message
+    assert "Linear, ReLU, LeakyReLU" in message
+
+
+def test_misspelt_config_key_names_the_nearest_valid_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key 'training\.epochz'.*'training\.epochs'"):
+        config_for(tmp_path, **{"training.epochz": 3})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[quantization.default]\nweight_frac_widht = 4\n")
+    with pytest.raises(ConfigError, match="weight_frac_width"):
+        load_config(bad)
+
+
+def test_parallelism_not_dividing_a_layer_is_refused_before_any_rtl(tmp_path):
+    config = config_for(tmp_path, **{"parallelism.fc1.out_par": 5})
+    with pytest.raises(ConfigError, match=r"parallelism\.fc1\.out_par=5 does not divide .* 32 .* 1, 2, 4, 8, 16, 32"):
+        emit_design(config, log=quiet)
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary folder
+
+
+def test_output_folder_with_foreign_files_is_refused_and_kept(tmp_path):
+    target = tmp_path / "digits_mlp"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds files flow did not write"):
+        emit_design(config_for(tmp_path), log=quiet)
+    assert (target / "notes.txt").read_text() == "mine" and not (target / MARKER).exists()
+
+
+def test_failed_emit_leaves_no_half_written_folder(tmp_path, monkeypatch):
+    import flow.design.pipeline as pipeline
+
+    def broken(*_):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pipeline, "write_reports", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        emit_design(config_for(tmp_path), log=quiet)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_flags_override_config_and_errors_are_one_line(tmp_path, capsys):
+    from flow.cli import main
+
+    code = main(["emit-rtl", "--config", str(CONFIG), "--design.output_dir", str(tmp_path),
+                 "--parallelism.fc2.in_par", "4"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "parallelism.fc2.in_par=4" in err and "set it to 8" in err
