@@ -7,7 +7,7 @@ JOBS   ?= 2
 CONFIG ?= configs/digits_mlp.toml
 DESIGN ?= hw/gen/digits_mlp
 
-.PHONY: install test lint emit-rtl sim bench bench-sim clean
+.PHONY: install test lint emit-rtl sim bench bench-sim bench-emit verify-designs clean
 
 install: $(STAMP)
 
@@ -34,7 +34,13 @@ sim: $(STAMP)
 bench-sim: $(STAMP)
 	$(PY) -m sim.bench_linear
 
-bench: bench-sim
+bench-emit: $(STAMP)
+	$(PY) -m sim.bench_emit
+
+verify-designs: $(STAMP)
+	$(PY) -m sim.verify_designs
+
+bench: bench-sim bench-emit
 
 clean:
 	rm -rf hw/gen/* build .pytest_cache

@@ -12,8 +12,8 @@ from tqdm import tqdm
 from flow.data.digits import DigitsSplit
 from flow.design.config import TRAINING_SECTIONS, config_hash
 from flow.models.mlp import build_mlp
+from flow.paths import cache_dir
 
-CACHE_DIR = Path(".cache") / "flow" / "designs"
 
 
 def build_model(config: dict[str, Any]) -> nn.Sequential:
@@ -59,11 +59,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
-def trained_float_model(config: dict[str, Any], data: DigitsSplit, cache_dir: Path = CACHE_DIR,
+def trained_float_model(config: dict[str, Any], data: DigitsSplit, cache: Path | None = None,
                         log=print) -> nn.Sequential:
     """Train once per (model, dataset, training) config; later calls load the checkpoint."""
     key = config_hash(config, TRAINING_SECTIONS)
-    path = cache_dir / f"{config['design']['name']}-{key}.pt"
+    path = (cache or cache_dir() / "designs") / f"{config['model']['kind']}-{key}.pt"
     torch.manual_seed(config["training"]["seed"])
     model = build_model(config)
     if path.exists():
