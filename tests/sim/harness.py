@@ -48,9 +48,10 @@ def simulate(
     work_dir: Path,
     seed: int = 1,
     cycles_per_vector: int = 1,
+    sources: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Build (cached) and run one configuration; log its figures for the regression summary."""
-    built = build(toplevel, library_sources(), parameters)
+    built = build(toplevel, sources or library_sources(), parameters)
     spec = {
         "in_width": in_width,
         "out_width": out_width,
