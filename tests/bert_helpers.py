@@ -6,6 +6,10 @@ import torch
 
 from flow.models.bert import build_bert
 
+# Tiny models run fastest on one thread; with 2 threads per pytest-xdist worker on a shared 2-core
+# host, OpenMP threads wait on each other and a 5 ms training step took 0.5 s.
+torch.set_num_threads(1)
+
 TINY = {"vocab_size": 120, "hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 64}
 
 
