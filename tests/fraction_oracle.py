@@ -1,8 +1,8 @@
 """An independent oracle for the numeric contract, written with exact rationals."""
 from __future__ import annotations
 
-from fractions import Fraction
 import math
+from fractions import Fraction
 
 
 def round_rational(v: Fraction, rounding: str) -> int:

@@ -1,17 +1,17 @@
 """Every component row lints clean under `verilator --lint-only -Wall` and elaborates in Yosys;
 bad parameters stop elaboration with the component's $error in both tools."""
+import random
 import subprocess
 
 import pytest
 
 from flow.estimate.yosys import YosysError, read_commands, run_yosys
 from flow.formats.fixed import Overflow, Rounding
+from flow.nn import LinearQuantConfig
 from flow.toolchain import rtl_dir, setup_verilator
 from tests.sim.test_activations import LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_linear import LINEAR_TABLE, linear_parameters, random_layer
-from flow.nn import LinearQuantConfig
-import random
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
 

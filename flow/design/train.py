@@ -15,7 +15,6 @@ from flow.models.mlp import build_mlp
 from flow.paths import cache_dir
 
 
-
 def build_model(config: dict[str, Any]) -> nn.Sequential:
     """The float model the config describes (digits: 64 inputs, 10 classes)."""
     m = config["model"]

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 
-
 class YosysError(RuntimeError):
     """Yosys rejected the design or ran out of time; the message has the log's last lines."""
 

@@ -6,7 +6,6 @@ exact integer reference (test vectors, hardware accuracy) and the emitted System
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import torch
 from torch import nn
@@ -107,7 +106,7 @@ class CastStage:
         return cast_codes(codes, self.src.frac, self.dst, self.rounding, self.overflow)
 
 
-Stage = Union[LinearStage, ActivationStage, CastStage]
+Stage = LinearStage | ActivationStage | CastStage
 
 
 @dataclass

@@ -90,7 +90,7 @@ class QuantLinear(nn.Linear):
         self.acc_format = accumulator_format(self.config, in_features)
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, config: LinearQuantConfig) -> "QuantLinear":
+    def from_float(cls, linear: nn.Linear, config: LinearQuantConfig) -> QuantLinear:
         """Wrap a trained nn.Linear, sharing its weight and bias values."""
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None, config)
         with torch.no_grad():

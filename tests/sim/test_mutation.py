@@ -20,7 +20,7 @@ def test_half_even_mutated_to_half_up_is_caught(tmp_path):
     text = cast.read_text()
     assert text.count(HALF_EVEN) == 1, "the line this test mutates moved; update HALF_EVEN"
     cast.write_text(text.replace(HALF_EVEN, MUTANT))
-    src, dst = FixedFormat(8, 4), FixedFormat(6, 2)
+    dst = FixedFormat(6, 2)  # from s8.4: a shift of 2
     codes = list(range(-128, 128))  # every code, ties included
     expected = cast_codes(torch.tensor(codes), 4, dst, "half_even").tolist()
     params = dict(PAR=4, IN_WIDTH=8, IN_FRAC=4, IN_SIGNED=1, OUT_WIDTH=6, OUT_FRAC=2, OUT_SIGNED=1,
