@@ -69,3 +69,19 @@ def test_parallelism_not_dividing_is_an_elaboration_error(parameters, message):
 def test_bad_rounding_code_is_an_elaboration_error():
     result = lint("fixed_cast", dict(ROUNDING=3))
     assert result.returncode != 0 and "ROUNDING must be" in result.stderr
+
+
+def test_synthesis_counts_the_skid_buffer_registers_exactly():
+    """fixed_cast registers 2 x PAR x OUT_WIDTH data bits plus two valid flags, nothing else."""
+    from flow.estimate.yosys import synthesize_xilinx
+
+    counts = synthesize_xilinx(SOURCES, "fixed_cast", {"PAR": 4, "OUT_WIDTH": 6}, timeout=120)
+    assert counts["FF"] == 2 * 4 * 6 + 2
+    assert counts["LUT"] > 0 and counts["DSP48E1"] == 0 and counts["BRAM"] == 0
+
+
+def test_cell_groups():
+    from flow.estimate.yosys import summarize_cells
+
+    cells = {"LUT2": 3, "LUT6": 1, "FDRE": 4, "FDSE": 1, "CARRY4": 2, "RAMB18E1": 1, "DSP48E1": 5, "BUFG": 1}
+    assert summarize_cells(cells) == {"LUT": 4, "FF": 5, "DSP48E1": 5, "BRAM": 1, "CARRY4": 2, "MUXF": 0}

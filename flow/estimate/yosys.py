@@ -64,21 +64,17 @@ def synthesize_xilinx(
     return summarize_cells(cells)
 
 
+CELL_GROUPS = {"LUT": "LUT", "FD": "FF", "DSP48E1": "DSP48E1", "RAMB": "BRAM", "CARRY4": "CARRY4",
+               "MUXF": "MUXF"}  # Xilinx primitive name prefix -> the figure people compare
+
+
 def summarize_cells(cells: dict[str, int]) -> dict[str, int]:
-    """Group Xilinx primitive counts into the figures people compare."""
-    groups = {"LUT": 0, "FF": 0, "DSP48E1": 0, "BRAM": 0, "CARRY4": 0, "MUXF": 0}
+    """Group Xilinx primitive counts (LUT1..LUT6, FDRE/FDSE/..., RAMB18E1/...) into figures."""
+    groups = dict.fromkeys(CELL_GROUPS.values(), 0)
     for cell, count in cells.items():
         name = cell.lstrip("\\$")
-        if name.startswith("LUT"):
-            groups["LUT"] += count
-        elif name.startswith("FD"):
-            groups["FF"] += count
-        elif name.startswith("DSP48E1"):
-            groups["DSP48E1"] += count
-        elif name.startswith("RAMB"):
-            groups["BRAM"] += count
-        elif name.startswith("CARRY4"):
-            groups["CARRY4"] += count
-        elif name.startswith("MUXF"):
-            groups["MUXF"] += count
+        for prefix, group in CELL_GROUPS.items():
+            if name.startswith(prefix):
+                groups[group] += count
+                break
     return groups

@@ -51,8 +51,22 @@ class LinearStage:
         return self.layer.forward_codes(codes)
 
 
+class ElementwiseStage:
+    """A stage that keeps the vector and its beat width: PAR elements in and out, II 1, latency 1."""
+
+    par: int
+    features: int
+
+    in_par = property(lambda self: self.par)
+    out_par = property(lambda self: self.par)
+    in_features = property(lambda self: self.features)
+    out_features = property(lambda self: self.features)
+    initiation_interval = property(lambda self: 1)
+    latency = property(lambda self: 1)
+
+
 @dataclass
-class ActivationStage:
+class ActivationStage(ElementwiseStage):
     """ReLU or leaky ReLU (slope 2**-shift) on the previous stage's format."""
 
     name: str
@@ -70,19 +84,13 @@ class ActivationStage:
 
     in_format = property(lambda self: self.fmt)
     out_format = property(lambda self: self.fmt)
-    in_par = property(lambda self: self.par)
-    out_par = property(lambda self: self.par)
-    in_features = property(lambda self: self.features)
-    out_features = property(lambda self: self.features)
-    initiation_interval = property(lambda self: 1)
-    latency = property(lambda self: 1)
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.module.forward_codes(codes)
 
 
 @dataclass
-class CastStage:
+class CastStage(ElementwiseStage):
     """Re-expresses codes in the next layer's input format (inserted where formats differ)."""
 
     name: str
@@ -95,12 +103,6 @@ class CastStage:
 
     in_format = property(lambda self: self.src)
     out_format = property(lambda self: self.dst)
-    in_par = property(lambda self: self.par)
-    out_par = property(lambda self: self.par)
-    in_features = property(lambda self: self.features)
-    out_features = property(lambda self: self.features)
-    initiation_interval = property(lambda self: 1)
-    latency = property(lambda self: 1)
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return cast_codes(codes, self.src.frac, self.dst, self.rounding, self.overflow)
