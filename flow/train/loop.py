@@ -145,8 +145,9 @@ def train(
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     epoch = 0
     while step < total:
-        i = -1
-        for i, batch in enumerate(loader):
+        batches = 0
+        for batch in loader:
+            batches += 1
             loss, _ = _forward_loss(model, batch)
             loss.backward()
             if cfg.max_grad_norm:
@@ -169,7 +170,7 @@ def train(
             bar.update(1)
             if step >= total:
                 break
-        if i == per_epoch - 1:  # a full pass over the data ended
+        if batches == per_epoch:  # a full pass over the data ended
             epoch += 1
             if on_epoch is not None:
                 on_epoch(epoch)
