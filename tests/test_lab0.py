@@ -31,6 +31,9 @@ def test_dropout_six_before_zero_after_and_outputs_unchanged(result):
     assert d["after_removal_equals_eager_eval"] is True
     assert d["eval_mode_graph_equals_eager_eval"] is True
     assert d["graph_nodes_before"] - d["graph_nodes_after"] == 6
+    rep = d["graph_report"]
+    assert rep["ops_by_kind"]["dropout"] == 6 and rep["ops_by_kind"]["linear"] == 14
+    assert rep["parameters_total"] == 4_386_178 and rep["parameters_by_module"]["classifier"] == 258
 
 
 def test_wrong_way_error_names_node_and_users(result):

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from flow.graph import Graph, analyse, capture, diff_graphs, draw
+from flow.graph import Graph, analyse, capture, diff_graphs, draw, format_report, report
 from flow.graph.analysis import record_values
 from flow.graph.ops import op_kind
 from flow.labs.common import check_preset, run_metadata, write_json
@@ -103,6 +103,7 @@ def task_dropout(model: torch.nn.Module, batch: dict[str, torch.Tensor], out: Pa
         "after_removal_equals_eager_eval": torch.equal(right_a, eager_eval),
         "after_removal_max_abs_diff_vs_eager_eval": float((right_a - eager_eval).abs().max()),
         "eval_mode_graph_equals_eager_eval": torch.equal(eval_graph, eager_eval),
+        "graph_report": report(g),
         "graph_nodes_before": len(g.nodes),
         "graph_nodes_after": len(right.nodes),
         "history_after": right.history,
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     d, i = res["dropout"], res["inputs"]
     print(f"model: {d['model']['kind']} ({d['model']['name']}); data: {d['data']}")
+    print("captured graph (train mode, inputs input_ids + attention_mask):\n" + format_report(d["graph_report"]))
     print(f"task 1: dropout nodes before {d['dropout_before']} (+{d['attention_dropout_before']} SDPA dropout_p), "
           f"after {d['dropout_after']}; eval outputs unchanged: {d['after_removal_equals_eager_eval']}")
     print(f"  wrong way: {d['wrong_way']['error']}")
