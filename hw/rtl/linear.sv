@@ -80,21 +80,65 @@ module linear #(
     assign fire        = x_valid && (!last_update || result_free);
     assign s_axis_tready = !x_valid || (fire && last_group);
 
+    // Constant lookup: each multiplier lane (o, i) sees only the OUT_GROUPS x IN_BEATS weights
+    // it ever uses, a small ROM addressed by {group, beat}; each output lane o sees its biases.
+    logic [OUT_PAR*IN_PAR*W_WIDTH-1:0] lane_weights;
+    logic [OUT_PAR*ACC_WIDTH-1:0]      lane_bias;
+    for (genvar o = 0; o < OUT_PAR; o++) begin : g_rom_out
+        for (genvar i = 0; i < IN_PAR; i++) begin : g_rom_in
+            always_comb begin
+                lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] = '0;
+                for (int g = 0; g < OUT_GROUPS; g++) begin
+                    for (int c = 0; c < IN_BEATS; c++) begin
+                        if (group == GROUP_BITS'(g) && beat == BEAT_BITS'(c)) begin
+                            lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] =
+                                WEIGHTS[((g*OUT_PAR + o)*IN_FEATURES + c*IN_PAR + i)*W_WIDTH +: W_WIDTH];
+                        end
+                    end
+                end
+            end
+        end
+        always_comb begin
+            lane_bias[o*ACC_WIDTH +: ACC_WIDTH] = '0;
+            for (int g = 0; g < OUT_GROUPS; g++) begin
+                if (group == GROUP_BITS'(g)) begin
+                    lane_bias[o*ACC_WIDTH +: ACC_WIDTH] = BIAS[(g*OUT_PAR + o)*ACC_WIDTH +: ACC_WIDTH];
+                end
+            end
+        end
+    end
+
+    // The running sums of the group being updated and the finished sums of the group being
+    // sent: explicit muxes over OUT_GROUPS slices (a variable part-select would synthesize
+    // to a barrel shifter across the whole buffer).
+    localparam int GROUP_SUM_BITS = OUT_PAR * ACC_WIDTH;
+    logic [GROUP_SUM_BITS-1:0] acc_group;
+    logic [GROUP_SUM_BITS-1:0] result_group;
+    always_comb begin
+        acc_group    = '0;
+        result_group = '0;
+        for (int g = 0; g < OUT_GROUPS; g++) begin
+            if (group == GROUP_BITS'(g)) begin
+                acc_group = acc[g*GROUP_SUM_BITS +: GROUP_SUM_BITS];
+            end
+            if (out_group == GROUP_BITS'(g)) begin
+                result_group = result[g*GROUP_SUM_BITS +: GROUP_SUM_BITS];
+            end
+        end
+    end
+
     // sums of the group being updated: bias or running sum, plus IN_PAR products each
     always_comb begin
         for (int o = 0; o < OUT_PAR; o++) begin
             logic signed [ACC_WIDTH-1:0] sum;
-            int unsigned row;
-            row = int'(group) * OUT_PAR + o;
-            sum = beat == '0 ? BIAS[row*ACC_WIDTH +: ACC_WIDTH] : acc[row*ACC_WIDTH +: ACC_WIDTH];
+            sum = beat == '0 ? lane_bias[o*ACC_WIDTH +: ACC_WIDTH]
+                             : acc_group[o*ACC_WIDTH +: ACC_WIDTH];
             for (int i = 0; i < IN_PAR; i++) begin
                 logic signed [X_WIDTH-1:0] x;
                 logic signed [W_WIDTH-1:0] w;
                 logic signed [P_WIDTH-1:0] product;
-                int unsigned col;
-                col = int'(beat) * IN_PAR + i;
                 x = X_WIDTH'({IN_SIGNED & x_data[i*IN_WIDTH + IN_WIDTH - 1], x_data[i*IN_WIDTH +: IN_WIDTH]});
-                w = WEIGHTS[(row*IN_FEATURES + col)*W_WIDTH +: W_WIDTH];
+                w = lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH];
                 product = P_WIDTH'(x) * P_WIDTH'(w);
                 sum = sum + ACC_WIDTH'(product);
             end
@@ -111,8 +155,10 @@ module linear #(
             out_group    <= '0;
         end else begin
             if (fire) begin
-                for (int o = 0; o < OUT_PAR; o++) begin
-                    acc[(int'(group)*OUT_PAR + o)*ACC_WIDTH +: ACC_WIDTH] <= sums[o*ACC_WIDTH +: ACC_WIDTH];
+                for (int g = 0; g < OUT_GROUPS; g++) begin
+                    if (group == GROUP_BITS'(g)) begin
+                        acc[g*GROUP_SUM_BITS +: GROUP_SUM_BITS] <= sums;
+                    end
                 end
                 group <= last_group ? '0 : group + 1'b1;
                 if (last_group) begin
@@ -148,7 +194,7 @@ module linear #(
             .OUT_WIDTH(OUT_WIDTH), .OUT_FRAC(OUT_FRAC), .OUT_SIGNED(OUT_SIGNED),
             .ROUNDING(ROUNDING), .OVERFLOW(OVERFLOW)
         ) u_cast (
-            .data_in (result[(int'(out_group)*OUT_PAR + o)*ACC_WIDTH +: ACC_WIDTH]),
+            .data_in (result_group[o*ACC_WIDTH +: ACC_WIDTH]),
             .data_out(out_data[o*OUT_WIDTH +: OUT_WIDTH])
         );
     end
