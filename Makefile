@@ -7,7 +7,7 @@ JOBS   ?= 2
 CONFIG ?= configs/digits_mlp.toml
 DESIGN ?= hw/gen/digits_mlp
 
-.PHONY: install test lint emit-rtl sim bench bench-sim bench-emit verify-designs clean
+.PHONY: install test lint emit-rtl sim bench bench-sim bench-emit bench-train verify-designs lab0 lab4 baseline clean
 
 install: $(STAMP)
 
@@ -40,7 +40,19 @@ bench-emit: $(STAMP)
 verify-designs: $(STAMP)
 	$(PY) -m sim.verify_designs
 
-bench: bench-sim bench-emit
+bench-train: $(STAMP)
+	$(PY) -m flow.labs.bench_train --threads 1 --eval
+
+bench: bench-sim bench-emit bench-train
+
+lab0: $(STAMP)
+	$(PY) -m flow.labs.lab0 --preset full
+
+lab4: $(STAMP)
+	$(PY) -m flow.labs.lab4 --preset full
+
+baseline: $(STAMP)
+	nice -n 10 $(PY) -m flow.labs.baseline --preset full --threads 1
 
 clean:
 	rm -rf hw/gen/* build .pytest_cache

@@ -1,8 +1,14 @@
-"""Session-wide: print the component/design regression totals at the end of `make test`."""
+"""Session-wide: one torch thread per worker; the simulation regression totals at the end."""
 import json
 import os
 
+import torch
+
 from tests.sim.harness import REGRESSION_LOG
+
+# Every model in the tests is tiny: one thread each, or the two xdist workers' OpenMP threads
+# wait on each other on a 2-core machine (a 5 ms training step took 0.5 s).
+torch.set_num_threads(1)
 
 
 def pytest_sessionstart(session):
