@@ -34,6 +34,29 @@ def component_resources() -> dict[str, dict[str, int]]:
     }
 
 
+def seed_study(seeds: list[int]) -> dict[str, list[dict[str, float]]]:
+    """Float and quantized (= hardware reference) test accuracy per training seed, both activations:
+    one seed's difference is a handful of the 360 test images, so compare over several."""
+    from flow.data.digits import load_digits_split
+    from flow.design.quantize import build_hardware_graph
+    from flow.design.train import accuracy, trained_float_model
+    from flow.graph import capture
+    from flow.hardware.lower import lower
+
+    study: dict[str, list[dict[str, float]]] = {}
+    for name, overrides in ACTIVATIONS.items():
+        study[name] = []
+        for seed in seeds:
+            config = load_config(CONFIG, {**overrides, "training.seed": seed})
+            data = load_digits_split(config["dataset"]["test_fraction"], config["dataset"]["seed"])
+            model = trained_float_model(config, data, log=lambda _: None)
+            hw = build_hardware_graph(lower(capture(model, {"input": data.x_test[:2]}, mode="eval"), model), config)
+            codes = hw.forward_codes(hw.quantize_input(data.x_test))
+            study[name].append({"seed": seed, "float": accuracy(model, data.x_test, data.y_test),
+                                "quantized": float((codes.argmax(1) == data.y_test).double().mean())})
+    return study
+
+
 def run(preset: str, out: Path) -> dict[str, Any]:
     check_preset(preset)
     vectors = 36 if preset == "smoke" else None
@@ -49,8 +72,10 @@ def run(preset: str, out: Path) -> dict[str, Any]:
                 "accuracy": report["accuracy"], "sim": sim, "cycles": report["cycles"],
                 "resources": report["resources"], "stages": report["stages"],
             }
+    seeds = [0, 1] if preset == "smoke" else [0, 1, 2, 3, 4]
     payload = {"lab": 4, "preset": preset, "config": str(CONFIG.relative_to(REPO_ROOT)),
-               "designs": designs, "components": component_resources(), "meta": run_metadata()}
+               "designs": designs, "components": component_resources(), "seeds": seed_study(seeds),
+               "meta": run_metadata()}
     write_json(out / "leaky_relu.json", payload)
     plot(payload, out / "leaky_relu.png")
     return payload
@@ -99,6 +124,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default results/lab4)")
     args = parser.parse_args(argv)
     payload = run(args.preset, args.out or results_dir("lab4"))
+    for name, runs in payload["seeds"].items():
+        q = [r["quantized"] for r in runs]
+        print(f"{name:10} quantized accuracy over seeds {[r['seed'] for r in runs]}: mean {sum(q) / len(q):.4f}, "
+              f"min {min(q):.4f}, max {max(q):.4f}")
     for name, d in payload["designs"].items():
         print(f"{name:10} quantized {d['accuracy']['quantized']:.4f} hardware {d['sim']['hardware_accuracy']:.4f} "
               f"mismatches {d['sim']['mismatches']} latency {d['sim']['latency_cycles']} II "
