@@ -82,31 +82,42 @@ module linear #(
 
     // Constant lookup: each multiplier lane (o, i) sees only the OUT_GROUPS x IN_BEATS weights
     // it ever uses, a small ROM addressed by {group, beat}; each output lane o sees its biases.
+    // Fully parallel, the lanes are the constants themselves.
     logic [OUT_PAR*IN_PAR*W_WIDTH-1:0] lane_weights;
     logic [OUT_PAR*ACC_WIDTH-1:0]      lane_bias;
-    for (genvar o = 0; o < OUT_PAR; o++) begin : g_rom_out
-        for (genvar i = 0; i < IN_PAR; i++) begin : g_rom_in
+    generate
+        if (OUT_GROUPS == 1 && IN_BEATS == 1) begin : g_weights_direct
+            assign lane_weights = WEIGHTS;
+        end else begin : g_weights_rom
             always_comb begin
-                lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] = '0;
+                lane_weights = '0;
                 for (int g = 0; g < OUT_GROUPS; g++) begin
                     for (int c = 0; c < IN_BEATS; c++) begin
                         if (group == GROUP_BITS'(g) && beat == BEAT_BITS'(c)) begin
-                            lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] =
-                                WEIGHTS[((g*OUT_PAR + o)*IN_FEATURES + c*IN_PAR + i)*W_WIDTH +: W_WIDTH];
+                            for (int o = 0; o < OUT_PAR; o++) begin
+                                for (int i = 0; i < IN_PAR; i++) begin
+                                    lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] =
+                                        WEIGHTS[((g*OUT_PAR + o)*IN_FEATURES + c*IN_PAR + i)*W_WIDTH +: W_WIDTH];
+                                end
+                            end
                         end
                     end
                 end
             end
         end
-        always_comb begin
-            lane_bias[o*ACC_WIDTH +: ACC_WIDTH] = '0;
-            for (int g = 0; g < OUT_GROUPS; g++) begin
-                if (group == GROUP_BITS'(g)) begin
-                    lane_bias[o*ACC_WIDTH +: ACC_WIDTH] = BIAS[(g*OUT_PAR + o)*ACC_WIDTH +: ACC_WIDTH];
+        if (OUT_GROUPS == 1) begin : g_bias_direct
+            assign lane_bias = BIAS;
+        end else begin : g_bias_rom
+            always_comb begin
+                lane_bias = '0;
+                for (int g = 0; g < OUT_GROUPS; g++) begin
+                    if (group == GROUP_BITS'(g)) begin
+                        lane_bias = BIAS[g*OUT_PAR*ACC_WIDTH +: OUT_PAR*ACC_WIDTH];
+                    end
                 end
             end
         end
-    end
+    endgenerate
 
     // The running sums of the group being updated and the finished sums of the group being
     // sent: explicit muxes over OUT_GROUPS slices (a variable part-select would synthesize
