@@ -60,7 +60,7 @@ def _check_value(path: str, value: Any, default: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{path} must be true or false, got {value!r}")
         return value
-    if isinstance(default, int) and default is not True:
+    if isinstance(default, int):  # bools were handled above
         if isinstance(value, str):
             try:
                 return int(value)
