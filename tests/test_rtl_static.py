@@ -23,10 +23,11 @@ def component_rows():
                                  OUT_FRAC=ofr, OUT_SIGNED=int(osg),
                                  ROUNDING=Rounding(rounding).rtl_code,
                                  OVERFLOW=Overflow(overflow).rtl_code)
-    for width, par in RELU_TABLE:
-        yield "relu", dict(PAR=par, WIDTH=width)
-    for width, shift, rounding, par in LEAKY_TABLE:
-        yield "leaky_relu", dict(PAR=par, WIDTH=width, SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code)
+    for width, par, signed in RELU_TABLE:
+        yield "relu", dict(PAR=par, WIDTH=width, SIGNED=int(signed))
+    for width, shift, rounding, par, signed in LEAKY_TABLE:
+        yield "leaky_relu", dict(PAR=par, WIDTH=width, SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code,
+                                 SIGNED=int(signed))
     for n_in, n_out, in_par, out_par, formats, rounding, overflow in LINEAR_TABLE:
         layer = random_layer(n_in, n_out, LinearQuantConfig(*formats, rounding, overflow), random.Random(0))
         yield "linear", linear_parameters(layer, in_par, out_par)

@@ -24,8 +24,8 @@ class ConfigError(ValueError):
 LAYER_QUANT_DEFAULTS: dict[str, Any] = {
     "name": "fixed",
     "data_in_width": 8, "data_in_frac_width": 4, "data_in_signed": True,
-    "weight_width": 8, "weight_frac_width": 6,
-    "bias_width": 8, "bias_frac_width": 6,
+    "weight_width": 8, "weight_frac_width": 6, "weight_signed": True,
+    "bias_width": 8, "bias_frac_width": 6, "bias_signed": True,
     "data_out_width": 8, "data_out_frac_width": 4, "data_out_signed": True,
     "rounding": "half_up", "overflow": "saturate",
 }
@@ -146,8 +146,8 @@ def layer_quant_config(table: dict[str, Any], where: str) -> LinearQuantConfig:
     try:
         return LinearQuantConfig(
             data_in=FixedFormat(table["data_in_width"], table["data_in_frac_width"], table["data_in_signed"]),
-            weight=FixedFormat(table["weight_width"], table["weight_frac_width"], True),
-            bias=FixedFormat(table["bias_width"], table["bias_frac_width"], True),
+            weight=FixedFormat(table["weight_width"], table["weight_frac_width"], table["weight_signed"]),
+            bias=FixedFormat(table["bias_width"], table["bias_frac_width"], table["bias_signed"]),
             data_out=FixedFormat(table["data_out_width"], table["data_out_frac_width"], table["data_out_signed"]),
             rounding=parse_rounding(table["rounding"]),
             overflow=parse_overflow(table["overflow"]),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flow.hardware.packing import pack_codes, sv_literal
 from flow.hardware.stages import ActivationStage, CastStage, HardwareGraph, LinearStage, Stage
+from flow.nn import QuantLinear
 from flow.toolchain import rtl_dir
 
 # library components each stage type instantiates, in compile order
@@ -40,41 +41,55 @@ def _weights_package(package: str, graph: HardwareGraph) -> str:
     for stage in graph.linear_stages:
         layer, c, acc = stage.layer, stage.layer.config, stage.layer.acc_format
         prefix = _ident(stage.name).upper()
-        weights = layer.weight_codes().flatten().tolist()  # (o, i) at o*IN + i
-        w_bits = len(weights) * c.weight.width
-        b_bits = layer.out_features * acc.width
+        weights, bias = weight_literals(layer)
         lines += [
             f"    // {stage.name}: {layer.out_features}x{layer.in_features} weights {c.weight}, "
             f"bias aligned to {acc}",
-            f"    localparam logic [{w_bits - 1}:0] {prefix}_WEIGHTS =",
-            f"        {sv_literal(pack_codes(weights, c.weight.width), w_bits)};",
-            f"    localparam logic [{b_bits - 1}:0] {prefix}_BIAS =",
-            f"        {sv_literal(pack_codes(layer.bias_codes().tolist(), acc.width), b_bits)};",
+            f"    localparam logic [{layer.out_features * layer.in_features * c.weight.width - 1}:0] "
+            f"{prefix}_WEIGHTS =",
+            f"        {weights};",
+            f"    localparam logic [{layer.out_features * acc.width - 1}:0] {prefix}_BIAS =",
+            f"        {bias};",
         ]
     lines.append("endpackage")
     return "\n".join(lines) + "\n"
 
 
-def _stage_parameters(stage: Stage, package: str) -> dict[str, object]:
+def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: str, bias: str) -> dict[str, object]:
+    """Parameters of the ``linear`` component for one quantized layer; ``weights`` and ``bias``
+    are SystemVerilog expressions (a package constant, or a literal from ``weight_literals``)."""
+    c, acc = layer.config, layer.acc_format
+    return dict(IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features,
+                IN_PAR=in_par, OUT_PAR=out_par, IN_WIDTH=c.data_in.width,
+                IN_FRAC=c.data_in.frac, IN_SIGNED=int(c.data_in.signed), W_WIDTH=c.weight.width,
+                W_FRAC=c.weight.frac, W_SIGNED=int(c.weight.signed), ACC_WIDTH=acc.width,
+                OUT_WIDTH=c.data_out.width, OUT_FRAC=c.data_out.frac, OUT_SIGNED=int(c.data_out.signed),
+                ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code, WEIGHTS=weights, BIAS=bias)
+
+
+def weight_literals(layer: QuantLinear) -> tuple[str, str]:
+    """The layer's weight and bias codes as sized SystemVerilog literals (WEIGHTS, BIAS)."""
+    weights = layer.weight_codes().flatten().tolist()  # (o, i) at o*IN + i
+    w_bits, b_bits = len(weights) * layer.config.weight.width, layer.out_features * layer.acc_format.width
+    return (sv_literal(pack_codes(weights, layer.config.weight.width), w_bits),
+            sv_literal(pack_codes(layer.bias_codes().tolist(), layer.acc_format.width), b_bits))
+
+
+def stage_parameters(stage: Stage, package: str) -> dict[str, object]:
+    """The SystemVerilog parameters of the component a stage instantiates."""
     if isinstance(stage, LinearStage):
-        c, acc = stage.layer.config, stage.layer.acc_format
         prefix = _ident(stage.name).upper()
-        return dict(IN_FEATURES=stage.in_features, OUT_FEATURES=stage.out_features,
-                    IN_PAR=stage.in_par, OUT_PAR=stage.out_par, IN_WIDTH=c.data_in.width,
-                    IN_FRAC=c.data_in.frac, IN_SIGNED=int(c.data_in.signed), W_WIDTH=c.weight.width,
-                    W_FRAC=c.weight.frac, ACC_WIDTH=acc.width, OUT_WIDTH=c.data_out.width,
-                    OUT_FRAC=c.data_out.frac, OUT_SIGNED=int(c.data_out.signed),
-                    ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code,
-                    WEIGHTS=f"{package}::{prefix}_WEIGHTS", BIAS=f"{package}::{prefix}_BIAS")
+        return linear_parameters(stage.layer, stage.in_par, stage.out_par,
+                                 f"{package}::{prefix}_WEIGHTS", f"{package}::{prefix}_BIAS")
     if isinstance(stage, CastStage):
         return dict(PAR=stage.par, IN_WIDTH=stage.src.width, IN_FRAC=stage.src.frac,
                     IN_SIGNED=int(stage.src.signed), OUT_WIDTH=stage.dst.width,
                     OUT_FRAC=stage.dst.frac, OUT_SIGNED=int(stage.dst.signed),
                     ROUNDING=stage.rounding.rtl_code, OVERFLOW=stage.overflow.rtl_code)
     if stage.kind == "relu":
-        return dict(PAR=stage.par, WIDTH=stage.fmt.width)
+        return dict(PAR=stage.par, WIDTH=stage.fmt.width, SIGNED=int(stage.fmt.signed))
     return dict(PAR=stage.par, WIDTH=stage.fmt.width, SHIFT=stage.shift,
-                ROUNDING=stage.rounding.rtl_code)
+                ROUNDING=stage.rounding.rtl_code, SIGNED=int(stage.fmt.signed))
 
 
 def _module_of(stage: Stage) -> str:
@@ -120,7 +135,7 @@ def top_module(top: str, package: str, graph: HardwareGraph, source: str) -> str
     for index, stage in enumerate(graph.stages):
         signal = f"s{index}_{_ident(stage.name)}"
         bits = stage.out_par * stage.out_format.width
-        params = _stage_parameters(stage, package)
+        params = stage_parameters(stage, package)
         param_text = ",\n".join(f"        .{k}({v})" for k, v in params.items())
         lines += [
             "",

@@ -40,8 +40,6 @@ class LinearQuantConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rounding", parse_rounding(self.rounding))
         object.__setattr__(self, "overflow", parse_overflow(self.overflow))
-        if not self.weight.signed:
-            raise ValueError("weight format must be signed; set signed=true for the weights")
 
 
 def _bits_signed(lo: int, hi: int) -> int:
@@ -60,7 +58,8 @@ def accumulator_format(config: LinearQuantConfig, in_features: int) -> FixedForm
     """
     x, w, b = config.data_in, config.weight, config.bias
     x_bits = x.width + (0 if x.signed else 1)  # an unsigned element as a signed number
-    sum_bits = x_bits + w.width + math.ceil(math.log2(max(in_features, 1)))
+    w_bits = w.width + (0 if w.signed else 1)
+    sum_bits = x_bits + w_bits + math.ceil(math.log2(max(in_features, 1)))
     shift = x.frac + w.frac - b.frac
     if shift >= 0:
         bias_bits = b.width + shift + (0 if b.signed else 1)

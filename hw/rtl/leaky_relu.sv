@@ -1,11 +1,13 @@
-// leaky_relu: stream leaky ReLU with slope 2**-SHIFT on PAR signed elements per beat:
-// negative codes are shifted right by SHIFT with ROUNDING (an exact cast), others pass.
+// leaky_relu: stream leaky ReLU with slope 2**-SHIFT on PAR elements per beat: negative
+// codes are shifted right by SHIFT with ROUNDING (an exact cast), others pass. SIGNED says how
+// codes are read; an unsigned stream has no negative code and passes unchanged.
 // Format unchanged. Registered through a skid buffer. Latency one cycle.
 module leaky_relu #(
     parameter int PAR      = 1,
     parameter int WIDTH    = 8,
     parameter int SHIFT    = 3,
-    parameter int ROUNDING = 1
+    parameter int ROUNDING = 1,
+    parameter bit SIGNED   = 1'b1
 ) (
     input  logic                 clk,
     input  logic                 rst,
@@ -29,7 +31,7 @@ module leaky_relu #(
             .data_in (s_axis_tdata[lane*WIDTH +: WIDTH]),
             .data_out(scaled_data[lane*WIDTH +: WIDTH])
         );
-        assign leaky_data[lane*WIDTH +: WIDTH] = s_axis_tdata[lane*WIDTH + WIDTH - 1]
+        assign leaky_data[lane*WIDTH +: WIDTH] = (SIGNED && s_axis_tdata[lane*WIDTH + WIDTH - 1])
             ? scaled_data[lane*WIDTH +: WIDTH] : s_axis_tdata[lane*WIDTH +: WIDTH];
     end
 

@@ -8,7 +8,8 @@
 // Finished sums move to a result buffer, so the next vector accumulates while this one
 // leaves; each output beat is cast (ROUNDING, OVERFLOW) from frac IN_FRAC + W_FRAC.
 //
-// WEIGHTS packs weight (o, i) at bits [(o*IN_FEATURES + i)*W_WIDTH +: W_WIDTH] (signed);
+// WEIGHTS packs weight (o, i) at bits [(o*IN_FEATURES + i)*W_WIDTH +: W_WIDTH] (W_SIGNED:
+// two's complement, else unsigned);
 // BIAS packs bias o, already aligned to frac IN_FRAC + W_FRAC, at [o*ACC_WIDTH +: ACC_WIDTH].
 // ACC_WIDTH must hold every sum (flow.nn.linear.accumulator_format computes it).
 module linear #(
@@ -21,6 +22,7 @@ module linear #(
     parameter bit IN_SIGNED    = 1'b1,
     parameter int W_WIDTH      = 8,
     parameter int W_FRAC       = 4,
+    parameter bit W_SIGNED     = 1'b1,
     parameter int ACC_WIDTH    = 20,
     parameter int OUT_WIDTH    = 8,
     parameter int OUT_FRAC     = 4,
@@ -44,7 +46,8 @@ module linear #(
     localparam int BEAT_BITS  = IN_BEATS > 1 ? $clog2(IN_BEATS) : 1;
     localparam int GROUP_BITS = OUT_GROUPS > 1 ? $clog2(OUT_GROUPS) : 1;
     localparam int X_WIDTH    = IN_WIDTH + (IN_SIGNED ? 0 : 1);  // element as a signed number
-    localparam int P_WIDTH    = X_WIDTH + W_WIDTH;               // exact product width
+    localparam int WS_WIDTH   = W_WIDTH + (W_SIGNED ? 0 : 1);    // weight as a signed number
+    localparam int P_WIDTH    = X_WIDTH + WS_WIDTH;              // exact product width
 
     generate
         if (IN_FEATURES % IN_PAR != 0) begin : g_bad_in_par
@@ -54,7 +57,7 @@ module linear #(
             $error("linear: OUT_PAR must divide OUT_FEATURES");
         end
         if (ACC_WIDTH <= P_WIDTH) begin : g_bad_acc
-            $error("linear: ACC_WIDTH must exceed the product width X_WIDTH + W_WIDTH");
+            $error("linear: ACC_WIDTH must exceed the product width (signed input + signed weight)");
         end
     endgenerate
 
@@ -146,10 +149,11 @@ module linear #(
                              : acc_group[o*ACC_WIDTH +: ACC_WIDTH];
             for (int i = 0; i < IN_PAR; i++) begin
                 logic signed [X_WIDTH-1:0] x;
-                logic signed [W_WIDTH-1:0] w;
+                logic signed [WS_WIDTH-1:0] w;
                 logic signed [P_WIDTH-1:0] product;
                 x = X_WIDTH'({IN_SIGNED & x_data[i*IN_WIDTH + IN_WIDTH - 1], x_data[i*IN_WIDTH +: IN_WIDTH]});
-                w = lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH];
+                w = WS_WIDTH'({W_SIGNED & lane_weights[(o*IN_PAR + i)*W_WIDTH + W_WIDTH - 1],
+                               lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH]});
                 product = P_WIDTH'(x) * P_WIDTH'(w);
                 sum = sum + ACC_WIDTH'(product);
             end

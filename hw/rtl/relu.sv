@@ -1,8 +1,10 @@
-// relu: stream ReLU, max(0, code) on PAR signed elements per beat, format unchanged.
-// Registered through a skid buffer. Latency one cycle.
+// relu: stream ReLU, max(0, code) on PAR elements per beat, format unchanged. SIGNED says
+// how the stream's codes are read: two's complement (negative codes become 0) or unsigned
+// (no code is negative, so every code passes). Registered through a skid buffer. Latency one cycle.
 module relu #(
-    parameter int PAR   = 1,
-    parameter int WIDTH = 8
+    parameter int PAR    = 1,
+    parameter int WIDTH  = 8,
+    parameter bit SIGNED = 1'b1
 ) (
     input  logic                 clk,
     input  logic                 rst,
@@ -17,7 +19,7 @@ module relu #(
 
     always_comb begin
         for (int lane = 0; lane < PAR; lane++) begin
-            relu_data[lane*WIDTH +: WIDTH] = s_axis_tdata[lane*WIDTH + WIDTH - 1]
+            relu_data[lane*WIDTH +: WIDTH] = (SIGNED && s_axis_tdata[lane*WIDTH + WIDTH - 1])
                 ? '0 : s_axis_tdata[lane*WIDTH +: WIDTH];
         end
     end

@@ -8,40 +8,53 @@ from flow.formats.fixed import FixedFormat, Rounding
 from flow.nn import QuantLeakyReLU, QuantReLU
 from tests.sim.harness import random_codes, simulate
 
-RELU_TABLE = [(2, 1), (8, 4), (16, 2)]  # (width, lanes)
-LEAKY_TABLE = [  # (width, shift, rounding, lanes)
-    (8, 3, "half_up", 2),
-    (6, 1, "floor", 1),
-    (16, 5, "half_even", 4),
-    (4, 2, "half_even", 1),
-    (3, 4, "half_up", 3),  # shift beyond the width: every negative code rounds to 0 or -1
+RELU_TABLE = [  # (width, lanes, signed)
+    (2, 1, True), (8, 4, True), (16, 2, True), (1, 1, True),
+    (8, 3, False), (2, 2, False), (1, 1, False), (16, 1, False),  # unsigned: every code passes
+]
+LEAKY_TABLE = [  # (width, shift, rounding, lanes, signed)
+    (8, 3, "half_up", 2, True),
+    (6, 1, "floor", 1, True),
+    (16, 5, "half_even", 4, True),
+    (4, 2, "half_even", 1, True),
+    (3, 4, "half_up", 3, True),  # shift beyond the width: every negative code rounds to 0 or -1
+    (1, 1, "half_up", 2, True),  # codes -1 and 0
+    (8, 3, "half_up", 2, False),  # unsigned: no negative code, every code passes
+    (1, 2, "floor", 1, False),
+    (12, 1, "half_even", 3, False),
 ]
 SKID_TABLE = [1, 24]  # data widths
 
 
-def _codes(width, count, seed):
-    return random_codes(FixedFormat(width, 0), count, random.Random(seed))
+def _codes(width, count, seed, signed=True):
+    return random_codes(FixedFormat(width, 0, signed), count, random.Random(seed))
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("width,par", RELU_TABLE)
-def test_relu(width, par, tmp_path):
-    codes = _codes(width, par * 200, width)
+@pytest.mark.parametrize("width,par,signed", RELU_TABLE)
+def test_relu(width, par, signed, tmp_path):
+    codes = _codes(width, par * 200, width, signed)
     expected = QuantReLU().forward_codes(torch.tensor(codes)).tolist()
-    results = simulate(f"relu{width}x{par}", "relu", dict(PAR=par, WIDTH=width), codes, expected,
+    if not signed:
+        assert expected == codes and max(codes) >= 1 << (width - 1)  # top-bit codes must pass
+    results = simulate(f"relu{width}x{par}{'s' if signed else 'u'}", "relu",
+                       dict(PAR=par, WIDTH=width, SIGNED=int(signed)), codes, expected,
                        in_width=width, out_width=width, out_par=par, vectors=200, work_dir=tmp_path)
     assert results["mismatches"] == 0, results["examples"]
     assert (results["latency_cycles"], results["initiation_interval"]) == (1, 1)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("width,shift,rounding,par", LEAKY_TABLE)
-def test_leaky_relu(width, shift, rounding, par, tmp_path):
-    codes = _codes(width, par * 200, width + shift)
-    leaky = QuantLeakyReLU(FixedFormat(width, 0), shift, rounding)
+@pytest.mark.parametrize("width,shift,rounding,par,signed", LEAKY_TABLE)
+def test_leaky_relu(width, shift, rounding, par, signed, tmp_path):
+    codes = _codes(width, par * 200, width + shift, signed)
+    leaky = QuantLeakyReLU(FixedFormat(width, 0, signed), shift, rounding)
     expected = leaky.forward_codes(torch.tensor(codes)).tolist()
-    params = dict(PAR=par, WIDTH=width, SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code)
-    results = simulate(f"leaky_relu{width}s{shift}{rounding}x{par}", "leaky_relu", params, codes,
+    if not signed:
+        assert expected == codes and max(codes) >= 1 << (width - 1)
+    params = dict(PAR=par, WIDTH=width, SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code, SIGNED=int(signed))
+    results = simulate(f"leaky_relu{width}s{shift}{rounding}x{par}{'s' if signed else 'u'}", "leaky_relu",
+                       params, codes,
                        expected, in_width=width, out_width=width, out_par=par, vectors=200,
                        work_dir=tmp_path)
     assert results["mismatches"] == 0, results["examples"]

@@ -21,6 +21,14 @@ CAST_TABLE = [
     ((2, 0, True), (16, 9, False), "floor", "saturate", 1),        # 2-bit in, unsigned out
     ((16, 0, True), (8, 0, False), "half_even", "wrap", 4),        # 16-bit, same frac
     ((10, 3, True), (10, 3, True), "half_up", "saturate", 1),      # identity
+    ((8, 4, False), (8, 4, True), "half_up", "saturate", 2),       # unsigned -> signed: top half saturates
+    ((8, 4, False), (4, 1, False), "half_even", "wrap", 1),        # unsigned -> unsigned, wrap
+    ((8, 2, False), (6, 2, True), "floor", "wrap", 1),             # unsigned -> signed, wrap
+    ((7, 3, True), (5, 1, False), "half_up", "wrap", 2),           # signed -> unsigned, wrap
+    ((1, 0, False), (1, 0, True), "floor", "wrap", 1),             # width 1 both sides
+    ((1, -2, True), (3, 0, False), "half_up", "saturate", 1),      # width-1 signed, left shift
+    ((2, 3, False), (2, -1, False), "half_up", "saturate", 3),     # width-2 unsigned, shift 4
+    ((2, 0, False), (1, 1, True), "half_even", "saturate", 1),     # width-2 unsigned -> width-1 signed
 ]
 
 

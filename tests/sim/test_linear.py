@@ -6,7 +6,8 @@ import torch
 
 from flow.formats.fixed import FixedFormat as F
 from flow.formats.fixed import dequantize
-from flow.hardware.packing import pack_codes, sv_literal
+from flow.hardware.emit import linear_parameters as emitted_linear_parameters
+from flow.hardware.emit import weight_literals
 from flow.nn import LinearQuantConfig, QuantLinear
 from tests.sim.harness import random_codes, simulate
 
@@ -22,24 +23,16 @@ LINEAR_TABLE = [
     (4, 4, 2, 4, (F(8, -2), F(6, 3), F(8, -4), F(8, -3)), "half_even", "saturate"),         # frac < 0
     (12, 6, 3, 2, (F(6, 9), F(5, 7), F(7, 12), F(8, 14, False)), "half_up", "saturate"),    # frac > w
     (32, 16, 32, 16, (F(8, 4), F(8, 5), F(8, 4), F(8, 3)), "half_up", "saturate"),          # larger
+    (6, 5, 2, 5, (F(4, 2, False), F(4, 3, False), F(5, 4, False), F(6, 3, False)), "half_up", "wrap"),  # all unsigned
+    (4, 2, 1, 1, (F(1, 0), F(1, 0), F(1, 0, False), F(1, 0, False)), "floor", "saturate"),  # width 1
+    (7, 3, 7, 1, (F(3, 0, False), F(2, -1, False), F(16, 3), F(9, -2)), "half_even", "saturate"),  # u weights
+    (8, 4, 4, 4, (F(8, 4), F(3, 2, False), F(4, 6, False), F(8, 4, False)), "half_up", "saturate"),  # s in, u out
 ]
 
 
 def linear_parameters(layer: QuantLinear, in_par: int, out_par: int) -> dict:
     """The SystemVerilog parameters of one quantized layer, weights and bias as literals."""
-    c, acc = layer.config, layer.acc_format
-    weights = layer.weight_codes().flatten().tolist()  # row-major: (o, i) at o*IN + i
-    return dict(
-        IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features, IN_PAR=in_par,
-        OUT_PAR=out_par, IN_WIDTH=c.data_in.width, IN_FRAC=c.data_in.frac,
-        IN_SIGNED=int(c.data_in.signed), W_WIDTH=c.weight.width, W_FRAC=c.weight.frac,
-        ACC_WIDTH=acc.width, OUT_WIDTH=c.data_out.width, OUT_FRAC=c.data_out.frac,
-        OUT_SIGNED=int(c.data_out.signed), ROUNDING=c.rounding.rtl_code,
-        OVERFLOW=c.overflow.rtl_code,
-        WEIGHTS=sv_literal(pack_codes(weights, c.weight.width), len(weights) * c.weight.width),
-        BIAS=sv_literal(pack_codes(layer.bias_codes().tolist(), acc.width),
-                        layer.out_features * acc.width),
-    )
+    return emitted_linear_parameters(layer, in_par, out_par, *weight_literals(layer))
 
 
 def random_layer(n_in, n_out, config, rng) -> QuantLinear:
