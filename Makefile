@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 CONFIG ?= configs/digits_mlp.toml
 DESIGN ?= hw/gen/digits_mlp
+FUZZ_MINUTES ?= 30
 
-.PHONY: install test lint emit-rtl sim bench bench-sim bench-emit bench-train verify-designs lab0 lab4 baseline clean
+.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-emit bench-train verify-designs lab0 lab4 baseline clean
 
 install: $(STAMP)
 
@@ -30,6 +31,9 @@ emit-rtl: $(STAMP)
 
 sim: $(STAMP)
 	$(VENV)/bin/flow sim $(DESIGN)
+
+fuzz-designs: $(STAMP)
+	$(PY) -m tests.fuzz --minutes $(FUZZ_MINUTES) --workers $(JOBS) --summary results/fuzz/summary.json
 
 bench-sim: $(STAMP)
 	$(PY) -m sim.bench_linear

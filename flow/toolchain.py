@@ -63,5 +63,10 @@ def verilator_version() -> str:
 
 
 def rtl_dir() -> Path:
-    """hw/rtl of this checkout: the hand-written component library."""
+    """The hand-written component library: $FLOW_RTL_DIR (e.g. a mutated copy under test), else hw/rtl."""
+    override = os.environ.get("FLOW_RTL_DIR")
+    if override:
+        if not (Path(override) / "linear.sv").is_file():
+            raise ToolchainError(f"FLOW_RTL_DIR={override} holds no linear.sv; point it at a copy of hw/rtl")
+        return Path(override)
     return Path(__file__).resolve().parent.parent / "hw" / "rtl"

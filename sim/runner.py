@@ -61,17 +61,37 @@ def build(
         shutil.rmtree(directory, ignore_errors=True)
         start = time.perf_counter()
         runner = get_runner("verilator")
-        runner.build(
-            sources=[str(s) for s in sources],
-            hdl_toplevel=toplevel,
-            parameters=parameters,
-            build_dir=str(directory),
-            build_args=["-O3", "--x-assign", "fast", "--x-initial", "fast"],
-            log_file=str(build_root / f"{toplevel}-{key}.log"),
-        )
+        log_file = build_root / f"{toplevel}-{key}.log"
+        try:
+            runner.build(
+                sources=[str(s) for s in sources],
+                hdl_toplevel=toplevel,
+                parameters=parameters,
+                build_dir=str(directory),
+                build_args=["-O3", "--x-assign", "fast", "--x-initial", "fast"],
+                log_file=str(log_file),
+            )
+        except (RuntimeError, SystemExit) as error:
+            raise RuntimeError(f"verilator build of {toplevel} failed: {first_error(log_file, str(error))} "
+                               f"(full log: {log_file})") from None
         seconds = time.perf_counter() - start
         done.write_text(f"{seconds:.3f}\n")
         return Build(directory, toplevel, seconds, False)
+
+
+def first_error(log_file: Path, fallback: str) -> str:
+    """The line of a tool log that says what went wrong: Verilator's first real %Error, else the
+    first warning it turned into an error, else a compiler's first ``error:``."""
+    if not log_file.exists():
+        return fallback
+    lines = [line.strip() for line in log_file.read_text(errors="replace").splitlines()]
+    for wanted in (lambda s: s.startswith("%Error") and "Exiting due to" not in s,
+                   lambda s: s.startswith("%Warning"),
+                   lambda s: "error:" in s.lower() or s.startswith("ERROR")):
+        found = next((line for line in lines if wanted(line)), None)
+        if found:
+            return found
+    return fallback
 
 
 def run_stream(

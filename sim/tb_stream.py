@@ -129,6 +129,7 @@ async def stream_matches_reference(dut):
         "received": random_out if spec.get("return_outputs") else None,
         "latency_cycles": (clean.out_cycles[0] - clean.in_cycles[0]) if clean.out_cycles else None,
         "initiation_interval": min(intervals) if intervals else None,
+        "initiation_interval_max": max(intervals) if intervals else None,  # equal to the min when steady
         "clean_cycles_per_vector": ((clean.out_cycles[-1] - clean.in_cycles[0]) / clean_vectors
                                     if clean.out_cycles else None),
         "random_cycles": (rand.out_cycles[-1] - rand.in_cycles[0]) if rand.out_cycles else None,

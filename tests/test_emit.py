@@ -1,4 +1,5 @@
 """emit-rtl end to end: two emitted variants simulated bit-exact, and the flow's refusals."""
+import re
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,57 @@ def test_cli_flags_override_config_and_errors_are_one_line(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "parallelism.fc2.in_par=4" in err and "set it to 8" in err
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("design.name", "a-b", "'a-b' is not a SystemVerilog identifier"),
+    ("design.name", "../escape", "'../escape' is not a SystemVerilog identifier"),
+    ("design.name", "module", "'module' is a SystemVerilog keyword"),
+    ("model.hidden", "[0]", r"model\.hidden must be a list of positive integers, e\.g\. 32,16"),
+    ("model.hidden", "x", r"model\.hidden must be a list of positive integers.*got 'x'"),
+    ("training.epochs", "-1", r"training\.epochs must be at least 1"),
+    ("training.qat_epochs", "-2", r"training\.qat_epochs must be at least 0"),
+    ("training.lr", "0", r"training\.lr must be a positive number"),
+])
+def test_bad_values_are_refused_in_one_line_before_any_work(flag, value, message, tmp_path, capsys):
+    from flow.cli import main
+
+    assert main(["emit-rtl", "--design.output_dir", str(tmp_path), f"--{flag}", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert re.search(message, err), err
+    assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / "escape").exists()
+
+
+def test_hidden_sizes_parse_as_a_list_literal():
+    assert load_config(None, {"model.hidden": "[24, 12]"})["model"]["hidden"] == [24, 12]
+    assert load_config(None, {"model.hidden": "24,12"})["model"]["hidden"] == [24, 12]
+
+
+@pytest.mark.parametrize("body,shown", [
+    ("assign nothing = ;", "%Error: "),  # a syntax error
+    ("assign nothing = clk;", "%Warning-IMPLICIT"),  # a warning Verilator makes fatal
+])
+def test_a_failing_verilator_build_names_its_first_error_and_log(body, shown, tmp_path):
+    from sim.runner import build
+
+    bad = tmp_path / "broken.sv"
+    bad.write_text(f"module broken(input logic clk);\n  {body}\nendmodule\n")
+    with pytest.raises(RuntimeError) as error:
+        build("broken", [bad], build_root=tmp_path / "build")
+    message = str(error.value)
+    assert "\n" not in message and shown in message and "broken.sv:2" in message
+    log = message.rsplit("full log: ", 1)[1].rstrip(")")
+    assert Path(log).exists()
+
+
+def test_a_failing_yosys_run_names_its_first_error_and_log(tmp_path):
+    from flow.estimate.yosys import YosysError, run_yosys
+
+    bad = tmp_path / "broken.sv"
+    bad.write_text("module broken(input logic clk);\n  assign nothing = ;\nendmodule\n")
+    with pytest.raises(YosysError) as error:
+        run_yosys([f"read_verilog -sv {bad}"], timeout=60)
+    message = str(error.value)
+    assert "\n" not in message and "ERROR" in message and "full log: " in message
+    assert Path(message.rsplit("full log: ", 1)[1].rstrip(")")).exists()

@@ -9,6 +9,7 @@ import copy
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,15 @@ def _check_value(path: str, value: Any, default: Any) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"{path} must be a number, got {value!r}") from None
     if isinstance(default, list):
+        expected = f"{path} must be a list of positive integers, e.g. 32,16 or [32, 16]"
         if isinstance(value, str):
-            value = [int(v) for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
-            raise ConfigError(f"{path} must be a list of positive integers, got {value!r}")
+            items = [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+            if not all(re.fullmatch(r"[+-]?\d+", v) for v in items):
+                raise ConfigError(f"{expected}; got {value!r}")
+            value = [int(v) for v in items]
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                  for v in value):
+            raise ConfigError(f"{expected}; got {value!r}")
         return value
     return value
 
@@ -123,7 +129,53 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return config
 
 
+# IEEE 1800-2017 keywords: a design name becomes module and package names.
+SV_KEYWORDS = frozenset("""
+accept_on alias always always_comb always_ff always_latch and assert assign assume automatic before
+begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class
+clocking cmos config const constraint context continue cover covergroup coverpoint cross deassign
+default defparam design disable dist do edge else end endcase endchecker endclass endclocking
+endconfig endfunction endgenerate endgroup endinterface endmodule endpackage endprimitive endprogram
+endproperty endspecify endsequence endtable endtask enum event eventually expect export extends
+extern final first_match for force foreach forever fork forkjoin function generate genvar global
+highz0 highz1 if iff ifnone ignore_bins illegal_bins implements implies import incdir include
+initial inout input inside instance int integer interconnect interface intersect join join_any
+join_none large let liblist library local localparam logic longint macromodule matches medium
+modport module nand negedge nettype new nexttime nmos nor noshowcancelled not notif0 notif1 null or
+output package packed parameter pmos posedge primitive priority program property protected pull0
+pull1 pulldown pullup pulsestyle_ondetect pulsestyle_onevent pure rand randc randcase randsequence
+rcmos real realtime ref reg reject_on release repeat restrict return rnmos rpmos rtran rtranif0
+rtranif1 s_always s_eventually s_nexttime s_until s_until_with scalared sequence shortint shortreal
+showcancelled signed small soft solve specify specparam static string strong strong0 strong1 struct
+super supply0 supply1 sync_accept_on sync_reject_on table tagged task this throughout time
+timeprecision timeunit tran tranif0 tranif1 tri tri0 tri1 triand trior trireg type typedef union
+unique unique0 unsigned until until_with untyped use uwire var vectored virtual void wait wait_order
+wand weak weak0 weak1 while wildcard wire with within wor xnor xor""".split())
+
+
+def check_design_name(name: str) -> None:
+    """A design name names files, a folder and SystemVerilog modules: a plain identifier."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in SV_KEYWORDS:
+        why = "is a SystemVerilog keyword" if name in SV_KEYWORDS else "is not a SystemVerilog identifier"
+        raise ConfigError(f"design.name {name!r} {why}; use letters, digits and underscores, starting "
+                          f"with a letter (e.g. digits_mlp); the folder is chosen by design.output_dir")
+
+
+# (section, key, smallest allowed value, what it means)
+MINIMUMS = [("training", "epochs", 1, "training epochs"), ("training", "qat_epochs", 0, "QAT epochs"),
+            ("training", "batch_size", 1, "samples per batch"), ("training", "weight_decay", 0.0, "decay"),
+            ("estimate", "timeout", 1, "seconds")]
+POSITIVE = [("training", "lr"), ("training", "qat_lr")]
+
+
 def _validate(config: dict[str, Any]) -> None:
+    check_design_name(config["design"]["name"])
+    for section, key, minimum, meaning in MINIMUMS:
+        if config[section][key] < minimum:
+            raise ConfigError(f"{section}.{key} must be at least {minimum} ({meaning}), got {config[section][key]}")
+    for section, key in POSITIVE:
+        if not config[section][key] > 0:
+            raise ConfigError(f"{section}.{key} must be a positive number, got {config[section][key]}")
     if config["quantization"]["by"] not in ("name", "type"):
         raise ConfigError("quantization.by must be 'name' or 'type' (MASE's two ways to match layers)")
     if config["model"]["activation"] not in ("relu", "leaky_relu"):

@@ -57,47 +57,54 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
     quant_acc = accuracy(quant_model, data.x_test, data.y_test)
 
     x_codes = hw.quantize_input(data.x_test)
-    y_codes = hw.forward_codes(x_codes)
-    hw_acc = (y_codes.argmax(dim=1) == data.y_test).float().mean().item()
     with torch.no_grad():
         fake = quant_model(data.x_test)
-    matches = bool(torch.equal(fake, dequantize(y_codes, hw.stages[-1].out_format)))
+    matches = bool(torch.equal(fake, dequantize(hw.forward_codes(x_codes), hw.stages[-1].out_format)))
     if not matches:
         log("WARNING: the exact reference differs from the fake-quant model; sums may exceed float32")
-
-    first, last = hw.stages[0], hw.stages[-1]
-    top = f"{config['design']['name']}_top"
-    with atomic_folder(folder) as tmp:
-        files = emit_rtl(hw, config["design"]["name"], tmp / "rtl", config_path)
-        write_vectors(tmp / "vectors", Vectors(x_codes, y_codes, data.y_test, {
-            "top": top, "in_width": first.in_format.width, "in_par": first.in_par,
-            "out_width": last.out_format.width, "out_par": last.out_par,
-            "in_features": first.in_features, "out_features": last.out_features,
-            "vectors": len(data.y_test), "initiation_interval": hw.initiation_interval,
-        }))
-        resources = None
-        if config["estimate"]["resources"]:
-            from flow.estimate.yosys import synthesize_xilinx
-            log("estimating resources with Yosys synth_xilinx ...")
-            resources = synthesize_xilinx([tmp / "rtl" / f for f in files], top,
-                                          timeout=config["estimate"]["timeout"],
-                                          log_path=tmp / "yosys.log")
-        report = {
-            "design": config["design"]["name"], "top": top, "config_path": config_path,
-            "config": config, "training_hash": config_hash(config, ("model", "dataset", "training")),
-            "vectors": len(data.y_test),
-            "accuracy": {"float": float_acc, "ptq": ptq_acc, "quantized": quant_acc,
-                         "hardware_reference": hw_acc},
-            "reference_matches_fake_quant": matches,
-            "stages": stage_rows(hw),
-            "cycles": {"initiation_interval": hw.initiation_interval,
-                       "latency_estimate": hw.latency_estimate},
-            "resources": resources, "files": files,
-            "emit_seconds": round(time.perf_counter() - start, 2),
-        }
-        write_reports(tmp, report)
+    report = write_design(folder, hw, config["design"]["name"], x_codes, data.y_test, source=config_path,
+                          yosys_timeout=config["estimate"]["timeout"] if config["estimate"]["resources"] else None,
+                          log=log, fields={
+                              "config_path": config_path, "config": config,
+                              "training_hash": config_hash(config, ("model", "dataset", "training")),
+                              "accuracy": {"float": float_acc, "ptq": ptq_acc, "quantized": quant_acc},
+                              "reference_matches_fake_quant": matches}, started=start)
     log(summary(report, folder))
     return EmitResult(folder, hw, report)
+
+
+def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tensor, labels: torch.Tensor, *,
+                 source: str, fields: dict[str, Any], yosys_timeout: float | None = None,
+                 log: Callable[[str], None] = print, started: float | None = None) -> dict[str, Any]:
+    """Emit ``hw`` as design ``name`` into ``folder`` (atomically): RTL, test vectors with the
+    exact reference's outputs, optional Yosys resources, report.json and report.md."""
+    start = time.perf_counter()
+    y_codes = hw.forward_codes(x_codes)
+    first, last = hw.stages[0], hw.stages[-1]
+    top = f"{name}_top"
+    with atomic_folder(folder) as tmp:
+        files = emit_rtl(hw, name, tmp / "rtl", source)
+        write_vectors(tmp / "vectors", Vectors(x_codes, y_codes, labels, {
+            "top": top, "in_width": first.in_format.width, "in_signed": first.in_format.signed,
+            "in_par": first.in_par, "out_width": last.out_format.width, "out_signed": last.out_format.signed,
+            "out_par": last.out_par, "in_features": first.in_features, "out_features": last.out_features,
+            "vectors": len(labels), "initiation_interval": hw.initiation_interval,
+            "latency": hw.latency_estimate,
+        }))
+        resources = None
+        if yosys_timeout is not None:
+            from flow.estimate.yosys import synthesize_xilinx
+            log("estimating resources with Yosys synth_xilinx ...")
+            resources = synthesize_xilinx([tmp / "rtl" / f for f in files], top, timeout=yosys_timeout,
+                                          log_path=tmp / "yosys.log")
+        report = {"design": name, "top": top, "config_path": source, "vectors": len(labels), **fields}
+        report["accuracy"] = {**report.get("accuracy", {}),
+                              "hardware_reference": (y_codes.argmax(dim=1) == labels).float().mean().item()}
+        report.update(stages=stage_rows(hw), resources=resources, files=files,
+                      cycles={"initiation_interval": hw.initiation_interval, "latency_estimate": hw.latency_estimate},
+                      emit_seconds=round(time.perf_counter() - (started or start), 2))
+        write_reports(tmp, report)
+    return report
 
 
 def summary(report: dict[str, Any], folder: Path) -> str:

@@ -25,11 +25,15 @@ def run_yosys(commands: list[str], timeout: float = 600.0, log_path: Path | None
         except subprocess.TimeoutExpired as error:
             raise YosysError(f"yosys did not finish within {timeout:.0f} s") from error
     log = proc.stdout + proc.stderr
+    if proc.returncode != 0 or "ERROR:" in log:
+        if log_path is None:  # keep the log of a failure where the message can point to it
+            log_path = Path(tempfile.mkstemp(prefix="flow-yosys-", suffix=".log")[1])
+        log_path.write_text(log)
+        errors = [line.strip() for line in log.splitlines() if "ERROR" in line]
+        first = errors[0] if errors else (log.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise YosysError(f"yosys failed (exit {proc.returncode}): {first} (full log: {log_path})")
     if log_path is not None:
         log_path.write_text(log)
-    if proc.returncode != 0 or "ERROR:" in log:
-        tail = "\n".join(line for line in log.splitlines() if "ERROR" in line or "rror" in line)[-2000:]
-        raise YosysError(f"yosys failed (exit {proc.returncode}): {tail or log[-2000:]}")
     return log
 
 

@@ -31,6 +31,10 @@ def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
     return rows
 
 
+ACCURACY_NAMES = {"float": "float", "ptq": "post-training quantized", "quantized": "quantized (fake-quant)",
+                  "hardware_reference": "hardware (exact reference)"}
+
+
 def write_reports(folder: Path, report: dict[str, Any]) -> None:
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (folder / "report.md").write_text(markdown(report))
@@ -46,11 +50,12 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Accuracy (test split, {} vectors)".format(report["vectors"]),
         "",
-        "| float | quantized (fake-quant) | hardware (exact reference) |",
-        "|---|---|---|",
-        f"| {acc['float']:.4f} | {acc['quantized']:.4f} | {acc['hardware_reference']:.4f} |",
+        "| " + " | ".join(ACCURACY_NAMES.get(k, k) for k in acc) + " |",
+        "|" + "---|" * len(acc),
+        "| " + " | ".join(f"{v:.4f}" for v in acc.values()) + " |",
         "",
-        f"Exact reference equals the fake-quant model on every output: {report['reference_matches_fake_quant']}.",
+        *([f"Exact reference equals the fake-quant model on every output: {report['reference_matches_fake_quant']}."]
+          if "reference_matches_fake_quant" in report else []),
         "",
         "## Stages",
         "",

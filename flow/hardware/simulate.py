@@ -16,8 +16,9 @@ def _unsigned(rows: list[list[int]], width: int) -> list[int]:
     return [v & mask for row in rows for v in row]
 
 
-def _signed(value: int, width: int) -> int:
-    return value - (1 << width) if value >> (width - 1) else value
+def _code(value: int, width: int, signed: bool) -> int:
+    """The code a received bit pattern holds in the output format."""
+    return value - (1 << width) if signed and value >> (width - 1) else value
 
 
 def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap: float = 0.3,
@@ -47,9 +48,11 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
         "cycles_per_vector": meta["initiation_interval"],
     }
     results = run_stream(built, spec, folder / "sim")
-    received = [_signed(v, meta["out_width"]) for v in results.pop("received") or []]
+    out_signed = meta.get("out_signed", True)  # designs emitted before the key existed were signed
+    received = [_code(v, meta["out_width"], out_signed) for v in results.pop("received") or []]
     n_out = meta["out_features"]
     rows = [received[i:i + n_out] for i in range(0, len(received) - n_out + 1, n_out)]
+    (folder / "sim" / "received.txt").write_text("\n".join(" ".join(map(str, row)) for row in rows) + "\n")
     predictions = [max(range(n_out), key=lambda k: row[k]) for row in rows]  # first max, as argmax
     labels = data.labels[:count].tolist()
     hw_correct = sum(p == y for p, y in zip(predictions, labels))
@@ -62,6 +65,7 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
         "hardware_correct": hw_correct, "reference_correct": ref_correct,
         "hardware_accuracy": hw_acc, "reference_accuracy": ref_acc,
         "latency_cycles": results["latency_cycles"], "initiation_interval": results["initiation_interval"],
+        "initiation_interval_max": results["initiation_interval_max"],
         "throughput_vectors_per_cycle": (1 / results["clean_cycles_per_vector"]
                                          if results["clean_cycles_per_vector"] else None),
         "random_phase_cycles": results["random_cycles"], "gap": gap, "stall": stall, "seed": seed,

@@ -92,13 +92,15 @@ module linear #(
         if (OUT_GROUPS == 1 && IN_BEATS == 1) begin : g_weights_direct
             assign lane_weights = WEIGHTS;
         end else begin : g_weights_rom
+            // Each lane gets its own default: one '0 across every lane would be a replication
+            // wider than Verilator accepts (8192 bits) once IN_PAR*OUT_PAR*W_WIDTH exceeds it.
             always_comb begin
-                lane_weights = '0;
-                for (int g = 0; g < OUT_GROUPS; g++) begin
-                    for (int c = 0; c < IN_BEATS; c++) begin
-                        if (group == GROUP_BITS'(g) && beat == BEAT_BITS'(c)) begin
-                            for (int o = 0; o < OUT_PAR; o++) begin
-                                for (int i = 0; i < IN_PAR; i++) begin
+                for (int o = 0; o < OUT_PAR; o++) begin
+                    for (int i = 0; i < IN_PAR; i++) begin
+                        lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] = '0;
+                        for (int g = 0; g < OUT_GROUPS; g++) begin
+                            for (int c = 0; c < IN_BEATS; c++) begin
+                                if (group == GROUP_BITS'(g) && beat == BEAT_BITS'(c)) begin
                                     lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] =
                                         WEIGHTS[((g*OUT_PAR + o)*IN_FEATURES + c*IN_PAR + i)*W_WIDTH +: W_WIDTH];
                                 end

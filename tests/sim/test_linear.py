@@ -27,6 +27,8 @@ LINEAR_TABLE = [
     (4, 2, 1, 1, (F(1, 0), F(1, 0), F(1, 0, False), F(1, 0, False)), "floor", "saturate"),  # width 1
     (7, 3, 7, 1, (F(3, 0, False), F(2, -1, False), F(16, 3), F(9, -2)), "half_even", "saturate"),  # u weights
     (8, 4, 4, 4, (F(8, 4), F(3, 2, False), F(4, 6, False), F(8, 4, False)), "half_up", "saturate"),  # s in, u out
+    # folded with 544 lanes of 16-bit weights: 8,704 lane bits, past Verilator's 8,192-bit replication limit
+    (32, 34, 32, 17, (F(6, 3), F(16, 14), F(8, 4), F(8, 3)), "half_even", "saturate"),
 ]
 
 

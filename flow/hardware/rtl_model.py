@@ -1,0 +1,165 @@
+"""An integer model of an emitted design built from its SystemVerilog alone.
+
+It reads the top module's instances (component, parameters, which stream feeds which) and
+the weight package's literals, then computes every output bit pattern the way the component
+library's RTL does: bit patterns on the streams, each component reading them by its own
+SIGNED parameters, the cast lane's working width, guard and sticky bits, and an accumulator
+that wraps at ACC_WIDTH. It shares no code with flow's stage objects or ``flow.formats``, so
+when it and flow's reference disagree, one of them is wrong, and the simulation says which.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_INSTANCE = re.compile(r"^\s*(\w+)\s*#\((.*?)\)\s*u_(\w+)\s*\((.*?)\);", re.S | re.M)
+_PARAM = re.compile(r"\.(\w+)\(([^()]*)\)")
+_PORT = re.compile(r"\.(s_axis_tdata|m_axis_tdata)\((\w+)_tdata\)")
+_LOCALPARAM = re.compile(r"localparam\s+logic\s*\[(\d+):0\]\s*(\w+)\s*=\s*(\d+)'h([0-9a-fA-F_]+)\s*;")
+_OUTPUT = re.compile(r"assign\s+m_axis_tdata\s*=\s*(\w+)_tdata\s*;")
+
+
+class RtlModelError(ValueError):
+    """The emitted files are not in the shape this model reads."""
+
+
+@dataclass
+class Instance:
+    """One component instance of the top: its module, parameters and streams."""
+
+    module: str
+    name: str
+    params: dict[str, int]
+    source: str  # the stream feeding s_axis ("s_axis" for the top's input)
+    sink: str  # the stream m_axis drives
+
+
+def _mask(width: int) -> int:
+    return (1 << width) - 1
+
+
+def _read(pattern: int, width: int, signed: bool) -> int:
+    """The integer a ``width``-bit pattern holds, read as two's complement or unsigned."""
+    pattern &= _mask(width)
+    return pattern - (1 << width) if signed and pattern >> (width - 1) else pattern
+
+
+def _literal(text: str, constants: dict[str, int]) -> int:
+    text = text.strip()
+    if "::" in text:
+        name = text.split("::", 1)[1]
+        if name not in constants:
+            raise RtlModelError(f"constant {name} is not in the weight package")
+        return constants[name]
+    match = re.fullmatch(r"(\d+)?'([bdh])([0-9a-fA-F_]+)", text)
+    if match:
+        return int(match.group(3).replace("_", ""), {"b": 2, "d": 10, "h": 16}[match.group(2)])
+    return int(text)
+
+
+def read_package(text: str) -> dict[str, int]:
+    """``localparam logic [N:0] NAME = N'hXXXX;`` constants of a package, as integers."""
+    return {name: int(digits.replace("_", ""), 16) for _, name, _, digits in _LOCALPARAM.findall(text)}
+
+
+def read_top(text: str, constants: dict[str, int]) -> tuple[list[Instance], str]:
+    """The instances of a top module, in order, and the stream that drives its output."""
+    instances = []
+    for module, params, name, ports in _INSTANCE.findall(text):
+        streams = dict(_PORT.findall(ports))
+        if "s_axis_tdata" not in streams or "m_axis_tdata" not in streams:
+            raise RtlModelError(f"instance u_{name} has no s_axis/m_axis stream")
+        values = {key: _literal(value, constants) for key, value in _PARAM.findall(params)}
+        instances.append(Instance(module, name, values, streams["s_axis_tdata"], streams["m_axis_tdata"]))
+    output = _OUTPUT.search(text)
+    if not instances or output is None:
+        raise RtlModelError("the top holds no component instances or no output assignment")
+    return instances, output.group(1)
+
+
+def cast_lane(pattern: int, p: dict[str, int]) -> int:
+    """fixed_cast_lane on one bit pattern, in the RTL's working width EXT_W."""
+    in_w, out_w = p["IN_WIDTH"], p["OUT_WIDTH"]
+    shift = p["IN_FRAC"] - p["OUT_FRAC"]
+    rshift, lshift = max(shift, 0), max(-shift, 0)
+    ext_w = max(in_w + 1 + lshift, rshift + 2, out_w + 2)
+    wrap = lambda v: _read(v, ext_w, True)  # noqa: E731  every signal is EXT_W bits, signed
+    extended = _read(pattern, in_w, bool(p["IN_SIGNED"]))
+    if rshift == 0:
+        rounded = wrap(extended << lshift)
+    else:
+        scaled = extended >> rshift
+        guard = (extended >> (rshift - 1)) & 1
+        sticky = int(rshift > 1 and extended & _mask(rshift - 1) != 0)
+        rounding = p.get("ROUNDING", 1)
+        up = guard if rounding == 1 else (guard & (sticky | ((extended >> rshift) & 1)) if rounding == 2 else 0)
+        rounded = wrap(scaled + up)
+    hi = (1 << (out_w - 1)) - 1 if p["OUT_SIGNED"] else (1 << out_w) - 1
+    lo = -(1 << (out_w - 1)) if p["OUT_SIGNED"] else 0
+    if p.get("OVERFLOW", 0) != 1:
+        rounded = min(max(rounded, lo), hi)
+    return rounded & _mask(out_w)
+
+
+def _linear(vector: list[int], p: dict[str, int]) -> list[int]:
+    n_in, n_out, w_w, acc_w = p["IN_FEATURES"], p["OUT_FEATURES"], p["W_WIDTH"], p["ACC_WIDTH"]
+    if len(vector) != n_in:
+        raise RtlModelError(f"linear expects {n_in} elements, the stream carries {len(vector)}")
+    x = [_read(v, p["IN_WIDTH"], bool(p["IN_SIGNED"])) for v in vector]
+    w_signed = bool(p.get("W_SIGNED", 1))
+    weights = p["WEIGHTS"]
+    cast = dict(IN_WIDTH=acc_w, IN_FRAC=p["IN_FRAC"] + p["W_FRAC"], IN_SIGNED=1, OUT_WIDTH=p["OUT_WIDTH"],
+                OUT_FRAC=p["OUT_FRAC"], OUT_SIGNED=p["OUT_SIGNED"], ROUNDING=p["ROUNDING"],
+                OVERFLOW=p["OVERFLOW"])
+    out = []
+    for o in range(n_out):
+        total = _read(p["BIAS"] >> (o * acc_w), acc_w, True)
+        for i in range(n_in):
+            w = _read(weights >> ((o * n_in + i) * w_w), w_w, w_signed)
+            total += x[i] * w
+        out.append(cast_lane(_read(total, acc_w, True), cast))  # the accumulator wraps at ACC_WIDTH
+    return out
+
+
+def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]:
+    if module == "fixed_cast":
+        return [cast_lane(v, p) for v in vector]
+    width, signed = p["WIDTH"], bool(p.get("SIGNED", 1))
+    negative = lambda v: signed and (v >> (width - 1)) & 1  # noqa: E731
+    if module == "relu":
+        return [0 if negative(v) else v & _mask(width) for v in vector]
+    if module == "leaky_relu":
+        scale = dict(IN_WIDTH=width, IN_FRAC=p["SHIFT"], IN_SIGNED=1, OUT_WIDTH=width, OUT_FRAC=0,
+                     OUT_SIGNED=1, ROUNDING=p.get("ROUNDING", 1), OVERFLOW=0)
+        return [cast_lane(v, scale) if negative(v) else v & _mask(width) for v in vector]
+    raise RtlModelError(f"the model does not know component {module!r}")
+
+
+class RtlModel:
+    """The emitted design of a folder as integer functions of input bit patterns."""
+
+    def __init__(self, rtl_folder: Path, top: str) -> None:
+        rtl_folder = Path(rtl_folder)
+        constants: dict[str, int] = {}
+        for path in sorted(rtl_folder.glob("*_pkg.sv")):
+            constants.update(read_package(path.read_text()))
+        self.instances, self.output = read_top((rtl_folder / f"{top}.sv").read_text(), constants)
+
+    def output_params(self) -> tuple[int, bool]:
+        """Width and signedness of the top's output elements, from the last component."""
+        last = next(i for i in self.instances if i.sink == self.output)
+        p = last.params
+        return (p["OUT_WIDTH"], bool(p["OUT_SIGNED"])) if "OUT_WIDTH" in p else (p["WIDTH"], bool(p.get("SIGNED", 1)))
+
+    def __call__(self, vector: list[int]) -> list[int]:
+        """Output codes (read by the output's signedness) for one vector of input codes."""
+        streams = {"s_axis": list(vector)}
+        for inst in self.instances:
+            if inst.source not in streams:
+                raise RtlModelError(f"instance u_{inst.name} reads {inst.source}, which nothing drives before it")
+            data = streams[inst.source]
+            streams[inst.sink] = (_linear(data, inst.params) if inst.module == "linear"
+                                  else _elementwise(data, inst.module, inst.params))
+        width, signed = self.output_params()
+        return [_read(v, width, signed) for v in streams[self.output]]

@@ -1,0 +1,60 @@
+"""Hypothesis strategies drawing whole designs; Hypothesis shrinks a failing one towards the
+smallest (fewer layers, smaller sizes, narrower formats, simpler modes)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import strategies as st
+
+from tests.fuzz.spec import DesignSpec, LayerSpec
+
+MAX_WIDTH = 16
+MAX_FEATURES = 64
+MAX_DEPTH = 4
+
+
+def divisors(n: int) -> list[int]:
+    """Parallelism choices for n features, smallest first (1 multiplier ... fully parallel)."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def formats(draw: st.DrawFn, max_width: int = MAX_WIDTH) -> tuple[int, int, bool]:
+    """Fixed formats of widths 1..16, signed or not, fracs negative, zero and beyond the width."""
+    width = draw(st.integers(1, max_width))
+    frac = draw(st.integers(-4, width + 4))
+    return width, frac, draw(st.booleans())
+
+
+@st.composite
+def layers(draw: st.DrawFn) -> tuple[LayerSpec, bool]:
+    """One layer, and whether it reads the previous layer's output format as is (no cast)."""
+    out_features = draw(st.integers(1, MAX_FEATURES))
+    layer = LayerSpec(
+        out_features=out_features, data_in=draw(formats()), weight=draw(formats()), bias=draw(formats()),
+        data_out=draw(formats()),
+        rounding=draw(st.sampled_from(["half_up", "floor", "half_even"])),
+        overflow=draw(st.sampled_from(["saturate", "wrap"])),
+        activation=draw(st.sampled_from(["none", "relu", "leaky_relu"])),
+        leaky_shift=draw(st.integers(1, 6)),
+        out_par=draw(st.sampled_from(divisors(out_features))),
+        has_bias=draw(st.booleans()),
+    )
+    return layer, draw(st.booleans())
+
+
+@st.composite
+def designs(draw: st.DrawFn) -> DesignSpec:
+    """Depth 1..4, sizes 1..64, every format class, mode and parallelism from full to 1.
+
+    Layers are a list, so the shrinker can delete whole layers of a failing design.
+    """
+    in_features = draw(st.integers(1, MAX_FEATURES))
+    drawn = draw(st.lists(layers(), min_size=1, max_size=MAX_DEPTH))
+    chain: list[LayerSpec] = []
+    for layer, same_format in drawn:
+        if chain and same_format:  # half the layers read the previous output format: no cast
+            layer = replace(layer, data_in=chain[-1].data_out)
+        chain.append(layer)
+    return DesignSpec(in_features=in_features, in_par=draw(st.sampled_from(divisors(in_features))),
+                      layers=tuple(chain), vectors=draw(st.integers(8, 40)), seed=draw(st.integers(0, 2**16)))

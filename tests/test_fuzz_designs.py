@@ -1,0 +1,105 @@
+"""The design fuzzer in `make test`: every corpus design (each once failed) is replayed, and a
+small seeded slice of fresh designs is drawn. `make fuzz-designs` runs the fuzzer for real."""
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+
+from flow.hardware.rtl_model import RtlModel
+from tests.fuzz.__main__ import CORPUS, FAST_BUILD, features
+from tests.fuzz.check import DesignFailure, check_design, emit
+from tests.fuzz.spec import DesignSpec, LayerSpec
+from tests.fuzz.strategies import designs
+
+CORPUS_FILES = sorted(CORPUS.glob("*.json"))
+
+
+@pytest.fixture
+def fast_build(monkeypatch):
+    """Fuzzed designs simulate a few dozen vectors: unoptimized C++ builds faster."""
+    monkeypatch.setenv("MAKEFLAGS", FAST_BUILD)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.stem)
+def test_corpus_design_passes(path, fast_build):
+    entry = json.loads(path.read_text())
+    result = check_design(DesignSpec.from_json(entry["spec"]))
+    assert result["mismatches"] == 0 and result["elements_compared"] > 0
+
+
+def test_corpus_is_not_empty_and_entries_say_what_they_found():
+    assert CORPUS_FILES, "tests/corpus/ should hold the designs the fuzzer has found failing"
+    for path in CORPUS_FILES:
+        found = json.loads(path.read_text())["found"]
+        assert found["failure"] and found["designs_until_found"] >= 1
+
+
+@pytest.mark.sim
+@settings(max_examples=4, derandomize=True, deadline=None, database=None, phases=[Phase.generate],
+          suppress_health_check=list(HealthCheck))
+@given(spec=designs())
+def test_seeded_slice_of_random_designs(spec):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MAKEFLAGS", FAST_BUILD)
+        result = check_design(spec)
+    assert result["elements_compared"] >= spec.vectors * spec.layers[-1].out_features
+
+
+UNSIGNED_RELU = DesignSpec(6, 2, (
+    LayerSpec(4, (6, 2, True), (5, 3, True), (6, 2, True), (8, 2, False), activation="relu", out_par=2),
+    LayerSpec(3, (8, 2, False), (4, 2, True), (4, 2, True), (6, 1, True), "floor", "wrap", out_par=3),
+), vectors=12, seed=5)
+
+
+def test_rtl_model_reads_the_emitted_design_and_agrees_with_the_reference(tmp_path):
+    folder, hw = emit(UNSIGNED_RELU, tmp_path)
+    vectors = json.loads((folder / "vectors" / "meta.json").read_text())
+    model = RtlModel(folder / "rtl", vectors["top"])
+    assert [i.module for i in model.instances] == ["linear", "relu", "linear"]
+    assert model.instances[1].params["SIGNED"] == 0
+    inputs = [[int(v) for v in line.split()] for line in (folder / "vectors" / "inputs.txt").read_text().splitlines()]
+    expected = hw.forward_codes(torch.tensor(inputs)).tolist()
+    assert [model(row) for row in inputs] == expected
+    hidden = hw.stages[0].forward_codes(torch.tensor(inputs))
+    assert int((hidden >= 128).sum()) > 0  # codes with the top bit set do cross the unsigned ReLU
+
+
+def test_rtl_model_catches_a_relu_that_reads_unsigned_codes_as_signed(tmp_path):
+    folder, hw = emit(UNSIGNED_RELU, tmp_path)
+    top = folder / "rtl" / "fuzz_top.sv"
+    text = top.read_text()
+    assert text.count(".SIGNED(0)") == 1
+    top.write_text(text.replace(".SIGNED(0)", ".SIGNED(1)"))  # the old bug, as the top would carry it
+    inputs = [[int(v) for v in line.split()] for line in (folder / "vectors" / "inputs.txt").read_text().splitlines()]
+    model = RtlModel(folder / "rtl", "fuzz_top")
+    assert [model(row) for row in inputs] != hw.forward_codes(torch.tensor(inputs)).tolist()
+
+
+def test_features_name_the_design_classes():
+    found = features(UNSIGNED_RELU)
+    assert {"relu on unsigned", "none on signed", "in unsigned", "rounding floor", "overflow wrap",
+            "partly parallel layer", "depth 2"} <= set(found)
+
+
+def test_a_failure_names_every_broken_promise(tmp_path, monkeypatch, fast_build):
+    # a reference that is off by one on every output: the check must say the RTL-derived model is right
+    import tests.fuzz.check as check
+
+    real = check.write_design
+
+    def wrong_reference(folder, hw, name, x_codes, labels, **kw):
+        report = real(folder, hw, name, x_codes, labels, **kw)
+        expected = folder / "vectors" / "expected.txt"
+        rows = [[int(v) for v in line.split()] for line in expected.read_text().splitlines()]
+        expected.write_text("\n".join(" ".join(str(v ^ 1) for v in row) for row in rows) + "\n")
+        return report
+
+    monkeypatch.setattr(check, "write_design", wrong_reference)
+    with pytest.raises(DesignFailure) as failure:
+        check.check_design(UNSIGNED_RELU)
+    message = str(failure.value)
+    assert "RTL elements differ from flow's reference" in message
+    assert "flow's reference differs from the RTL" in message
+
