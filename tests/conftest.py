@@ -4,11 +4,16 @@ import os
 
 import torch
 
+from tests.fuzz.__main__ import FAST_BUILD
 from tests.sim.harness import REGRESSION_LOG
 
 # Every model in the tests is tiny: one thread each, or the two xdist workers' OpenMP threads
 # wait on each other on a 2-core machine (a 5 ms training step took 0.5 s).
 torch.set_num_threads(1)
+
+# Test simulations run a few hundred beats: compiling Verilator's C++ unoptimized saves about a
+# third of each build and costs little simulation time. (`flow sim` and benches keep -Os.)
+os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {FAST_BUILD}".strip()
 
 
 def pytest_sessionstart(session):

@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
 from flow.hardware.rtl_model import RtlModel
-from tests.fuzz.__main__ import CORPUS, FAST_BUILD, features
+from tests.fuzz.__main__ import CORPUS, features
 from tests.fuzz.check import DesignFailure, check_design, emit
 from tests.fuzz.spec import DesignSpec, LayerSpec
 from tests.fuzz.strategies import designs
@@ -15,15 +15,9 @@ from tests.fuzz.strategies import designs
 CORPUS_FILES = sorted(CORPUS.glob("*.json"))
 
 
-@pytest.fixture
-def fast_build(monkeypatch):
-    """Fuzzed designs simulate a few dozen vectors: unoptimized C++ builds faster."""
-    monkeypatch.setenv("MAKEFLAGS", FAST_BUILD)
-
-
 @pytest.mark.sim
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.stem)
-def test_corpus_design_passes(path, fast_build):
+def test_corpus_design_passes(path):
     entry = json.loads(path.read_text())
     result = check_design(DesignSpec.from_json(entry["spec"]))
     assert result["mismatches"] == 0 and result["elements_compared"] > 0
@@ -41,9 +35,7 @@ def test_corpus_is_not_empty_and_entries_say_what_they_found():
           suppress_health_check=list(HealthCheck))
 @given(spec=designs())
 def test_seeded_slice_of_random_designs(spec):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MAKEFLAGS", FAST_BUILD)
-        result = check_design(spec)
+    result = check_design(spec)
     assert result["elements_compared"] >= spec.vectors * spec.layers[-1].out_features
 
 
@@ -83,7 +75,7 @@ def test_features_name_the_design_classes():
             "partly parallel layer", "depth 2"} <= set(found)
 
 
-def test_a_failure_names_every_broken_promise(tmp_path, monkeypatch, fast_build):
+def test_a_failure_names_every_broken_promise(tmp_path, monkeypatch):
     # a reference that is off by one on every output: the check must say the RTL-derived model is right
     import tests.fuzz.check as check
 

@@ -2,7 +2,7 @@
 
 A code ``c`` of ``FixedFormat(width=W, frac=F, signed)`` means the value ``c * 2**-F``.
 One cast function with two knobs (rounding, overflow) quantizes reals and moves codes
-between fracs; see DESIGN.md, "Numeric contract".
+between fracs; see docs/DESIGN.md, "Numeric contract".
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Products and sums are exact integers at frac FX + FW in an accumulator wide enough never to
 overflow; the bias is aligned to that frac; the sum is cast to Y with the layer's rounding
-and overflow modes (DESIGN.md, "Numeric contract"). ``forward`` is the fake-quant path used in
+and overflow modes (docs/DESIGN.md, "Numeric contract"). ``forward`` is the fake-quant path used in
 training; ``forward_codes`` is the exact int64 path, the reference for the RTL.
 """
 from __future__ import annotations

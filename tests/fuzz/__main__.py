@@ -57,7 +57,7 @@ def features(spec) -> list[str]:
     return sorted(set(found))
 
 
-def save_corpus_entry(spec, failure: str, designs_until_found: int, rtl_dir: str | None) -> Path:
+def save_corpus_entry(spec, failure: str, designs_until_found: int, rtl_dir: str | None, shrunk: bool) -> Path:
     """Keep a failing design forever: make test replays every file of tests/corpus/."""
     CORPUS.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -67,7 +67,7 @@ def save_corpus_entry(spec, failure: str, designs_until_found: int, rtl_dir: str
         "spec": spec.to_json(),
         "found": {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "commit": commit,
                   "rtl_dir": rtl_dir or "hw/rtl", "failure": failure,
-                  "designs_until_found": designs_until_found},
+                  "designs_until_found": designs_until_found, "shrunk": shrunk},
         "fix": "",
     }, indent=2) + "\n")
     return path
@@ -126,8 +126,9 @@ def fuzz_worker(minutes: float, seed: int, log_path: Path, keep: Path, rtl_dir: 
             hypothesis_seed(seed * 100_000 + batch)(test)()
         except Exception:
             spec = last_failure["spec"]  # Hypothesis runs the shrunk example last
-            path = save_corpus_entry(spec, last_failure["failure"], last_failure["designs"], rtl_dir)
-            print(f"\nFAILED after {last_failure['designs']} designs; shrunk reproducer:\n  {summary_line(spec)}\n"
+            path = save_corpus_entry(spec, last_failure["failure"], last_failure["designs"], rtl_dir, shrink)
+            print(f"\nFAILED after {last_failure['designs']} designs; "
+                  f"{'shrunk reproducer' if shrink else 'reproducer as drawn (--no-shrink)'}:\n  {summary_line(spec)}\n"
                   f"  {last_failure['failure']}\n  saved {path.relative_to(REPO)}; replay with\n"
                   f"  {'FLOW_RTL_DIR=' + rtl_dir + ' ' if rtl_dir else ''}python -m tests.fuzz --replay "
                   f"{path.relative_to(REPO)}\n  spec: {json.dumps(spec.to_json())}", flush=True)
