@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check flow sim tests
+	$(VENV)/bin/ruff check flow sim tests benches
 
 emit-rtl: $(STAMP)
 	$(VENV)/bin/flow emit-rtl --config $(CONFIG)
@@ -36,13 +36,13 @@ fuzz-designs: $(STAMP)
 	$(PY) -m tests.fuzz --minutes $(FUZZ_MINUTES) --workers $(JOBS) --summary results/fuzz/summary.json
 
 bench-sim: $(STAMP)
-	$(PY) -m sim.bench_linear
+	$(PY) -m benches.bench_linear
 
 bench-emit: $(STAMP)
-	$(PY) -m sim.bench_emit
+	$(PY) -m benches.bench_emit
 
 verify-designs: $(STAMP)
-	$(PY) -m sim.verify_designs
+	$(PY) -m benches.verify_designs
 
 bench-train: $(STAMP)
 	$(PY) -m flow.labs.bench_train --threads 1 --eval

@@ -7,6 +7,9 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+# hw/rtl and sim/ of the checkout, linked from flow/_library and shipped there in the package
+LIBRARY = Path(__file__).resolve().parent / "_library"
+
 
 class ToolchainError(RuntimeError):
     """A required tool is missing; the message says how to install it."""
@@ -69,4 +72,9 @@ def rtl_dir() -> Path:
         if not (Path(override) / "linear.sv").is_file():
             raise ToolchainError(f"FLOW_RTL_DIR={override} holds no linear.sv; point it at a copy of hw/rtl")
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "hw" / "rtl"
+    return LIBRARY / "rtl"
+
+
+def testbench_dir() -> Path:
+    """The folder holding the generic cocotb testbench ``tb_stream.py`` (the checkout's sim/)."""
+    return LIBRARY / "sim"

@@ -162,7 +162,7 @@ def test_hidden_sizes_parse_as_a_list_literal():
     ("assign nothing = clk;", "%Warning-IMPLICIT"),  # a warning Verilator makes fatal
 ])
 def test_a_failing_verilator_build_names_its_first_error_and_log(body, shown, tmp_path):
-    from sim.runner import build
+    from flow.hardware.verilator import build
 
     bad = tmp_path / "broken.sv"
     bad.write_text(f"module broken(input logic clk);\n  {body}\nendmodule\n")

@@ -25,7 +25,7 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
                     stall: float = 0.3, log: Callable[[str], None] = print,
                     build_root: Path | None = None) -> dict[str, Any]:
     """Build (cached) and run the design's top on its vectors; write and return sim_report.json."""
-    from sim.runner import DEFAULT_BUILD_ROOT, build, run_stream
+    from flow.hardware.verilator import build, run_stream
 
     folder = Path(folder)
     if not (folder / MARKER).exists() or not (folder / "rtl" / "filelist.f").exists():
@@ -38,7 +38,7 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
         raise ValueError(f"--vectors must be at least 1, got {vectors}")
     sources = [folder / "rtl" / name for name in (folder / "rtl" / "filelist.f").read_text().split()]
     start = time.perf_counter()
-    built = build(meta["top"], sources, build_root=build_root or DEFAULT_BUILD_ROOT)
+    built = build(meta["top"], sources, build_root=build_root)
     log(f"verilator build: {'cached' if built.cached else f'{built.seconds:.1f} s'} ({built.directory})")
     spec = {
         "in_width": meta["in_width"], "out_width": meta["out_width"], "out_par": meta["out_par"],

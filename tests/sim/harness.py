@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from flow.formats.fixed import FixedFormat
+from flow.hardware.verilator import build, default_build_root, run_stream
 from flow.toolchain import rtl_dir
-from sim.runner import REPO_ROOT, build, run_stream
 
-REGRESSION_LOG = REPO_ROOT / "build" / "sim" / "regression.jsonl"
+REGRESSION_LOG = default_build_root() / "regression.jsonl"
 
 
 def library_sources() -> list[Path]:

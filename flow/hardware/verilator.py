@@ -1,4 +1,5 @@
-"""Build Verilator simulations (cached by a hash of sources and parameters) and run tb_stream."""
+"""Build Verilator simulations (cached by a hash of sources and parameters) and run the generic
+cocotb testbench ``tb_stream`` (sim/tb_stream.py, shipped with the package) on them."""
 from __future__ import annotations
 
 import fcntl
@@ -6,15 +7,19 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow.toolchain import setup_verilator, verilator_version
+from flow.paths import work_root
+from flow.toolchain import setup_verilator, testbench_dir, verilator_version
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BUILD_ROOT = REPO_ROOT / "build" / "sim"
+
+def default_build_root() -> Path:
+    """The Verilator build cache: $FLOW_BUILD_DIR/sim or <work root>/build/sim."""
+    return Path(os.environ.get("FLOW_BUILD_DIR", work_root() / "build")) / "sim"
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ def build(
     toplevel: str,
     sources: list[Path],
     parameters: dict[str, Any] | None = None,
-    build_root: Path = DEFAULT_BUILD_ROOT,
+    build_root: Path | None = None,
 ) -> Build:
     """Compile ``toplevel`` once per distinct key; concurrent callers wait on a file lock."""
     from cocotb_tools.runner import get_runner
@@ -51,6 +56,7 @@ def build(
     parameters = dict(parameters or {})
     setup_verilator()
     key = build_key(toplevel, sources, parameters)
+    build_root = build_root or default_build_root()
     directory = build_root / f"{toplevel}-{key}"
     build_root.mkdir(parents=True, exist_ok=True)
     with open(build_root / f"{toplevel}-{key}.lock", "w") as lock:
@@ -99,7 +105,7 @@ def run_stream(
     spec: dict[str, Any],
     work_dir: Path,
 ) -> dict[str, Any]:
-    """Run ``sim.tb_stream`` on a build with a spec; return the testbench's results dict."""
+    """Run ``tb_stream`` on a build with a spec; return the testbench's results dict."""
     from cocotb_tools.runner import get_runner
 
     work_dir = work_dir.resolve()  # the simulator runs in another directory
@@ -129,9 +135,16 @@ def run_stream(
 
 
 def _run_test(runner: Any, built: Build, work_dir: Path, spec_path: Path) -> None:
-    """Invoke cocotb's runner on a prebuilt simulation with the testbench spec."""
+    """Invoke cocotb's runner on a prebuilt simulation with the testbench spec.
+
+    cocotb hands the simulator this process's ``sys.path`` as PYTHONPATH (it ignores one given
+    in ``extra_env``), so the testbench folder goes onto ``sys.path`` itself.
+    """
+    bench = str(testbench_dir())
+    if bench not in sys.path:
+        sys.path.append(bench)
     runner.test(
-        test_module="sim.tb_stream",
+        test_module="tb_stream",
         hdl_toplevel=built.toplevel,
         hdl_toplevel_lang="verilog",
         build_dir=str(built.directory),
@@ -139,7 +152,6 @@ def _run_test(runner: Any, built: Build, work_dir: Path, spec_path: Path) -> Non
         results_xml=str(work_dir / "results.xml"),
         extra_env={
             "FLOW_TB_SPEC": str(spec_path),
-            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
             "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
         },
         log_file=str(work_dir / "sim.log"),

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from flow.formats.fixed import FixedFormat
+from flow.hardware.verilator import build, run_stream
 from flow.nn import LinearQuantConfig
-from sim.runner import build, run_stream
 from tests.sim.harness import library_sources, random_codes, to_unsigned
 from tests.sim.test_linear import linear_parameters, random_layer
 

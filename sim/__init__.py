@@ -1,1 +1,0 @@
-"""cocotb testbenches and the Verilator runner."""
