@@ -184,3 +184,38 @@ def test_a_failing_yosys_run_names_its_first_error_and_log(tmp_path):
     message = str(error.value)
     assert "\n" not in message and "ERROR" in message and "full log: " in message
     assert Path(message.rsplit("full log: ", 1)[1].rstrip(")")).exists()
+
+
+def test_compile_is_in_memory_and_emits_what_it_computes(tmp_path):
+    import flow
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    x = torch.randn(20, 6)
+    design = flow.compile(model, x[:2], quant={"data_in_width": 6, "data_in_frac_width": 3,
+                                               "data_out_signed": False, "data_out_frac_width": 3},
+                          parallelism={"default": {"out_par": 1}}, name="tiny")
+    assert list(tmp_path.iterdir()) == []  # nothing written until emit
+    # fc1 takes its 6 inputs at once (in_par auto = full) and sends 5 beats; fc2 follows with in_par 1.
+    # Stages: fc1 (II 5), relu, a cast (fc1 sends u8.3, fc2 reads s6.3), fc2 (II 15)
+    assert [type(s).__name__ for s in design.graph.stages] == ["LinearStage", "ActivationStage", "CastStage",
+                                                               "LinearStage"]
+    assert (design.initiation_interval, design.latency) == (5 * 3, (5 + 2) + 1 + 1 + (15 + 2))
+    codes = design.quantize_inputs(x)
+    assert codes.dtype == torch.int64 and int(codes.max()) <= 31 and int(codes.min()) >= -32
+    reference = design.reference(codes)
+    with torch.no_grad():
+        fake = design.fake_quant_model()(x)
+    assert torch.equal(fake, reference.float() * 2.0 ** -3)
+    report = design.emit(tmp_path / "tiny", x)
+    assert report["labels"].startswith("the exact reference's argmax")
+    assert report["accuracy"]["hardware_reference"] == 1.0
+    expected = [[int(v) for v in line.split()] for line in (tmp_path / "tiny" / "vectors" / "expected.txt").read_text().splitlines()]
+    assert expected == reference.tolist()
+
+
+def test_compile_refuses_misspelt_tables_with_the_nearest_key():
+    import flow
+
+    with pytest.raises(ConfigError, match=r"did you mean 'quantization\.default\.weight_width'"):
+        flow.compile(nn.Sequential(nn.Linear(2, 2)), torch.zeros(1, 2), quant={"default": {"weight_widht": 4}})

@@ -168,6 +168,23 @@ MINIMUMS = [("training", "epochs", 1, "training epochs"), ("training", "qat_epoc
 POSITIVE = [("training", "lr"), ("training", "qat_lr")]
 
 
+def hardware_config(quant: dict[str, Any] | None = None, parallelism: dict[str, Any] | None = None,
+                    name: str = "design") -> dict[str, Any]:
+    """A full config from quantization and parallelism tables alone (``flow.compile``'s arguments),
+    checked against the same schema as a TOML file: unknown keys name the nearest valid one."""
+    update: dict[str, Any] = {"design": {"name": name}}
+    for section, table in (("quantization", quant), ("parallelism", parallelism)):
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section} must be a dict of tables (default and per layer), got {type(table).__name__}")
+        update[section] = table
+    config = copy.deepcopy(DEFAULTS)
+    _merge("", config, update, DEFAULTS)
+    _validate(config)
+    return config
+
+
 def _validate(config: dict[str, Any]) -> None:
     check_design_name(config["design"]["name"])
     for section, key, minimum, meaning in MINIMUMS:

@@ -10,13 +10,11 @@ from typing import Any
 import torch
 
 from flow.data.digits import load_digits_split
+from flow.design.compile import compile_config
 from flow.design.config import config_hash
-from flow.design.quantize import build_hardware_graph
 from flow.design.train import accuracy, fit, trained_float_model
 from flow.formats.fixed import dequantize
-from flow.graph import capture
 from flow.hardware.emit import emit_rtl
-from flow.hardware.lower import lower
 from flow.hardware.outputs import atomic_folder, check_replaceable
 from flow.hardware.report import stage_rows, write_reports
 from flow.hardware.stages import HardwareGraph
@@ -44,10 +42,9 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
     float_model = trained_float_model(config, data, log=log)
     float_acc = accuracy(float_model, data.x_test, data.y_test)
 
-    graph = capture(float_model, {"input": data.x_test[:2]}, mode="eval")
-    layers = lower(graph, float_model)
-    hw = build_hardware_graph(layers, config)
-    quant_model = hw.fake_quant_model()
+    design = compile_config(float_model, data.x_test[:2], config)
+    hw = design.graph
+    quant_model = design.fake_quant_model()
     ptq_acc = accuracy(quant_model, data.x_test, data.y_test)
     t = config["training"]
     if t["qat_epochs"] > 0:
@@ -56,15 +53,15 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
             f"{accuracy(quant_model, data.x_test, data.y_test):.4f}")
     quant_acc = accuracy(quant_model, data.x_test, data.y_test)
 
-    x_codes = hw.quantize_input(data.x_test)
     with torch.no_grad():
         fake = quant_model(data.x_test)
-    matches = bool(torch.equal(fake, dequantize(hw.forward_codes(x_codes), hw.stages[-1].out_format)))
+    exact = design.reference(design.quantize_inputs(data.x_test))
+    matches = bool(torch.equal(fake, dequantize(exact, hw.stages[-1].out_format)))
     if not matches:
         log("WARNING: the exact reference differs from the fake-quant model; sums may exceed float32")
-    report = write_design(folder, hw, config["design"]["name"], x_codes, data.y_test, source=config_path,
-                          yosys_timeout=config["estimate"]["timeout"] if config["estimate"]["resources"] else None,
-                          log=log, fields={
+    report = design.emit(folder, data.x_test, data.y_test, source=config_path,
+                         yosys_timeout=config["estimate"]["timeout"] if config["estimate"]["resources"] else None,
+                         log=log, fields={
                               "config_path": config_path, "config": config,
                               "training_hash": config_hash(config, ("model", "dataset", "training")),
                               "accuracy": {"float": float_acc, "ptq": ptq_acc, "quantized": quant_acc},

@@ -13,11 +13,8 @@ from typing import Any
 
 import torch
 
+from flow.design.compile import compile_config
 from flow.design.config import load_config
-from flow.design.pipeline import write_design
-from flow.design.quantize import build_hardware_graph
-from flow.graph import capture
-from flow.hardware.lower import lower
 from flow.hardware.rtl_model import RtlModel
 from flow.hardware.simulate import simulate_design
 from flow.hardware.vectors import read_vectors
@@ -46,13 +43,10 @@ def emit(spec: DesignSpec, output_dir: Path, name: str = "fuzz") -> tuple[Path, 
     x = inputs(spec)
     with torch.no_grad():
         labels = model(x).argmax(dim=1)
-    config = load_config(None, config_overrides(spec, str(output_dir), name))
-    layers = lower(capture(model, {"input": x[:2]}, mode="eval"), model)
-    hw = build_hardware_graph(layers, config)
+    design = compile_config(model, x[:2], load_config(None, config_overrides(spec, str(output_dir), name)))
     folder = output_dir / name
-    write_design(folder, hw, name, hw.quantize_input(x), labels, source="tests.fuzz", log=quiet,
-                 fields={"fuzz_spec": spec.to_json()})
-    return folder, hw
+    design.emit(folder, x, labels, source="tests.fuzz", fields={"fuzz_spec": spec.to_json()})
+    return folder, design.graph
 
 
 def model_check(folder: Path) -> dict[str, int]:
