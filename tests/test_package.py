@@ -29,13 +29,15 @@ def test_library_links_point_at_the_checkout_folders():
 
 @pytest.mark.sim
 def test_installed_wheel_emits_and_simulates_outside_the_checkout(tmp_path):
-    wheel_dir, site, work = tmp_path / "wheel", tmp_path / "site", tmp_path / "work"
+    wheel_dir, site, work, source = tmp_path / "wheel", tmp_path / "site", tmp_path / "work", tmp_path / "src"
+    # build from a copy: setuptools writes build/ folders beside the sources
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", ".cache", "results", "gen", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    str(REPO), "-w", str(wheel_dir)], check=True, capture_output=True, cwd=tmp_path)
+                    str(source), "-w", str(wheel_dir)], check=True, capture_output=True, cwd=tmp_path)
     (wheel,) = wheel_dir.glob("flow-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, capture_output=True)
-    shutil.rmtree(REPO / "build" / "bdist.linux-x86_64", ignore_errors=True)
     work.mkdir()
     # the wheel's flow shadows the editable checkout; the dependencies come from this environment
     env = {**os.environ, "PYTHONPATH": str(site), "FLOW_CACHE_DIR": str(work / "cache")}

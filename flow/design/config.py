@@ -35,8 +35,8 @@ LAYER_PAR_DEFAULTS: dict[str, Any] = {"in_par": "auto", "out_par": "full"}
 DEFAULTS: dict[str, Any] = {
     "design": {"name": "digits_mlp", "output_dir": "hw/gen", "seed": 0},
     "model": {"kind": "mlp", "hidden": [32, 16], "activation": "relu", "leaky_shift": 3,
-              "batchnorm": False},
-    "dataset": {"name": "digits", "test_fraction": 0.2, "seed": 0},
+              "batchnorm": False, "entry_point": "", "checkpoint": ""},
+    "dataset": {"name": "digits", "path": "", "test_fraction": 0.2, "seed": 0},
     "training": {"epochs": 100, "lr": 0.002, "batch_size": 16, "weight_decay": 0.0, "seed": 0,
                  "qat_epochs": 0, "qat_lr": 0.0005},
     "quantization": {"by": "name", "default": dict(LAYER_QUANT_DEFAULTS)},
@@ -199,8 +199,9 @@ def _validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"model.activation must be 'relu' or 'leaky_relu', got {config['model']['activation']!r}")
     if config["model"]["leaky_shift"] < 1:
         raise ConfigError("model.leaky_shift must be >= 1 (the slope is 2**-leaky_shift)")
-    if config["dataset"]["name"] != "digits":
-        raise ConfigError(f"dataset.name {config['dataset']['name']!r} is not supported; use 'digits'")
+    if config["model"]["kind"] != "mlp":
+        raise ConfigError(f"model.kind {config['model']['kind']!r} is not known; use 'mlp' (flow's MLP) or set "
+                          f"model.entry_point = 'package.module:function' for your own model")
     if not 0 < config["dataset"]["test_fraction"] < 1:
         raise ConfigError("dataset.test_fraction must lie strictly between 0 and 1")
     for name, table in config["quantization"].items():

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from flow.data.digits import load_digits_split
+from flow.data.tabular import load_split
 from flow.design.compile import compile_config
 from flow.design.config import config_hash
 from flow.design.train import accuracy, fit, trained_float_model
@@ -38,7 +38,8 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
     start = time.perf_counter()
     folder = design_folder(config)
     check_replaceable(folder)  # refuse before any work, not after
-    data = load_digits_split(config["dataset"]["test_fraction"], config["dataset"]["seed"])
+    d = config["dataset"]
+    data = load_split(d["name"], d["path"], d["test_fraction"], d["seed"])
     float_model = trained_float_model(config, data, log=log)
     float_acc = accuracy(float_model, data.x_test, data.y_test)
 
@@ -80,7 +81,7 @@ def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tens
     first, last = hw.stages[0], hw.stages[-1]
     top = f"{name}_top"
     with atomic_folder(folder) as tmp:
-        files = emit_rtl(hw, name, tmp / "rtl", source)
+        files = emit_rtl(hw, name, tmp / "rtl")
         write_vectors(tmp / "vectors", Vectors(x_codes, y_codes, labels, {
             "top": top, "in_width": first.in_format.width, "in_signed": first.in_format.signed,
             "in_par": first.in_par, "out_width": last.out_format.width, "out_signed": last.out_format.signed,

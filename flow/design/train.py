@@ -9,19 +9,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from flow.data.digits import DigitsSplit
+from flow.data.tabular import Split
 from flow.design.config import TRAINING_SECTIONS, config_hash
+from flow.models.loading import entry_point_fingerprint, from_entry_point, load_checkpoint
 from flow.models.mlp import build_mlp
 from flow.paths import cache_dir
 
 
-def build_model(config: dict[str, Any]) -> nn.Sequential:
-    """The float model the config describes (digits: 64 inputs, 10 classes)."""
+def build_model(config: dict[str, Any], data: Split) -> nn.Module:
+    """The float model the config describes: a user's entry point, or flow's MLP sized by the data."""
     m = config["model"]
-    return build_mlp(64, m["hidden"], 10, m["activation"], m["leaky_shift"], m["batchnorm"])
+    if m["entry_point"]:
+        return from_entry_point(m["entry_point"])
+    return build_mlp(data.in_features, m["hidden"], data.classes, m["activation"], m["leaky_shift"], m["batchnorm"])
 
 
-def fit(model: nn.Module, data: DigitsSplit, epochs: int, lr: float, batch_size: int, seed: int,
+def fit(model: nn.Module, data: Split, epochs: int, lr: float, batch_size: int, seed: int,
         weight_decay: float = 0.0, desc: str = "train") -> None:
     """Adam on cross-entropy, shuffled mini-batches, seeded; a progress bar per run.
 
@@ -35,7 +38,7 @@ def fit(model: nn.Module, data: DigitsSplit, epochs: int, lr: float, batch_size:
         torch.set_num_threads(threads)
 
 
-def _fit(model: nn.Module, data: DigitsSplit, epochs: int, lr: float, batch_size: int, seed: int,
+def _fit(model: nn.Module, data: Split, epochs: int, lr: float, batch_size: int, seed: int,
          weight_decay: float, desc: str) -> None:
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -58,13 +61,20 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
-def trained_float_model(config: dict[str, Any], data: DigitsSplit, cache: Path | None = None,
-                        log=print) -> nn.Sequential:
-    """Train once per (model, dataset, training) config; later calls load the checkpoint."""
-    key = config_hash(config, TRAINING_SECTIONS)
-    path = (cache or cache_dir() / "designs") / f"{config['model']['kind']}-{key}.pt"
+def trained_float_model(config: dict[str, Any], data: Split, cache: Path | None = None,
+                        log=print) -> nn.Module:
+    """The model with a user's checkpoint loaded, or trained once per (model, dataset, training)
+    config, later calls loading the cached weights."""
     torch.manual_seed(config["training"]["seed"])
-    model = build_model(config)
+    model = build_model(config, data)
+    if config["model"]["checkpoint"]:
+        load_checkpoint(model, config["model"]["checkpoint"])
+        log(f"float model: weights from {config['model']['checkpoint']} (not trained)")
+        return model
+    key = config_hash(config, TRAINING_SECTIONS)
+    if config["model"]["entry_point"]:
+        key += "-" + entry_point_fingerprint(config["model"]["entry_point"])
+    path = (cache or cache_dir() / "designs") / f"{config['model']['kind']}-{key}.pt"
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         model.eval()

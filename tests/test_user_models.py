@@ -1,0 +1,116 @@
+"""Models and data from the user: entry points, checkpoints, scikit-learn sets and .npz files,
+and the one-line refusals when one of them is wrong."""
+import filecmp
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import flow
+from flow.cli import main
+from flow.data.tabular import load_split
+from flow.design.config import load_config
+from flow.design.train import fit
+from flow.models.mlp import build_mlp
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits_mlp.toml"
+
+
+def one_line_error(capsys, *argv: str) -> str:
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_checkpoint_round_trip_emits_the_same_bytes_as_compiling_the_module(tmp_path, capsys):
+    data = load_split("digits")
+    torch.manual_seed(0)
+    model = build_mlp(64, [32, 16], 10)
+    fit(model, data, epochs=3, lr=0.002, batch_size=16, seed=0)
+    checkpoint = tmp_path / "digits.pt"
+    torch.save(model.state_dict(), checkpoint)
+
+    config = load_config(CONFIG)
+    design = flow.compile(model, data.x_test[:2], quant=config["quantization"],
+                          parallelism=config["parallelism"], name="roundtrip")
+    design.emit(tmp_path / "direct" / "roundtrip", data.x_test, data.y_test)
+
+    assert main(["emit-rtl", "--config", str(CONFIG), "--model.checkpoint", str(checkpoint),
+                 "--design.name", "roundtrip", "--design.output_dir", str(tmp_path / "cli")]) == 0
+    assert "not trained" in capsys.readouterr().out
+    for sub in ("rtl", "vectors"):
+        left, right = tmp_path / "direct" / "roundtrip" / sub, tmp_path / "cli" / "roundtrip" / sub
+        names = sorted(p.name for p in left.iterdir())
+        assert names == sorted(p.name for p in right.iterdir()) and names
+        match, mismatch, errors = filecmp.cmpfiles(left, right, names, shallow=False)
+        assert mismatch == [] and errors == [] and len(match) == len(names)
+
+
+def test_safetensors_checkpoint_loads_like_a_state_dict(tmp_path):
+    from safetensors.torch import save_file
+
+    from flow.models.loading import load_checkpoint
+
+    source = build_mlp(4, [3], 2)
+    save_file(source.state_dict(), tmp_path / "w.safetensors")
+    loaded = load_checkpoint(build_mlp(4, [3], 2), tmp_path / "w.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_entry_point_model_on_a_scikit_learn_set(tmp_path, monkeypatch, capsys):
+    (tmp_path / "wine_model.py").write_text(
+        "from torch import nn\n\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Linear(13, 8), nn.ReLU(), nn.Linear(8, 3))\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["emit-rtl", "--model.entry_point", "wine_model:build", "--dataset.name", "wine",
+                 "--training.epochs", "30", "--design.name", "wine", "--design.output_dir", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "wine" / "report.json").read_text())
+    assert report["config"]["model"]["entry_point"] == "wine_model:build"
+    assert [s["name"] for s in report["stages"]] == ["0", "1", "2"]  # the user's own module names
+    assert report["stages"][-1]["features"] == [8, 3] and report["accuracy"]["float"] > 0.8
+    vectors = tmp_path / "out" / "wine" / "vectors" / "inputs.txt"
+    assert len(vectors.read_text().splitlines()[0].split()) == 13  # wine has 13 features
+
+
+def test_npz_data_sets_the_sizes(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 1)
+    np.savez(tmp_path / "d.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    split = load_split("npz", str(tmp_path / "d.npz"))
+    assert (split.in_features, len(split.y_test)) == (5, 20)
+    assert split.classes == int(y.max()) + 1
+
+
+@pytest.mark.parametrize("case", ["entry_import", "entry_missing_function", "checkpoint_keys", "npz_missing",
+                                  "unknown_dataset", "not_a_state_dict"])
+def test_bad_models_and_data_are_one_line_errors(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = ["emit-rtl", "--design.output_dir", str(tmp_path / "out"), "--training.epochs", "1"]
+    if case == "entry_import":
+        err = one_line_error(capsys, *base, "--model.entry_point", "no_such_pkg.models:build")
+        assert "cannot import no_such_pkg.models" in err and "PYTHONPATH" in err
+    elif case == "entry_missing_function":
+        (tmp_path / "mine.py").write_text("x = 1\n")
+        err = one_line_error(capsys, *base, "--model.entry_point", "mine:build")
+        assert "mine has no function 'build'" in err
+    elif case == "checkpoint_keys":
+        torch.save(build_mlp(64, [8], 10).state_dict(), tmp_path / "small.pt")  # hidden 8, config says 32,16
+        err = one_line_error(capsys, *base, "--model.checkpoint", str(tmp_path / "small.pt"))
+        assert "does not match the model" in err and "missing fc3.weight" in err and "shape fc1.weight (8, 64)" in err
+    elif case == "npz_missing":
+        np.savez(tmp_path / "d.npz", x_train=np.zeros((4, 2)), y_train=np.zeros(4, dtype=np.int64))
+        err = one_line_error(capsys, *base, "--dataset.name", "npz", "--dataset.path", str(tmp_path / "d.npz"))
+        assert "lacks x_test, y_test" in err and "np.savez" in err
+    elif case == "unknown_dataset":
+        err = one_line_error(capsys, *base, "--dataset.name", "mnist")
+        assert "'mnist' is unknown" in err and "breast_cancer" in err
+    else:
+        torch.save({"model": build_mlp(2, [2], 2)}, tmp_path / "pickled.pt")  # a pickled module, not tensors
+        err = one_line_error(capsys, *base, "--model.checkpoint", str(tmp_path / "pickled.pt"))
+        assert "can load safely" in err or "not a state_dict" in err
+    assert not (tmp_path / "out").exists()
