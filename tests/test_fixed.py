@@ -112,3 +112,26 @@ def test_bad_mode_names_the_choices():
 def test_nan_is_refused():
     with pytest.raises(ValueError, match="NaN"):
         quantize(torch.tensor([float("nan")]), FixedFormat(8, 0))
+
+
+def test_fixed_format_keeps_the_format_protocol():
+    from flow.formats.base import Format, Overflow, Rounding, format_from_table
+
+    fmt = format_from_table("fixed", {"data_in_width": 3, "data_in_frac_width": 1, "data_in_signed": False}, "data_in")
+    assert isinstance(fmt, Format) and fmt == FixedFormat(3, 1, False)
+    assert fmt.values().tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    x = torch.tensor([0.74, 0.75, 9.0, -1.0])
+    assert fmt.quantize(x).tolist() == [1, 2, 7, 0]
+    assert torch.equal(fmt.fake_quantize(x), fmt.dequantize(fmt.quantize(x)))
+    assert fmt.cast(torch.tensor([5, -3]), FixedFormat(4, 2), "floor").tolist() == [2, 0]
+    assert fmt.rtl_parameters("IN") == {"IN_WIDTH": 3, "IN_FRAC": 1, "IN_SIGNED": 0}
+    # the SystemVerilog encodings are fixed values, whatever order the enums list their members in
+    assert [r.rtl_code for r in (Rounding.FLOOR, Rounding.HALF_UP, Rounding.HALF_EVEN)] == [0, 1, 2]
+    assert [o.rtl_code for o in (Overflow.SATURATE, Overflow.WRAP)] == [0, 1]
+
+
+def test_unknown_format_name_is_refused_with_the_known_ones():
+    from flow.design.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="'minifloat' is not a format flow knows; use one of fixed, integer"):
+        load_config(None, {"quantization.default.name": "minifloat"})

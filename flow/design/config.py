@@ -14,7 +14,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from flow.formats.fixed import FixedFormat, parse_overflow, parse_rounding
+import flow.formats.fixed  # noqa: F401  registers fixed point
+from flow.formats.base import format_from_table, format_names, parse_overflow, parse_rounding
 from flow.nn import LinearQuantConfig
 
 
@@ -211,14 +212,15 @@ def _validate(config: dict[str, Any]) -> None:
 
 def layer_quant_config(table: dict[str, Any], where: str) -> LinearQuantConfig:
     """The LinearQuantConfig a quantization table describes; bad values name their key."""
-    if table.get("name", "fixed") not in ("fixed", "integer"):
-        raise ConfigError(f"{where}.name {table['name']!r} is not supported for emission; use 'fixed'")
+    name = table.get("name", "fixed")
+    if name not in format_names():
+        raise ConfigError(f"{where}.name {name!r} is not a format flow knows; use one of {', '.join(format_names())}")
     try:
         return LinearQuantConfig(
-            data_in=FixedFormat(table["data_in_width"], table["data_in_frac_width"], table["data_in_signed"]),
-            weight=FixedFormat(table["weight_width"], table["weight_frac_width"], table["weight_signed"]),
-            bias=FixedFormat(table["bias_width"], table["bias_frac_width"], table["bias_signed"]),
-            data_out=FixedFormat(table["data_out_width"], table["data_out_frac_width"], table["data_out_signed"]),
+            data_in=format_from_table(name, table, "data_in"),
+            weight=format_from_table(name, table, "weight"),
+            bias=format_from_table(name, table, "bias"),
+            data_out=format_from_table(name, table, "data_out"),
             rounding=parse_rounding(table["rounding"]),
             overflow=parse_overflow(table["overflow"]),
         )

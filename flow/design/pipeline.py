@@ -13,7 +13,6 @@ from flow.data.tabular import load_split
 from flow.design.compile import compile_config
 from flow.design.config import config_hash
 from flow.design.train import accuracy, fit, trained_float_model
-from flow.formats.fixed import dequantize
 from flow.hardware.emit import emit_rtl
 from flow.hardware.outputs import atomic_folder, check_replaceable
 from flow.hardware.report import stage_rows, write_reports
@@ -57,7 +56,7 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
     with torch.no_grad():
         fake = quant_model(data.x_test)
     exact = design.reference(design.quantize_inputs(data.x_test))
-    matches = bool(torch.equal(fake, dequantize(exact, hw.stages[-1].out_format)))
+    matches = bool(torch.equal(fake, hw.stages[-1].out_format.dequantize(exact)))
     if not matches:
         log("WARNING: the exact reference differs from the fake-quant model; sums may exceed float32")
     report = design.emit(folder, data.x_test, data.y_test, source=config_path,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flow.design.config import ConfigError, check_layer_names, layer_quant_config, layer_table
-from flow.formats.fixed import FixedFormat
+from flow.formats.base import Format
 from flow.hardware.lower import FloatLayer
 from flow.hardware.stages import ActivationStage, CastStage, HardwareGraph, LinearStage, Stage
 from flow.nn import QuantLinear
@@ -33,7 +33,7 @@ def build_hardware_graph(layers: list[FloatLayer], config: dict[str, Any]) -> Ha
     """Quantized stages for the lowered layers, with formats and parallelism from ``config``."""
     check_layer_names(config, [layer.name for layer in layers if layer.kind == "linear"])
     stages: list[Stage] = []
-    fmt: FixedFormat | None = None  # format of the stream entering the next stage
+    fmt: Format | None = None  # format of the stream entering the next stage
     par = 0  # elements per beat of that stream
     for layer in layers:
         if layer.kind == "linear":

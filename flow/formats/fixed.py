@@ -7,58 +7,16 @@ between fracs; see docs/DESIGN.md, "Numeric contract".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from typing import Any, ClassVar
 
 import torch
 
+from flow.formats.base import Overflow, Rounding, parse_overflow, parse_rounding, register_format
+
+__all__ = ["MAX_CODE_BITS", "FixedFormat", "Overflow", "Rounding", "cast_codes", "dequantize", "fake_quantize",
+           "parse_overflow", "parse_rounding", "quantize", "shift_right_round"]
+
 MAX_CODE_BITS = 62  # codes and accumulators live in int64 with one bit of headroom
-
-
-class Rounding(str, Enum):
-    """How a cast drops fractional bits."""
-
-    FLOOR = "floor"  # arithmetic shift: towards -inf
-    HALF_UP = "half_up"  # add half an LSB, then floor: ties towards +inf
-    HALF_EVEN = "half_even"  # ties to even, as torch.round
-
-    @property
-    def rtl_code(self) -> int:
-        """Integer encoding of the SystemVerilog ``ROUNDING`` parameter."""
-        return list(Rounding).index(self)
-
-
-class Overflow(str, Enum):
-    """What a cast does with a value outside the code range."""
-
-    SATURATE = "saturate"
-    WRAP = "wrap"
-
-    @property
-    def rtl_code(self) -> int:
-        """Integer encoding of the SystemVerilog ``OVERFLOW`` parameter."""
-        return list(Overflow).index(self)
-
-
-def parse_rounding(value: Rounding | str) -> Rounding:
-    """Accept an enum member or its name; a bad name is a ValueError naming the choices."""
-    try:
-        return Rounding(value)
-    except ValueError:
-        raise ValueError(
-            f"rounding={value!r} is not a rounding mode; use one of "
-            f"{', '.join(r.value for r in Rounding)}"
-        ) from None
-
-
-def parse_overflow(value: Overflow | str) -> Overflow:
-    """Accept an enum member or its name; a bad name is a ValueError naming the choices."""
-    try:
-        return Overflow(value)
-    except ValueError:
-        raise ValueError(
-            f"overflow={value!r} is not an overflow mode; use one of "
-            f"{', '.join(o.value for o in Overflow)}"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -68,6 +26,7 @@ class FixedFormat:
     width: int
     frac: int
     signed: bool = True
+    kind: ClassVar[str] = "fixed"
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or isinstance(self.width, bool):
@@ -98,6 +57,32 @@ class FixedFormat:
     def __str__(self) -> str:
         kind = "s" if self.signed else "u"
         return f"fixed<{kind}{self.width}.{self.frac}>"
+
+    # ---- the Format protocol (flow.formats.base) ----
+    def quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_UP,
+                 overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
+        return quantize(x, self, rounding, overflow)
+
+    def dequantize(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return dequantize(codes, self, dtype)
+
+    def cast(self, codes: torch.Tensor, source: FixedFormat, rounding: Rounding | str = Rounding.HALF_UP,
+             overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
+        if not isinstance(source, FixedFormat):
+            raise TypeError(f"a fixed-point cast reads fixed-point codes, not {type(source).__name__}")
+        return cast_codes(codes, source.frac, self, rounding, overflow)
+
+    def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_UP,
+                      overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
+        return fake_quantize(x, self, rounding, overflow)
+
+    def values(self) -> torch.Tensor:
+        if self.width > 20:
+            raise ValueError(f"{self} has 2**{self.width} values; enumerate formats of at most 20 bits")
+        return dequantize(torch.arange(self.min_code, self.max_code + 1), self, torch.float64)
+
+    def rtl_parameters(self, prefix: str) -> dict[str, int]:
+        return {f"{prefix}_WIDTH": self.width, f"{prefix}_FRAC": self.frac, f"{prefix}_SIGNED": int(self.signed)}
 
 
 def _check_int64(codes: torch.Tensor) -> None:
@@ -231,3 +216,9 @@ def fake_quantize(
 ) -> torch.Tensor:
     """Values on ``fmt``'s grid computed by :func:`quantize`, with straight-through gradients."""
     return _FakeQuantize.apply(x, fmt, parse_rounding(rounding), parse_overflow(overflow))
+
+
+@register_format("fixed", "integer")
+def fixed_from_table(table: dict[str, Any], prefix: str) -> FixedFormat:
+    """``<prefix>_width``, ``<prefix>_frac_width`` and ``<prefix>_signed`` of a quantization table."""
+    return FixedFormat(table[f"{prefix}_width"], table[f"{prefix}_frac_width"], table.get(f"{prefix}_signed", True))

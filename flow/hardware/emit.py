@@ -59,12 +59,10 @@ def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: st
     """Parameters of the ``linear`` component for one quantized layer; ``weights`` and ``bias``
     are SystemVerilog expressions (a package constant, or a literal from ``weight_literals``)."""
     c, acc = layer.config, layer.acc_format
-    return dict(IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features,
-                IN_PAR=in_par, OUT_PAR=out_par, IN_WIDTH=c.data_in.width,
-                IN_FRAC=c.data_in.frac, IN_SIGNED=int(c.data_in.signed), W_WIDTH=c.weight.width,
-                W_FRAC=c.weight.frac, W_SIGNED=int(c.weight.signed), ACC_WIDTH=acc.width,
-                OUT_WIDTH=c.data_out.width, OUT_FRAC=c.data_out.frac, OUT_SIGNED=int(c.data_out.signed),
-                ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code, WEIGHTS=weights, BIAS=bias)
+    return dict(IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features, IN_PAR=in_par, OUT_PAR=out_par,
+                **c.data_in.rtl_parameters("IN"), **c.weight.rtl_parameters("W"), ACC_WIDTH=acc.width,
+                **c.data_out.rtl_parameters("OUT"), ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code,
+                WEIGHTS=weights, BIAS=bias)
 
 
 def weight_literals(layer: QuantLinear) -> tuple[str, str]:
@@ -82,9 +80,7 @@ def stage_parameters(stage: Stage, package: str) -> dict[str, object]:
         return linear_parameters(stage.layer, stage.in_par, stage.out_par,
                                  f"{package}::{prefix}_WEIGHTS", f"{package}::{prefix}_BIAS")
     if isinstance(stage, CastStage):
-        return dict(PAR=stage.par, IN_WIDTH=stage.src.width, IN_FRAC=stage.src.frac,
-                    IN_SIGNED=int(stage.src.signed), OUT_WIDTH=stage.dst.width,
-                    OUT_FRAC=stage.dst.frac, OUT_SIGNED=int(stage.dst.signed),
+        return dict(PAR=stage.par, **stage.src.rtl_parameters("IN"), **stage.dst.rtl_parameters("OUT"),
                     ROUNDING=stage.rounding.rtl_code, OVERFLOW=stage.overflow.rtl_code)
     if stage.kind == "relu":
         return dict(PAR=stage.par, WIDTH=stage.fmt.width, SIGNED=int(stage.fmt.signed))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from flow.formats.fixed import FixedFormat, Overflow, Rounding, cast_codes, quantize
+from flow.formats.base import Format, Overflow, Rounding
 from flow.nn import QuantLeakyReLU, QuantLinear, QuantReLU
 
 
@@ -24,11 +24,11 @@ class LinearStage:
     out_par: int
 
     @property
-    def in_format(self) -> FixedFormat:
+    def in_format(self) -> Format:
         return self.layer.config.data_in
 
     @property
-    def out_format(self) -> FixedFormat:
+    def out_format(self) -> Format:
         return self.layer.config.data_out
 
     @property
@@ -71,7 +71,7 @@ class ActivationStage(ElementwiseStage):
 
     name: str
     kind: str
-    fmt: FixedFormat
+    fmt: Format
     par: int
     features: int
     shift: int = 0
@@ -94,8 +94,8 @@ class CastStage(ElementwiseStage):
     """Re-expresses codes in the next layer's input format (inserted where formats differ)."""
 
     name: str
-    src: FixedFormat
-    dst: FixedFormat
+    src: Format
+    dst: Format
     rounding: Rounding
     overflow: Overflow
     par: int
@@ -105,7 +105,7 @@ class CastStage(ElementwiseStage):
     out_format = property(lambda self: self.dst)
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return cast_codes(codes, self.src.frac, self.dst, self.rounding, self.overflow)
+        return self.dst.cast(codes, self.src, self.rounding, self.overflow)
 
 
 Stage = LinearStage | ActivationStage | CastStage
@@ -128,7 +128,7 @@ class HardwareGraph:
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         """Float inputs (any shape, flattened per sample) to the first layer's input codes."""
         c = self.first.layer.config
-        return quantize(x.flatten(1), c.data_in, c.rounding, c.overflow)
+        return c.data_in.quantize(x.flatten(1), c.rounding, c.overflow)
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """The exact reference: input codes to output codes, stage by stage, in int64."""
