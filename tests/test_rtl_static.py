@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 from flow.estimate.yosys import YosysError, read_commands, run_yosys
-from flow.formats.fixed import Overflow, Rounding
+from flow.formats.fixed import FixedFormat
+from flow.hardware.components import LIBRARY, cast_parameters, compile_order, leaky_relu_parameters, relu_parameters
 from flow.nn import LinearQuantConfig
 from flow.toolchain import rtl_dir, setup_verilator
 from tests.sim.test_activations import LEAKY_TABLE, RELU_TABLE
@@ -18,16 +19,12 @@ SOURCES = sorted(rtl_dir().glob("*.sv"))
 
 def component_rows():
     """(top, parameters) for every row of every component table."""
-    for (iw, ifr, isg), (ow, ofr, osg), rounding, overflow, par in CAST_TABLE:
-        yield "fixed_cast", dict(PAR=par, IN_WIDTH=iw, IN_FRAC=ifr, IN_SIGNED=int(isg), OUT_WIDTH=ow,
-                                 OUT_FRAC=ofr, OUT_SIGNED=int(osg),
-                                 ROUNDING=Rounding(rounding).rtl_code,
-                                 OVERFLOW=Overflow(overflow).rtl_code)
+    for src, dst, rounding, overflow, par in CAST_TABLE:
+        yield "fixed_cast", cast_parameters(FixedFormat(*src), FixedFormat(*dst), rounding, overflow, par)
     for width, par, signed in RELU_TABLE:
-        yield "relu", dict(PAR=par, WIDTH=width, SIGNED=int(signed))
+        yield "relu", relu_parameters(FixedFormat(width, 0, signed), par)
     for width, shift, rounding, par, signed in LEAKY_TABLE:
-        yield "leaky_relu", dict(PAR=par, WIDTH=width, SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code,
-                                 SIGNED=int(signed))
+        yield "leaky_relu", leaky_relu_parameters(FixedFormat(width, 0, signed), shift, rounding, par)
     for n_in, n_out, in_par, out_par, formats, rounding, overflow in LINEAR_TABLE:
         layer = random_layer(n_in, n_out, LinearQuantConfig(*formats, rounding, overflow), random.Random(0))
         yield "linear", linear_parameters(layer, in_par, out_par)
@@ -49,8 +46,7 @@ def test_lint_clean(top, parameters):
     assert "%Warning" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("top", ["fixed_cast", "relu", "leaky_relu", "skid_buffer", "linear",
-                                 "fixed_cast_lane"])
+@pytest.mark.parametrize("top", list(LIBRARY))
 def test_yosys_reads_every_component(top):
     log = run_yosys(read_commands(SOURCES, top), timeout=120)
     assert f"Top module:  \\{top}" in log
@@ -86,3 +82,11 @@ def test_cell_groups():
 
     cells = {"LUT2": 3, "LUT6": 1, "FDRE": 4, "FDSE": 1, "CARRY4": 2, "RAMB18E1": 1, "DSP48E1": 5, "BUFG": 1}
     assert summarize_cells(cells) == {"LUT": 4, "FF": 5, "DSP48E1": 5, "BRAM": 1, "CARRY4": 2, "MUXF": 0}
+
+
+def test_every_library_file_is_described_and_compile_order_puts_uses_first():
+    assert {p.stem for p in SOURCES} == set(LIBRARY)
+    order = compile_order(["linear", "relu", "fixed_cast"])
+    assert order == ["skid_buffer", "fixed_cast_lane", "linear", "relu", "fixed_cast"]
+    with pytest.raises(KeyError, match="'conv' is not a component"):
+        compile_order(["conv"])

@@ -5,30 +5,31 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from flow.hardware.components import (
+    cast_parameters,
+    compile_order,
+    leaky_relu_parameters,
+    linear_parameters,
+    relu_parameters,
+)
 from flow.hardware.packing import pack_codes, sv_literal
-from flow.hardware.stages import ActivationStage, CastStage, HardwareGraph, LinearStage, Stage
+from flow.hardware.stages import CastStage, HardwareGraph, LinearStage, Stage
 from flow.nn import QuantLinear
 from flow.toolchain import rtl_dir
 
-# library components each stage type instantiates, in compile order
-COMPONENTS = {
-    LinearStage: ["skid_buffer", "fixed_cast_lane", "linear"],
-    CastStage: ["skid_buffer", "fixed_cast_lane", "fixed_cast"],
-    "relu": ["skid_buffer", "relu"],
-    "leaky_relu": ["skid_buffer", "fixed_cast_lane", "leaky_relu"],
-}
+
+def component_of(stage: Stage) -> str:
+    """The library module a stage instantiates."""
+    if isinstance(stage, LinearStage):
+        return "linear"
+    if isinstance(stage, CastStage):
+        return "fixed_cast"
+    return stage.kind
 
 
 def components_used(graph: HardwareGraph) -> list[str]:
     """Library modules the design needs, each once, dependencies first."""
-    used: list[str] = []
-    for stage in graph.stages:
-        key = stage.kind if isinstance(stage, ActivationStage) else type(stage)
-        for name in COMPONENTS[key]:
-            if name not in used:
-                used.append(name)
-    order = ["skid_buffer", "fixed_cast_lane", "fixed_cast", "relu", "leaky_relu", "linear"]
-    return sorted(used, key=order.index)
+    return compile_order([component_of(stage) for stage in graph.stages])
 
 
 def _ident(name: str) -> str:
@@ -55,16 +56,6 @@ def _weights_package(package: str, graph: HardwareGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: str, bias: str) -> dict[str, object]:
-    """Parameters of the ``linear`` component for one quantized layer; ``weights`` and ``bias``
-    are SystemVerilog expressions (a package constant, or a literal from ``weight_literals``)."""
-    c, acc = layer.config, layer.acc_format
-    return dict(IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features, IN_PAR=in_par, OUT_PAR=out_par,
-                **c.data_in.rtl_parameters("IN"), **c.weight.rtl_parameters("W"), ACC_WIDTH=acc.width,
-                **c.data_out.rtl_parameters("OUT"), ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code,
-                WEIGHTS=weights, BIAS=bias)
-
-
 def weight_literals(layer: QuantLinear) -> tuple[str, str]:
     """The layer's weight and bias codes as sized SystemVerilog literals (WEIGHTS, BIAS)."""
     weights = layer.weight_codes().flatten().tolist()  # (o, i) at o*IN + i
@@ -80,20 +71,10 @@ def stage_parameters(stage: Stage, package: str) -> dict[str, object]:
         return linear_parameters(stage.layer, stage.in_par, stage.out_par,
                                  f"{package}::{prefix}_WEIGHTS", f"{package}::{prefix}_BIAS")
     if isinstance(stage, CastStage):
-        return dict(PAR=stage.par, **stage.src.rtl_parameters("IN"), **stage.dst.rtl_parameters("OUT"),
-                    ROUNDING=stage.rounding.rtl_code, OVERFLOW=stage.overflow.rtl_code)
+        return cast_parameters(stage.src, stage.dst, stage.rounding, stage.overflow, stage.par)
     if stage.kind == "relu":
-        return dict(PAR=stage.par, WIDTH=stage.fmt.width, SIGNED=int(stage.fmt.signed))
-    return dict(PAR=stage.par, WIDTH=stage.fmt.width, SHIFT=stage.shift,
-                ROUNDING=stage.rounding.rtl_code, SIGNED=int(stage.fmt.signed))
-
-
-def _module_of(stage: Stage) -> str:
-    if isinstance(stage, LinearStage):
-        return "linear"
-    if isinstance(stage, CastStage):
-        return "fixed_cast"
-    return stage.kind
+        return relu_parameters(stage.fmt, stage.par)
+    return leaky_relu_parameters(stage.fmt, stage.shift, stage.rounding, stage.par)
 
 
 def _describe(stage: Stage) -> str:
@@ -138,7 +119,7 @@ def top_module(top: str, package: str, graph: HardwareGraph) -> str:
             f"    // stage {index}: {stage.name}: {_describe(stage)}",
             f"    logic [{bits - 1}:0] {signal}_tdata;",
             f"    logic {signal}_tvalid, {signal}_tready;",
-            f"    {_module_of(stage)} #(",
+            f"    {component_of(stage)} #(",
             param_text,
             f"    ) u_{signal} (",
             "        .clk, .rst,",

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from flow.formats.base import Format, Overflow, Rounding
+from flow.hardware.components import ELEMENTWISE_CYCLES, linear_cycles
 from flow.nn import QuantLeakyReLU, QuantLinear, QuantReLU
 
 
@@ -41,11 +42,11 @@ class LinearStage:
 
     @property
     def initiation_interval(self) -> int:
-        return (self.in_features // self.in_par) * (self.out_features // self.out_par)
+        return linear_cycles(self.in_features, self.out_features, self.in_par, self.out_par)[0]
 
     @property
     def latency(self) -> int:
-        return self.initiation_interval + 2
+        return linear_cycles(self.in_features, self.out_features, self.in_par, self.out_par)[1]
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.layer.forward_codes(codes)
@@ -61,8 +62,8 @@ class ElementwiseStage:
     out_par = property(lambda self: self.par)
     in_features = property(lambda self: self.features)
     out_features = property(lambda self: self.features)
-    initiation_interval = property(lambda self: 1)
-    latency = property(lambda self: 1)
+    initiation_interval = property(lambda self: ELEMENTWISE_CYCLES[0])
+    latency = property(lambda self: ELEMENTWISE_CYCLES[1])
 
 
 @dataclass

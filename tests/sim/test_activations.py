@@ -4,7 +4,8 @@ import random
 import pytest
 import torch
 
-from flow.formats.fixed import FixedFormat, Rounding
+from flow.formats.fixed import FixedFormat
+from flow.hardware.components import ELEMENTWISE_CYCLES, leaky_relu_parameters, relu_parameters
 from flow.nn import QuantLeakyReLU, QuantReLU
 from tests.sim.harness import random_codes, simulate
 
@@ -38,10 +39,10 @@ def test_relu(width, par, signed, tmp_path):
     if not signed:
         assert expected == codes and max(codes) >= 1 << (width - 1)  # top-bit codes must pass
     results = simulate(f"relu{width}x{par}{'s' if signed else 'u'}", "relu",
-                       dict(PAR=par, WIDTH=width, SIGNED=int(signed)), codes, expected,
+                       relu_parameters(FixedFormat(width, 0, signed), par), codes, expected,
                        in_width=width, out_width=width, out_par=par, vectors=200, work_dir=tmp_path)
     assert results["mismatches"] == 0, results["examples"]
-    assert (results["latency_cycles"], results["initiation_interval"]) == (1, 1)
+    assert (results["initiation_interval"], results["latency_cycles"]) == ELEMENTWISE_CYCLES
 
 
 @pytest.mark.sim
@@ -52,13 +53,13 @@ def test_leaky_relu(width, shift, rounding, par, signed, tmp_path):
     expected = leaky.forward_codes(torch.tensor(codes)).tolist()
     if not signed:
         assert expected == codes and max(codes) >= 1 << (width - 1)
-    params = dict(PAR=par, WIDTH=width, SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code, SIGNED=int(signed))
+    params = leaky_relu_parameters(FixedFormat(width, 0, signed), shift, rounding, par)
     results = simulate(f"leaky_relu{width}s{shift}{rounding}x{par}{'s' if signed else 'u'}", "leaky_relu",
                        params, codes,
                        expected, in_width=width, out_width=width, out_par=par, vectors=200,
                        work_dir=tmp_path)
     assert results["mismatches"] == 0, results["examples"]
-    assert (results["latency_cycles"], results["initiation_interval"]) == (1, 1)
+    assert (results["initiation_interval"], results["latency_cycles"]) == ELEMENTWISE_CYCLES
 
 
 @pytest.mark.sim
@@ -69,4 +70,4 @@ def test_skid_buffer_passes_every_beat_in_order(width, tmp_path):
                        in_width=width, out_width=width, out_par=1, vectors=400, work_dir=tmp_path)
     assert results["mismatches"] == 0, results["examples"]
     assert results["out_beats"] == 400
-    assert (results["latency_cycles"], results["initiation_interval"]) == (1, 1)
+    assert (results["initiation_interval"], results["latency_cycles"]) == ELEMENTWISE_CYCLES

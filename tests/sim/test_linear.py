@@ -6,7 +6,8 @@ import torch
 
 from flow.formats.fixed import FixedFormat as F
 from flow.formats.fixed import dequantize
-from flow.hardware.emit import linear_parameters as emitted_linear_parameters
+from flow.hardware.components import linear_cycles
+from flow.hardware.components import linear_parameters as component_parameters
 from flow.hardware.emit import weight_literals
 from flow.nn import LinearQuantConfig, QuantLinear
 from tests.sim.harness import random_codes, simulate
@@ -34,7 +35,7 @@ LINEAR_TABLE = [
 
 def linear_parameters(layer: QuantLinear, in_par: int, out_par: int) -> dict:
     """The SystemVerilog parameters of one quantized layer, weights and bias as literals."""
-    return emitted_linear_parameters(layer, in_par, out_par, *weight_literals(layer))
+    return component_parameters(layer, in_par, out_par, *weight_literals(layer))
 
 
 def random_layer(n_in, n_out, config, rng) -> QuantLinear:
@@ -59,11 +60,12 @@ def test_linear(row, tmp_path):
     vectors = 40
     x = torch.tensor(random_codes(config.data_in, n_in * vectors, rng)).view(vectors, n_in)
     expected = layer.forward_codes(x).flatten().tolist()
-    ii = (n_in // in_par) * (n_out // out_par)
+    ii, latency = linear_cycles(n_in, n_out, in_par, out_par)
     results = simulate(f"linear{row}", "linear", linear_parameters(layer, in_par, out_par),
                        x.flatten().tolist(), expected, in_width=config.data_in.width,
                        out_width=config.data_out.width, out_par=out_par, vectors=vectors,
                        work_dir=tmp_path, cycles_per_vector=ii)
     assert results["mismatches"] == 0, results["examples"]
     assert results["out_beats"] == vectors * n_out // out_par
-    assert results["initiation_interval"] == ii
+    assert results["initiation_interval"] == results["initiation_interval_max"] == ii
+    assert results["latency_cycles"] == latency

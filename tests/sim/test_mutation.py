@@ -4,7 +4,8 @@ import shutil
 import pytest
 import torch
 
-from flow.formats.fixed import FixedFormat, Rounding, cast_codes
+from flow.formats.fixed import FixedFormat, Overflow, Rounding, cast_codes
+from flow.hardware.components import cast_parameters
 from flow.toolchain import rtl_dir
 from tests.sim.harness import simulate
 
@@ -23,8 +24,7 @@ def test_half_even_mutated_to_half_up_is_caught(tmp_path):
     dst = FixedFormat(6, 2)  # from s8.4: a shift of 2
     codes = list(range(-128, 128))  # every code, ties included
     expected = cast_codes(torch.tensor(codes), 4, dst, "half_even").tolist()
-    params = dict(PAR=4, IN_WIDTH=8, IN_FRAC=4, IN_SIGNED=1, OUT_WIDTH=6, OUT_FRAC=2, OUT_SIGNED=1,
-                  ROUNDING=Rounding.HALF_EVEN.rtl_code, OVERFLOW=0)
+    params = cast_parameters(FixedFormat(8, 4), dst, Rounding.HALF_EVEN, Overflow.SATURATE, par=4)
     results = simulate("fixed_cast_mutant", "fixed_cast", params, codes, expected, in_width=8,
                        out_width=6, out_par=4, vectors=64, work_dir=tmp_path / "sim",
                        sources=sorted(rtl.glob("*.sv")))

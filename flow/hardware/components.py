@@ -1,0 +1,83 @@
+"""One description per component of hw/rtl: the library modules it instantiates, its parameters
+built from typed arguments, and its cycle model. Emission, the hardware graph's cycle model,
+the component regressions, the lint/Yosys checks and the benches all read it from here.
+
+The exact Python reference of each component is the ``forward_codes`` of its flow.nn module or
+flow.formats cast (named in ``reference``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flow.formats.base import Format, Overflow, Rounding
+from flow.nn import QuantLinear
+
+
+@dataclass(frozen=True)
+class Component:
+    """A module of the library: what it instantiates (compiled first) and where its reference is."""
+
+    name: str
+    uses: tuple[str, ...]
+    reference: str
+
+
+LIBRARY: dict[str, Component] = {c.name: c for c in [
+    Component("skid_buffer", (), "identity"),
+    Component("fixed_cast_lane", (), "flow.formats.fixed.cast_codes"),
+    Component("fixed_cast", ("skid_buffer", "fixed_cast_lane"), "flow.formats.fixed.cast_codes"),
+    Component("relu", ("skid_buffer",), "flow.nn.QuantReLU.forward_codes"),
+    Component("leaky_relu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLeakyReLU.forward_codes"),
+    Component("linear", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLinear.forward_codes"),
+]}
+
+
+def compile_order(modules: list[str]) -> list[str]:
+    """The library files a set of modules needs, each once, every module after those it uses."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in LIBRARY:
+            raise KeyError(f"{name!r} is not a component of hw/rtl (known: {', '.join(LIBRARY)})")
+        for used in LIBRARY[name].uses:
+            visit(used)
+        if name not in order:
+            order.append(name)
+
+    for module in modules:
+        visit(module)
+    return order
+
+
+# ---- cycle models (the regressions and the fuzzer measure them) ----
+ELEMENTWISE_CYCLES = (1, 1)  # (II, latency) of fixed_cast, relu, leaky_relu and skid_buffer
+
+
+def linear_cycles(in_features: int, out_features: int, in_par: int, out_par: int) -> tuple[int, int]:
+    """(II, latency): each input beat is held for OUT/OUT_PAR cycles; two cycles to leave."""
+    ii = (in_features // in_par) * (out_features // out_par)
+    return ii, ii + 2
+
+
+# ---- parameters ----
+def cast_parameters(src: Format, dst: Format, rounding: Rounding, overflow: Overflow, par: int) -> dict[str, int]:
+    return dict(PAR=par, **src.rtl_parameters("IN"), **dst.rtl_parameters("OUT"),
+                ROUNDING=Rounding(rounding).rtl_code, OVERFLOW=Overflow(overflow).rtl_code)
+
+
+def relu_parameters(fmt: Format, par: int) -> dict[str, int]:
+    p = fmt.rtl_parameters("")
+    return dict(PAR=par, WIDTH=p["_WIDTH"], SIGNED=p["_SIGNED"])
+
+
+def leaky_relu_parameters(fmt: Format, shift: int, rounding: Rounding, par: int) -> dict[str, int]:
+    return dict(relu_parameters(fmt, par), SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code)
+
+
+def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: str, bias: str) -> dict[str, object]:
+    """``weights`` and ``bias`` are SystemVerilog expressions (a package constant or a literal)."""
+    c = layer.config
+    return dict(IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features, IN_PAR=in_par, OUT_PAR=out_par,
+                **c.data_in.rtl_parameters("IN"), **c.weight.rtl_parameters("W"), ACC_WIDTH=layer.acc_format.width,
+                **c.data_out.rtl_parameters("OUT"), ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code,
+                WEIGHTS=weights, BIAS=bias)
