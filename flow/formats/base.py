@@ -44,22 +44,22 @@ ROUNDING_RTL_CODES = {Rounding.FLOOR: 0, Rounding.HALF_UP: 1, Rounding.HALF_EVEN
 OVERFLOW_RTL_CODES = {Overflow.SATURATE: 0, Overflow.WRAP: 1}
 
 
+def _parse(kind: type[Enum], value: Any, what: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{what}={value!r} is not a{'n' if what[0] in 'aeiou' else ''} {what} mode; use one of "
+                         f"{', '.join(member.value for member in kind)}") from None
+
+
 def parse_rounding(value: Rounding | str) -> Rounding:
     """Accept an enum member or its name; a bad name is a ValueError naming the choices."""
-    try:
-        return Rounding(value)
-    except ValueError:
-        raise ValueError(f"rounding={value!r} is not a rounding mode; use one of "
-                         f"{', '.join(r.value for r in Rounding)}") from None
+    return _parse(Rounding, value, "rounding")
 
 
 def parse_overflow(value: Overflow | str) -> Overflow:
     """Accept an enum member or its name; a bad name is a ValueError naming the choices."""
-    try:
-        return Overflow(value)
-    except ValueError:
-        raise ValueError(f"overflow={value!r} is not an overflow mode; use one of "
-                         f"{', '.join(o.value for o in Overflow)}") from None
+    return _parse(Overflow, value, "overflow")
 
 
 @runtime_checkable
