@@ -25,6 +25,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check flow sim tests benches
+	$(VENV)/bin/lint-imports
 
 emit-rtl: $(STAMP)
 	$(VENV)/bin/flow emit-rtl --config $(CONFIG)
