@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 
 def compile(model: Any, example_inputs: Any, quant: dict | None = None,  # noqa: A001
-            parallelism: dict | None = None, name: str = "design") -> Design:
+            parallelism: dict | None = None, name: str = "flow_design") -> Design:
     """Compile a PyTorch model to a hardware design (see ``flow.design.compile.compile``)."""
     from flow.design.compile import compile as compile_model  # torch loads only when used
 

@@ -72,3 +72,19 @@ def test_cast_inserted_only_where_formats_differ():
     casts = [s for s in hw.stages if isinstance(s, CastStage)]
     assert [(c.name, str(c.src), str(c.dst)) for c in casts] == [("fc2_cast_in", "fixed<s8.4>", "fixed<s6.2>")]
     assert [s.name for s in hw.stages if isinstance(s, LinearStage)] == ["fc1", "fc2", "fc3"]
+
+
+def test_eval_mode_dropout_and_identity_are_wiring_and_train_mode_dropout_is_refused():
+    import flow
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Dropout(0.5), nn.Identity(), nn.Linear(3, 2))
+    x = torch.randn(8, 4)
+    design = flow.compile(model, x[:2])
+    assert [type(s).__name__ for s in design.graph.stages] == ["LinearStage", "ActivationStage", "LinearStage"]
+    with torch.no_grad():
+        assert torch.equal(design.fake_quant_model()(x), design.graph.stages[-1].out_format.dequantize(
+            design.reference(design.quantize_inputs(x))))
+    graph = capture(model, {"input": x[:2]}, mode="train")
+    with pytest.raises(LoweringError, match="train-mode dropout .* at node .*module '2': Dropout"):
+        lower(graph, model)

@@ -108,7 +108,7 @@ def _as_inputs(model: nn.Module, example_inputs: Any) -> dict[str, Any]:
 
 
 def compile(model: nn.Module, example_inputs: Any, quant: dict[str, Any] | None = None,  # noqa: A001
-            parallelism: dict[str, Any] | None = None, name: str = "design") -> Design:
+            parallelism: dict[str, Any] | None = None, name: str = "flow_design") -> Design:
     """Capture ``model`` on ``example_inputs`` (eval mode), lower it, and quantize it by ``quant``
     (MASE-style tables: ``default`` and per layer name, or ``by="type"``; a flat dict of layer
     keys is the default table) with ``parallelism`` (``in_par``/``out_par`` per layer)."""

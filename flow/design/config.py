@@ -170,7 +170,7 @@ POSITIVE = [("training", "lr"), ("training", "qat_lr")]
 
 
 def hardware_config(quant: dict[str, Any] | None = None, parallelism: dict[str, Any] | None = None,
-                    name: str = "design") -> dict[str, Any]:
+                    name: str = "flow_design") -> dict[str, Any]:
     """A full config from quantization and parallelism tables alone (``flow.compile``'s arguments),
     checked against the same schema as a TOML file: unknown keys name the nearest valid one."""
     update: dict[str, Any] = {"design": {"name": name}}

@@ -1,7 +1,8 @@
 """Lower a captured float graph to a chain of hardware layers.
 
 Supported: Linear, ReLU, LeakyReLU with slope 2**-k, BatchNorm1d (folded into the Linear
-before it) and Flatten/view/reshape (wiring). Any other op is an error that names the node,
+before it), and as wiring Flatten/view/reshape and eval-mode Dropout (nn.Identity leaves no
+node). Any other op is an error that names the node,
 its op, its module and this list: nothing is mapped silently.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flow.graph.capture import owner
 from flow.graph.ops import op_kind, op_name
 
 SUPPORTED = ("Linear, ReLU, LeakyReLU (slope 2**-k), BatchNorm1d (folded into the preceding Linear), "
-             "Flatten/view/reshape (wiring)")
+             "Flatten/view/reshape and eval-mode Dropout/Identity (wiring)")
 WIRING_OPS = {"flatten", "view", "reshape", "_unsafe_view", "contiguous", "clone", "alias"}
 
 
@@ -82,7 +83,10 @@ def lower(graph: Graph, model: nn.Module) -> list[FloatLayer]:
         if not node.args or node.args[0] is not current:
             raise LoweringError(f"node '{node.name}' ({node.target}) does not consume the previous layer's "
                                 f"output; flow lowers chains of {SUPPORTED}")
-        if name in WIRING_OPS:
+        if name in ("dropout", "native_dropout", "feature_dropout"):
+            if len(node.args) > 2 and node.args[2]:  # dropout(input, p, train): train-mode dropout is random
+                raise _unsupported(node, model, "train-mode dropout (capture the model in eval mode)")
+        elif name in WIRING_OPS:
             if name in ("view", "reshape", "_unsafe_view", "flatten") and node.meta.get("val") is not None:
                 if node.meta["val"].dim() != 2:
                     raise _unsupported(node, model, "reshape to a non-vector shape")
