@@ -43,8 +43,10 @@ def features(spec) -> list[str]:
                 found.append(f"{role} frac < 0")
             if frac > width:
                 found.append(f"{role} frac > width")
-        found += [f"rounding {layer.rounding}", f"overflow {layer.overflow}",
-                  f"{layer.activation} on {'signed' if layer.data_out[2] else 'unsigned'}"]
+        found += [f"rounding {layer.rounding}", f"overflow {layer.overflow}"]
+        found += [f"{act} on {'signed' if layer.data_out[2] else 'unsigned'}" for act in layer.activation.split("+")]
+        if layer.activation.count("+") and "dropout" not in layer.activation:
+            found.append("two activations in a row")
         n_in = spec.in_features if index == 0 else spec.layers[index - 1].out_features
         par = [spec.in_par if index == 0 else spec.layers[index - 1].out_par, layer.out_par]
         found.append("fully parallel layer" if par == [n_in, layer.out_features] else

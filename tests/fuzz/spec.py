@@ -29,7 +29,7 @@ class LayerSpec:
     data_out: Fmt
     rounding: str = "half_up"
     overflow: str = "saturate"
-    activation: str = "none"  # none | relu | leaky_relu
+    activation: str = "none"  # none, relu, leaky_relu, or two joined by "+" (e.g. relu+leaky_relu)
     leaky_shift: int = 3
     out_par: int = 1
     has_bias: bool = True
@@ -87,10 +87,14 @@ def build_model(spec: DesignSpec) -> nn.Sequential:
             if layer.has_bias:
                 linear.bias.copy_(values_in_range(layer.bias, (layer.out_features,), generator))
         modules[layer_name(index)] = linear
-        if layer.activation == "relu":
-            modules[f"act{index + 1}"] = nn.ReLU()
-        elif layer.activation == "leaky_relu":
-            modules[f"act{index + 1}"] = nn.LeakyReLU(2.0 ** -layer.leaky_shift)
+        for position, activation in enumerate(layer.activation.split("+")):
+            suffix = f"{index + 1}" + ("" if position == 0 else f"_{position + 1}")
+            if activation == "relu":
+                modules[f"act{suffix}"] = nn.ReLU()
+            elif activation == "leaky_relu":
+                modules[f"act{suffix}"] = nn.LeakyReLU(2.0 ** -layer.leaky_shift)
+            elif activation == "dropout":
+                modules[f"drop{suffix}"] = nn.Dropout(0.5)  # eval mode: wiring
         n_in = layer.out_features
     return nn.Sequential(modules).eval()
 
@@ -142,7 +146,7 @@ def summary_line(spec: DesignSpec) -> str:
     """One line per layer: formats, modes, activation, parallelism (for logs and failure reports)."""
     parts = []
     for index, layer in enumerate(spec.layers):
-        act = layer.activation if layer.activation != "leaky_relu" else f"leaky2^-{layer.leaky_shift}"
+        act = layer.activation.replace("leaky_relu", f"leaky2^-{layer.leaky_shift}")
         parts.append(f"{layer_name(index)}[{_fmt_text(layer.data_in)} x {_fmt_text(layer.weight)} + "
                      f"{_fmt_text(layer.bias) if layer.has_bias else 'nobias'} -> {_fmt_text(layer.data_out)} "
                      f"{layer.rounding}/{layer.overflow} {act} par {layer.out_par}]")

@@ -11,6 +11,9 @@ from tests.fuzz.spec import DesignSpec, LayerSpec
 MAX_WIDTH = 16
 MAX_FEATURES = 64
 MAX_DEPTH = 4
+# after each Linear: nothing, one activation, two in a row, or eval-mode dropout (wiring) among them
+ACTIVATIONS = ["none", "relu", "leaky_relu", "relu+leaky_relu", "leaky_relu+relu", "dropout+relu",
+               "leaky_relu+dropout"]
 
 
 def divisors(n: int) -> list[int]:
@@ -35,7 +38,7 @@ def layers(draw: st.DrawFn) -> tuple[LayerSpec, bool]:
         data_out=draw(formats()),
         rounding=draw(st.sampled_from(["half_up", "floor", "half_even"])),
         overflow=draw(st.sampled_from(["saturate", "wrap"])),
-        activation=draw(st.sampled_from(["none", "relu", "leaky_relu"])),
+        activation=draw(st.sampled_from(ACTIVATIONS)),
         leaky_shift=draw(st.integers(1, 6)),
         out_par=draw(st.sampled_from(divisors(out_features))),
         has_bias=draw(st.booleans()),
