@@ -11,6 +11,7 @@ from tests.fuzz.spec import DesignSpec, LayerSpec
 MAX_WIDTH = 16
 MAX_FEATURES = 64
 MAX_DEPTH = 4
+CYCLE_BUDGET = 20_000  # vectors x II: a deep folded design simulates fewer vectors (8 at least)
 # after each Linear: nothing, one activation, two in a row, or eval-mode dropout (wiring) among them
 ACTIVATIONS = ["none", "relu", "leaky_relu", "relu+leaky_relu", "leaky_relu+relu", "dropout+relu",
                "leaky_relu+dropout"]
@@ -59,5 +60,16 @@ def designs(draw: st.DrawFn) -> DesignSpec:
         if chain and same_format:  # half the layers read the previous output format: no cast
             layer = replace(layer, data_in=chain[-1].data_out)
         chain.append(layer)
-    return DesignSpec(in_features=in_features, in_par=draw(st.sampled_from(divisors(in_features))),
-                      layers=tuple(chain), vectors=draw(st.integers(8, 40)), seed=draw(st.integers(0, 2**16)))
+    in_par = draw(st.sampled_from(divisors(in_features)))
+    vectors = min(draw(st.integers(8, 40)), max(8, CYCLE_BUDGET // slowest_stage(in_features, in_par, chain)))
+    return DesignSpec(in_features=in_features, in_par=in_par, layers=tuple(chain), vectors=vectors,
+                      seed=draw(st.integers(0, 2**16)))
+
+
+def slowest_stage(in_features: int, in_par: int, chain: list[LayerSpec]) -> int:
+    """The design's initiation interval in cycles (its slowest linear)."""
+    intervals, n_in, par = [], in_features, in_par
+    for layer in chain:
+        intervals.append((n_in // par) * (layer.out_features // layer.out_par))
+        n_in, par = layer.out_features, layer.out_par
+    return max(intervals)
