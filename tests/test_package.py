@@ -41,7 +41,8 @@ def test_installed_wheel_emits_and_simulates_outside_the_checkout(tmp_path):
     work.mkdir()
     # the wheel's flow shadows the editable checkout; the dependencies come from this environment
     env = {**os.environ, "PYTHONPATH": str(site), "FLOW_CACHE_DIR": str(work / "cache")}
-    env.pop("FLOW_RTL_DIR", None)
+    for variable in ("FLOW_RTL_DIR", "FLOW_BUILD_DIR", "FLOW_RESULTS_DIR"):
+        env.pop(variable, None)  # defaults must resolve beside the user's work
 
     def flow(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "flow.cli", *args], cwd=work, env=env,
