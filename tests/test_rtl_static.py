@@ -7,10 +7,17 @@ import pytest
 
 from flow.estimate.yosys import YosysError, read_commands, run_yosys
 from flow.formats.fixed import FixedFormat
-from flow.hardware.components import LIBRARY, cast_parameters, compile_order, leaky_relu_parameters, relu_parameters
+from flow.hardware.components import (
+    LIBRARY,
+    cast_parameters,
+    compile_order,
+    fifo_parameters,
+    leaky_relu_parameters,
+    relu_parameters,
+)
 from flow.nn import LinearQuantConfig
 from flow.toolchain import rtl_dir, setup_verilator
-from tests.sim.test_activations import LEAKY_TABLE, RELU_TABLE
+from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_linear import LINEAR_TABLE, linear_parameters, random_layer
 
@@ -29,6 +36,8 @@ def component_rows():
         layer = random_layer(n_in, n_out, LinearQuantConfig(*formats, rounding, overflow), random.Random(0))
         yield "linear", linear_parameters(layer, in_par, out_par)
     yield "skid_buffer", dict(DATA_WIDTH=3)
+    for width, depth in FIFO_TABLE:
+        yield "fifo", fifo_parameters(width, depth)
 
 
 def lint(top, parameters):

@@ -29,6 +29,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("relu", ("skid_buffer",), "flow.nn.QuantReLU.forward_codes"),
     Component("leaky_relu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLeakyReLU.forward_codes"),
     Component("linear", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLinear.forward_codes"),
+    Component("fifo", (), "identity"),
 ]}
 
 
@@ -53,6 +54,11 @@ def compile_order(modules: list[str]) -> list[str]:
 ELEMENTWISE_CYCLES = (1, 1)  # (II, latency) of fixed_cast, relu, leaky_relu and skid_buffer
 
 
+def fifo_cycles(depth: int) -> tuple[int, int]:
+    """(II in cycles per beat, latency): full throughput needs two entries (ready ignores the output)."""
+    return (1 if depth >= 2 else 2), 1
+
+
 def linear_cycles(in_features: int, out_features: int, in_par: int, out_par: int) -> tuple[int, int]:
     """(II, latency): each input beat is held for OUT/OUT_PAR cycles; two cycles to leave."""
     ii = (in_features // in_par) * (out_features // out_par)
@@ -72,6 +78,10 @@ def relu_parameters(fmt: Format, par: int) -> dict[str, int]:
 
 def leaky_relu_parameters(fmt: Format, shift: int, rounding: Rounding, par: int) -> dict[str, int]:
     return dict(relu_parameters(fmt, par), SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code)
+
+
+def fifo_parameters(beat_bits: int, depth: int) -> dict[str, int]:
+    return dict(WIDTH=beat_bits, DEPTH=depth)
 
 
 def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: str, bias: str) -> dict[str, object]:

@@ -125,6 +125,8 @@ def _linear(vector: list[int], p: dict[str, int]) -> list[int]:
 def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]:
     if module == "fixed_cast":
         return [cast_lane(v, p) for v in vector]
+    if module == "fifo":
+        return list(vector)
     width, signed = p["WIDTH"], bool(p.get("SIGNED", 1))
     negative = lambda v: signed and (v >> (width - 1)) & 1  # noqa: E731
     if module == "relu":

@@ -1,11 +1,17 @@
-"""relu, leaky_relu and skid_buffer against the Python reference: one table each."""
+"""relu, leaky_relu, skid_buffer and fifo against the Python reference: one table each."""
 import random
 
 import pytest
 import torch
 
 from flow.formats.fixed import FixedFormat
-from flow.hardware.components import ELEMENTWISE_CYCLES, leaky_relu_parameters, relu_parameters
+from flow.hardware.components import (
+    ELEMENTWISE_CYCLES,
+    fifo_cycles,
+    fifo_parameters,
+    leaky_relu_parameters,
+    relu_parameters,
+)
 from flow.nn import QuantLeakyReLU, QuantReLU
 from tests.sim.harness import random_codes, simulate
 
@@ -25,6 +31,7 @@ LEAKY_TABLE = [  # (width, shift, rounding, lanes, signed)
     (12, 1, "half_even", 3, False),
 ]
 SKID_TABLE = [1, 24]  # data widths
+FIFO_TABLE = [(1, 1), (8, 2), (8, 5), (24, 16), (3, 3)]  # (beat bits, depth)
 
 
 def _codes(width, count, seed, signed=True):
@@ -71,3 +78,16 @@ def test_skid_buffer_passes_every_beat_in_order(width, tmp_path):
     assert results["mismatches"] == 0, results["examples"]
     assert results["out_beats"] == 400
     assert (results["initiation_interval"], results["latency_cycles"]) == ELEMENTWISE_CYCLES
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("width,depth", FIFO_TABLE)
+def test_fifo_passes_every_beat_in_order(width, depth, tmp_path):
+    codes = [c & ((1 << width) - 1) for c in _codes(width, 300, depth)]
+    results = simulate(f"fifo{width}x{depth}", "fifo", fifo_parameters(width, depth), codes, codes,
+                       in_width=width, out_width=width, out_par=1, vectors=300, work_dir=tmp_path)
+    assert results["mismatches"] == 0, results["examples"]
+    assert results["out_beats"] == 300
+    ii, latency = fifo_cycles(depth)
+    assert (results["initiation_interval"], results["initiation_interval_max"], results["latency_cycles"]) == (
+        ii, ii, latency)
