@@ -114,7 +114,7 @@ def summary(report: dict[str, Any], folder: Path) -> str:
         lines.append(f"  {row['name']:>12}: {row['kind']:<10} {row['in_format']} -> {row['out_format']}{extra}"
                      f"  par {row['in_par']}x{row['out_par']}  II {row['initiation_interval']}")
     c = report["cycles"]
-    lines.append(f"  cycles: II {c['initiation_interval']}, latency ~{c['latency_estimate']} (model); "
+    lines.append(f"  cycles: II {c['initiation_interval']}, latency {c['latency_estimate']} (cycle model); "
                  f"simulate with `flow sim {folder}`")
     if report["resources"]:
         lines.append("  resources: " + ", ".join(f"{k} {v}" for k, v in report["resources"].items()))
