@@ -12,6 +12,7 @@ from flow.graph import capture
 from flow.hardware.lower import LoweringError, lower
 from flow.hardware.outputs import MARKER
 from flow.hardware.simulate import simulate_design
+from flow.hardware.vectors import read_rows
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits_mlp.toml"
 
@@ -210,8 +211,7 @@ def test_compile_is_in_memory_and_emits_what_it_computes(tmp_path):
     report = design.emit(tmp_path / "tiny", x)
     assert report["labels"].startswith("the exact reference's argmax")
     assert report["accuracy"]["hardware_reference"] == 1.0
-    expected = [[int(v) for v in line.split()] for line in (tmp_path / "tiny" / "vectors" / "expected.txt").read_text().splitlines()]
-    assert expected == reference.tolist()
+    assert torch.equal(read_rows(tmp_path / "tiny" / "vectors" / "expected.txt"), reference)
 
 
 def test_compile_refuses_misspelt_tables_with_the_nearest_key():

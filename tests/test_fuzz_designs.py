@@ -7,6 +7,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
 from flow.hardware.rtl_model import RtlModel
+from flow.hardware.vectors import read_rows, write_rows
 from tests.fuzz.__main__ import CORPUS, features
 from tests.fuzz.check import DesignFailure, check_design, emit
 from tests.fuzz.spec import DesignSpec, LayerSpec
@@ -51,7 +52,7 @@ def test_rtl_model_reads_the_emitted_design_and_agrees_with_the_reference(tmp_pa
     model = RtlModel(folder / "rtl", vectors["top"])
     assert [i.module for i in model.instances] == ["linear", "relu", "linear"]
     assert model.instances[1].params["SIGNED"] == 0
-    inputs = [[int(v) for v in line.split()] for line in (folder / "vectors" / "inputs.txt").read_text().splitlines()]
+    inputs = read_rows(folder / "vectors" / "inputs.txt").tolist()
     expected = hw.forward_codes(torch.tensor(inputs)).tolist()
     assert [model(row) for row in inputs] == expected
     hidden = hw.stages[0].forward_codes(torch.tensor(inputs))
@@ -64,7 +65,7 @@ def test_rtl_model_catches_a_relu_that_reads_unsigned_codes_as_signed(tmp_path):
     text = top.read_text()
     assert text.count(".SIGNED(0)") == 1
     top.write_text(text.replace(".SIGNED(0)", ".SIGNED(1)"))  # the old bug, as the top would carry it
-    inputs = [[int(v) for v in line.split()] for line in (folder / "vectors" / "inputs.txt").read_text().splitlines()]
+    inputs = read_rows(folder / "vectors" / "inputs.txt").tolist()
     model = RtlModel(folder / "rtl", "fuzz_top")
     assert [model(row) for row in inputs] != hw.forward_codes(torch.tensor(inputs)).tolist()
 
@@ -85,8 +86,7 @@ def test_a_failure_names_every_broken_promise(tmp_path, monkeypatch):
     def wrong_reference(folder, hw, name, x_codes, labels, **kw):
         report = real(folder, hw, name, x_codes, labels, **kw)
         expected = folder / "vectors" / "expected.txt"
-        rows = [[int(v) for v in line.split()] for line in expected.read_text().splitlines()]
-        expected.write_text("\n".join(" ".join(str(v ^ 1) for v in row) for row in rows) + "\n")
+        write_rows(expected, read_rows(expected) ^ 1)
         return report
 
     monkeypatch.setattr(pipeline, "write_design", wrong_reference)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.hardware.outputs import MARKER
-from flow.hardware.vectors import read_vectors
+from flow.hardware.vectors import read_vectors, write_rows
 
 
 def _unsigned(rows: list[list[int]], width: int) -> list[int]:
@@ -52,7 +52,7 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
     received = [_code(v, meta["out_width"], out_signed) for v in results.pop("received") or []]
     n_out = meta["out_features"]
     rows = [received[i:i + n_out] for i in range(0, len(received) - n_out + 1, n_out)]
-    (folder / "sim" / "received.txt").write_text("\n".join(" ".join(map(str, row)) for row in rows) + "\n")
+    write_rows(folder / "sim" / "received.txt", rows)
     predictions = [max(range(n_out), key=lambda k: row[k]) for row in rows]  # first max, as argmax
     labels = data.labels[:count].tolist()
     hw_correct = sum(p == y for p, y in zip(predictions, labels))

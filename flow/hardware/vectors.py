@@ -18,18 +18,21 @@ class Vectors:
     meta: dict
 
 
-def _write_rows(path: Path, rows: torch.Tensor) -> None:
-    path.write_text("\n".join(" ".join(map(str, row)) for row in rows.tolist()) + "\n")
+def write_rows(path: Path, rows: torch.Tensor | list[list[int]]) -> None:
+    """Integer codes, one vector a line, space-separated."""
+    rows = rows.tolist() if isinstance(rows, torch.Tensor) else rows
+    path.write_text("\n".join(" ".join(map(str, row)) for row in rows) + "\n")
 
 
-def _read_rows(path: Path) -> torch.Tensor:
-    return torch.tensor([[int(v) for v in line.split()] for line in path.read_text().splitlines() if line])
+def read_rows(path: Path) -> torch.Tensor:
+    """The codes ``write_rows`` wrote, as an int64 tensor (vectors, features)."""
+    return torch.tensor([[int(v) for v in line.split()] for line in path.read_text().splitlines() if line.strip()])
 
 
 def write_vectors(folder: Path, vectors: Vectors) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    _write_rows(folder / "inputs.txt", vectors.inputs)
-    _write_rows(folder / "expected.txt", vectors.expected)
+    write_rows(folder / "inputs.txt", vectors.inputs)
+    write_rows(folder / "expected.txt", vectors.expected)
     (folder / "labels.txt").write_text("\n".join(map(str, vectors.labels.tolist())) + "\n")
     (folder / "meta.json").write_text(json.dumps(vectors.meta, indent=2) + "\n")
 
@@ -38,6 +41,6 @@ def read_vectors(folder: Path) -> Vectors:
     missing = [n for n in ("inputs.txt", "expected.txt", "labels.txt", "meta.json") if not (folder / n).exists()]
     if missing:
         raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}; re-run `flow emit-rtl` for this design")
-    return Vectors(_read_rows(folder / "inputs.txt"), _read_rows(folder / "expected.txt"),
+    return Vectors(read_rows(folder / "inputs.txt"), read_rows(folder / "expected.txt"),
                    torch.tensor([int(v) for v in (folder / "labels.txt").read_text().split()]),
                    json.loads((folder / "meta.json").read_text()))

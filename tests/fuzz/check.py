@@ -17,7 +17,7 @@ from flow.design.compile import compile_config
 from flow.design.config import load_config
 from flow.hardware.rtl_model import RtlModel
 from flow.hardware.simulate import simulate_design
-from flow.hardware.vectors import read_vectors
+from flow.hardware.vectors import read_rows, read_vectors
 from tests.fuzz.spec import DesignSpec, build_model, config_overrides, inputs
 
 
@@ -27,10 +27,6 @@ class DesignFailure(AssertionError):
 
 def quiet(_: str) -> None:
     pass
-
-
-def _rows(path: Path) -> list[list[int]]:
-    return [[int(v) for v in line.split()] for line in path.read_text().splitlines() if line.strip()]
 
 
 def _differing(a: list[list[int]], b: list[list[int]]) -> int:
@@ -55,7 +51,8 @@ def model_check(folder: Path) -> dict[str, int]:
     model = RtlModel(folder / "rtl", vectors.meta["top"])
     predicted = [model(row) for row in vectors.inputs.tolist()]
     expected = vectors.expected.tolist()
-    received = _rows(folder / "sim" / "received.txt") if (folder / "sim" / "received.txt").exists() else []
+    received_path = folder / "sim" / "received.txt"
+    received = read_rows(received_path).tolist() if received_path.exists() else []
     return {"model_vs_reference": _differing(predicted, expected),
             "model_vs_rtl": _differing(predicted, received) if received else -1,
             "reference_vs_rtl": _differing(expected, received) if received else -1}
