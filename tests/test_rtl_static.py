@@ -9,8 +9,11 @@ from flow.estimate.yosys import YosysError, read_commands, run_yosys
 from flow.formats.fixed import FixedFormat
 from flow.hardware.components import (
     LIBRARY,
+    add_parameters,
+    broadcast_parameters,
     cast_parameters,
     compile_order,
+    concat_parameters,
     fifo_parameters,
     leaky_relu_parameters,
     relu_parameters,
@@ -19,6 +22,7 @@ from flow.nn import LinearQuantConfig
 from flow.toolchain import rtl_dir, setup_verilator
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
+from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_TABLE
 from tests.sim.test_linear import LINEAR_TABLE, linear_parameters, random_layer
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
@@ -38,6 +42,12 @@ def component_rows():
     yield "skid_buffer", dict(DATA_WIDTH=3)
     for width, depth in FIFO_TABLE:
         yield "fifo", fifo_parameters(width, depth)
+    for width in BROADCAST_TABLE:
+        yield "broadcast", broadcast_parameters(width)
+    for a, b, out, rounding, overflow, par in ADD_TABLE:
+        yield "add", add_parameters(FixedFormat(*a), FixedFormat(*b), FixedFormat(*out), rounding, overflow, par)
+    for width, par, a_beats, b_beats in CONCAT_TABLE:
+        yield "concat", concat_parameters(width * par, a_beats, b_beats)
 
 
 def lint(top, parameters):
@@ -75,6 +85,16 @@ def test_parallelism_not_dividing_is_an_elaboration_error(parameters, message):
 def test_bad_rounding_code_is_an_elaboration_error():
     result = lint("fixed_cast", dict(ROUNDING=3))
     assert result.returncode != 0 and "ROUNDING must be" in result.stderr
+
+
+@pytest.mark.parametrize("top,parameters,message", [
+    ("add", dict(ROUNDING=3), "add: ROUNDING must be"),
+    ("add", dict(OVERFLOW=2), "add: OVERFLOW must be"),
+    ("concat", dict(B_BEATS=0), "concat: A_BEATS and B_BEATS must be at least 1"),
+])
+def test_join_components_reject_bad_parameters(top, parameters, message):
+    result = lint(top, parameters)
+    assert result.returncode != 0 and message in result.stderr
 
 
 def test_synthesis_counts_the_skid_buffer_registers_exactly():

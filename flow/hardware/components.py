@@ -30,6 +30,9 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("leaky_relu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLeakyReLU.forward_codes"),
     Component("linear", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLinear.forward_codes"),
     Component("fifo", (), "identity"),
+    Component("broadcast", (), "identity on both outputs"),
+    Component("add", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantAdd.forward_codes"),
+    Component("concat", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
 ]}
 
 
@@ -59,6 +62,15 @@ def fifo_cycles(depth: int) -> tuple[int, int]:
     return (1 if depth >= 2 else 2), 1
 
 
+BROADCAST_CYCLES = (1, 0)  # an eager fork: no register, each output takes the beat when it is ready
+ADD_CYCLES = (1, 1)
+
+
+def concat_cycles(a_beats: int, b_beats: int) -> tuple[int, int]:
+    """(cycles per vector, latency): the A beats of a vector leave first, then the B beats."""
+    return a_beats + b_beats, 1
+
+
 def linear_cycles(in_features: int, out_features: int, in_par: int, out_par: int) -> tuple[int, int]:
     """(II, latency): each input beat is held for OUT/OUT_PAR cycles; two cycles to leave."""
     ii = (in_features // in_par) * (out_features // out_par)
@@ -82,6 +94,20 @@ def leaky_relu_parameters(fmt: Format, shift: int, rounding: Rounding, par: int)
 
 def fifo_parameters(beat_bits: int, depth: int) -> dict[str, int]:
     return dict(WIDTH=beat_bits, DEPTH=depth)
+
+
+def broadcast_parameters(beat_bits: int) -> dict[str, int]:
+    return dict(WIDTH=beat_bits)
+
+
+def add_parameters(a: Format, b: Format, out: Format, rounding: Rounding, overflow: Overflow,
+                   par: int) -> dict[str, int]:
+    return dict(PAR=par, **a.rtl_parameters("A"), **b.rtl_parameters("B"), **out.rtl_parameters("OUT"),
+                ROUNDING=Rounding(rounding).rtl_code, OVERFLOW=Overflow(overflow).rtl_code)
+
+
+def concat_parameters(beat_bits: int, a_beats: int, b_beats: int) -> dict[str, int]:
+    return dict(WIDTH=beat_bits, A_BEATS=a_beats, B_BEATS=b_beats)
 
 
 def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: str, bias: str) -> dict[str, object]:

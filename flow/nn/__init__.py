@@ -1,5 +1,6 @@
 """Quantized modules built on flow.formats: each runs on fake-quant floats or exact codes."""
 from flow.nn.activation import QuantLeakyReLU, QuantReLU
+from flow.nn.join import Concat, QuantAdd, add_sum_format
 from flow.nn.linear import LinearQuantConfig, QuantLinear, accumulator_format
 
-__all__ = ["LinearQuantConfig", "QuantLinear", "QuantReLU", "QuantLeakyReLU", "accumulator_format"]
+__all__ = ["Concat", "QuantAdd", "add_sum_format", "LinearQuantConfig", "QuantLinear", "QuantReLU", "QuantLeakyReLU", "accumulator_format"]
