@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from flow.design.config import load_config
+from flow.design.config import ConfigError, load_config
 from flow.design.quantize import build_hardware_graph
 from flow.formats.fixed import dequantize
 from flow.graph import capture
@@ -59,9 +59,66 @@ class Residual(nn.Module):
         return self.fc2(self.fc1(x) + x)
 
 
-def test_a_graph_that_is_not_a_chain_is_refused():
+def test_a_residual_lowers_to_a_dag_with_a_fork_and_a_balancing_fifo():
     model = Residual().eval()
-    with pytest.raises(LoweringError, match="aten.add"):
+    layers = lower(capture(model, {"x": torch.zeros(2, 4)}, mode="eval"), model)
+    assert [(layer.kind, layer.name, layer.inputs) for layer in layers] == [
+        ("linear", "fc1", ("input",)), ("add", "add", ("fc1", "input")), ("linear", "fc2", ("add",))]
+    hw = build_hardware_graph(layers, load_config(None, {}))
+    kinds = [(type(s).__name__, s.inputs) for s in hw.stages]
+    assert kinds == [("BroadcastStage", ("input",)), ("LinearStage", ("input_fork.a",)),
+                     ("FifoStage", ("input_fork.b",)), ("AddStage", ("fc1", "add_fifo_b")),
+                     ("LinearStage", ("add",))]
+    fifo = hw.stages[2]
+    assert fifo.depth == 3 + 2  # fc1 is three cycles long, the shortcut none: three beats wait
+
+
+class _TwoWidths(nn.Module):
+    """fc1(x) + fc2(x) where fc2 is one wide: torch broadcasts, hardware cannot."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 6), nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.fc1(x) + self.fc2(x)
+
+
+def test_a_residual_whose_branches_differ_in_shape_is_one_line_naming_the_fix():
+    model = _TwoWidths().eval()
+    with pytest.raises(LoweringError) as error:
+        lower(capture(model, {"x": torch.zeros(2, 4)}, mode="eval"), model)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "residual add at node 'add'" in message and "(2, 6) and (2, 1)" in message
+    assert "same width" in message
+
+
+def test_an_op_flow_cannot_lower_names_node_op_module_and_the_list():
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc1(x) * x
+
+    model = Gate().eval()
+    with pytest.raises(LoweringError, match=r"unsupported op aten\.mul\.Tensor at node 'mul' .*flow lowers Linear"):
+        lower(capture(model, {"x": torch.zeros(2, 4)}, mode="eval"), model)
+
+
+def test_cat_along_the_batch_dimension_is_refused():
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.cat([self.fc1(x), x], dim=0)
+
+    model = Stack().eval()
+    with pytest.raises(LoweringError, match="cat along dimension 0"):
         lower(capture(model, {"x": torch.zeros(2, 4)}, mode="eval"), model)
 
 
@@ -88,3 +145,40 @@ def test_eval_mode_dropout_and_identity_are_wiring_and_train_mode_dropout_is_ref
     graph = capture(model, {"input": x[:2]}, mode="train")
     with pytest.raises(LoweringError, match="train-mode dropout .* at node .*module '2': Dropout"):
         lower(graph, model)
+
+
+class _ResidualConcat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 6), nn.Linear(12, 3)
+
+    def forward(self, x):
+        h = x + torch.relu(self.fc1(x))
+        return self.fc2(torch.cat([h, x], dim=-1))
+
+
+def test_dag_reference_equals_fake_quant_and_join_formats_follow_their_tables():
+    torch.manual_seed(0)
+    model = _ResidualConcat().eval()
+    x = torch.randn(200, 6) * 2
+    config = load_config(None, {"quantization.add.data_out_width": 6, "quantization.add.data_out_frac_width": 2,
+                                "quantization.add.rounding": "floor"})
+    hw = build_hardware_graph(lower(capture(model, {"x": x[:2]}, mode="eval"), model), config)
+    add = next(s for s in hw.stages if s.name == "add")
+    assert (str(add.out_format), add.rounding.value) == ("fixed<s6.2>", "floor")
+    cat = next(s for s in hw.stages if s.name == "cat")
+    assert str(cat.out_format) == "fixed<s8.4>"  # the default table's data_out
+    assert [s.name for s in hw.stages if isinstance(s, CastStage)] == ["cat_cast_a"]  # s6.2 -> s8.4
+    exact = hw.forward_codes(hw.quantize_input(x))
+    with torch.no_grad():
+        assert torch.equal(hw.fake_quant_model()(x), dequantize(exact, hw.last.out_format))
+    saturated = add.forward_codes(hw.quantize_input(x), hw.quantize_input(x))
+    assert int((saturated == 31).sum()) > 0  # the s6.2 add does saturate on these inputs
+
+
+def test_a_join_of_streams_with_different_beat_widths_names_the_parallelism_to_change():
+    model = Residual().eval()
+    config = load_config(None, {"parallelism.fc1.out_par": 2})
+    with pytest.raises(ConfigError, match=r"add 'add' joins fc1 \(2 elements per beat\) and input \(4\); "
+                                          r"give both the same parallelism"):
+        build_hardware_graph(lower(capture(model, {"x": torch.zeros(2, 4)}, mode="eval"), model), config)

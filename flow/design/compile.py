@@ -88,7 +88,7 @@ class Design:
         with tempfile.TemporaryDirectory() as scratch:
             if folder is None:
                 folder = Path(scratch) / self.name
-                width = self.graph.first.in_features
+                width = self.graph.input.features
                 self.emit(folder, torch.zeros(1, width))
             rtl = Path(folder) / "rtl"
             files = [rtl / name for name in (rtl / "filelist.f").read_text().split()]

@@ -238,7 +238,7 @@ def layer_table(config: dict[str, Any], section: str, layer: str, kind: str = "l
 def check_layer_names(config: dict[str, Any], layers: list[str]) -> None:
     """Per-layer tables must name layers the model has."""
     for section in LAYER_TABLES:
-        allowed = layers + (["linear"] if config[section].get("by") == "type" else [])
+        allowed = layers + (["linear", "add", "concat"] if config[section].get("by") == "type" else [])
         for key, value in config[section].items():
             if isinstance(value, dict) and key != "default" and key not in allowed:
                 raise ConfigError(f"{section}.{key} names no layer of the model (layers: "

@@ -56,7 +56,7 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
     with torch.no_grad():
         fake = quant_model(data.x_test)
     exact = design.reference(design.quantize_inputs(data.x_test))
-    matches = bool(torch.equal(fake, hw.stages[-1].out_format.dequantize(exact)))
+    matches = bool(torch.equal(fake, hw.last.out_format.dequantize(exact)))
     if not matches:
         log("WARNING: the exact reference differs from the fake-quant model; sums may exceed float32")
     report = design.emit(folder, data.x_test, data.y_test, source=config_path,
@@ -77,14 +77,14 @@ def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tens
     exact reference's outputs, optional Yosys resources, report.json and report.md."""
     start = time.perf_counter()
     y_codes = hw.forward_codes(x_codes)
-    first, last = hw.stages[0], hw.stages[-1]
+    stream_in, last = hw.input, hw.last
     top = f"{name}_top"
     with atomic_folder(folder) as tmp:
         files = emit_rtl(hw, name, tmp / "rtl")
         write_vectors(tmp / "vectors", Vectors(x_codes, y_codes, labels, {
-            "top": top, "in_width": first.in_format.width, "in_signed": first.in_format.signed,
-            "in_par": first.in_par, "out_width": last.out_format.width, "out_signed": last.out_format.signed,
-            "out_par": last.out_par, "in_features": first.in_features, "out_features": last.out_features,
+            "top": top, "in_width": stream_in.fmt.width, "in_signed": stream_in.fmt.signed,
+            "in_par": stream_in.par, "out_width": last.out_format.width, "out_signed": last.out_format.signed,
+            "out_par": last.out_par, "in_features": stream_in.features, "out_features": last.out_features,
             "vectors": len(labels), "initiation_interval": hw.initiation_interval,
             "latency": hw.latency_estimate,
         }))

@@ -1,15 +1,28 @@
 """Turn lowered float layers into a quantized hardware graph using the config's per-layer
 formats and parallelism, inserting casts where one layer's output format is not the next
-layer's input format."""
+layer's input format, forks where a tensor has several readers, and FIFOs on joins."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flow.design.config import ConfigError, check_layer_names, layer_quant_config, layer_table
-from flow.formats.base import Format
-from flow.hardware.lower import FloatLayer
-from flow.hardware.stages import ActivationStage, CastStage, HardwareGraph, LinearStage, Stage
-from flow.nn import QuantLinear
+from flow.formats.base import Format, Overflow, Rounding
+from flow.hardware.lower import INPUT, FloatGraph, FloatLayer
+from flow.hardware.stages import (
+    ActivationStage,
+    AddStage,
+    BroadcastStage,
+    CastStage,
+    ConcatStage,
+    FifoStage,
+    HardwareGraph,
+    InputStream,
+    LinearStage,
+    Stage,
+)
+from flow.hardware.timing import balance
+from flow.nn import LinearQuantConfig, QuantAdd, QuantLinear
 
 
 def _divisors(n: int) -> str:
@@ -29,40 +42,139 @@ def parallelism(value: Any, features: int, key: str) -> int:
     return par
 
 
-def build_hardware_graph(layers: list[FloatLayer], config: dict[str, Any]) -> HardwareGraph:
-    """Quantized stages for the lowered layers, with formats and parallelism from ``config``."""
-    check_layer_names(config, [layer.name for layer in layers if layer.kind == "linear"])
+@dataclass(frozen=True)
+class _Stream:
+    """What flows on a stream while the graph is built: format, beat width, vector length."""
+
+    fmt: Format
+    par: int
+    features: int
+    rounding: Rounding
+
+
+def _input_stream(graph: FloatGraph, config: dict[str, Any]) -> tuple[InputStream, LinearQuantConfig]:
+    """The input takes the first Linear's input format, and its in_par when it reads the input."""
+    first = next(layer for layer in graph if layer.kind == "linear")
+    qconfig = _linear_config(first, config)
+    value = layer_table(config, "parallelism", first.name)["in_par"] if first.inputs == (INPUT,) else "full"
+    features = graph.input_features or first.linear.in_features
+    par = parallelism("full" if value == "auto" else value, features, f"parallelism.{first.name}.in_par")
+    return InputStream(qconfig.data_in, par, features, qconfig.rounding, qconfig.overflow), qconfig
+
+
+def _linear_config(layer: FloatLayer, config: dict[str, Any]) -> LinearQuantConfig:
+    return layer_quant_config(layer_table(config, "quantization", layer.name),
+                              f"quantization.{layer.name}")
+
+
+def _join_format(layer: FloatLayer, config: dict[str, Any]) -> LinearQuantConfig:
+    """A join's output format, rounding and overflow: its table's data_out (default: the default's)."""
+    return layer_quant_config(layer_table(config, "quantization", layer.name, kind=layer.kind),
+                              f"quantization.{layer.name}")
+
+
+def _join_par(layer: FloatLayer, a: _Stream, b: _Stream) -> int:
+    if a.par != b.par:
+        raise ConfigError(f"{layer.kind} '{layer.name}' joins {layer.inputs[0]} ({a.par} elements per beat) and "
+                          f"{layer.inputs[1]} ({b.par}); give both the same parallelism (out_par of the "
+                          f"layers feeding it, or parallelism.<first layer>.in_par for the input)")
+    return a.par
+
+
+def _with_forks(stages: list[Stage], streams: dict[str, _Stream]) -> list[Stage]:
+    """A broadcast after each stream read by more than one input, each reader on its own copy."""
+    readers: dict[str, list[tuple[Stage, int]]] = {}
+    for stage in stages:
+        for slot, name in enumerate(stage.inputs):
+            readers.setdefault(name, []).append((stage, slot))
+    forks: dict[str, list[Stage]] = {}  # producer stream -> broadcasts placed right after it
+    for name, slots in readers.items():
+        source, chain = name, []
+        for index, (stage, slot) in enumerate(slots[:-1]):
+            info = streams[name]
+            fork = BroadcastStage(f"{name}_fork" + (f"_{index}" if index else ""), info.fmt, info.par,
+                                  info.features, inputs=(source,))
+            chain.append(fork)
+            _rewire(stage, slot, fork.outputs[0])
+            source = fork.outputs[1]
+        if chain:
+            last_stage, last_slot = slots[-1]
+            _rewire(last_stage, last_slot, source)
+            forks[name] = chain
+    ordered: list[Stage] = list(forks.get(INPUT, []))
+    for stage in stages:
+        ordered.append(stage)
+        ordered += forks.get(stage.outputs[0], [])
+    return ordered
+
+
+def _rewire(stage: Stage, slot: int, stream: str) -> None:
+    inputs = list(stage.inputs)
+    inputs[slot] = stream
+    stage.inputs = tuple(inputs)
+
+
+def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> HardwareGraph:
+    """Quantized stages for the lowered layers, with formats and parallelism from ``config``,
+    casts where formats differ, forks where a tensor has several readers, and FIFOs where
+    branches of unequal latency meet."""
+    check_layer_names(config, [layer.name for layer in layers if layer.kind in ("linear", "add", "concat")])
+    source, _ = _input_stream(layers, config)
+    streams = {INPUT: _Stream(source.fmt, source.par, source.features, source.rounding)}
     stages: list[Stage] = []
-    fmt: Format | None = None  # format of the stream entering the next stage
-    par = 0  # elements per beat of that stream
+
+    def cast_to(name: str, dst: Format, rounding: Rounding, overflow: Overflow, label: str) -> str:
+        info = streams[name]
+        if info.fmt == dst:
+            return name
+        stages.append(CastStage(label, info.fmt, dst, rounding, overflow, info.par, info.features, inputs=(name,)))
+        streams[label] = _Stream(dst, info.par, info.features, rounding)
+        return label
+
     for layer in layers:
         if layer.kind == "linear":
-            linear = layer.linear
-            qtable = layer_table(config, "quantization", layer.name)
-            qconfig = layer_quant_config(qtable, f"quantization.{layer.name}")
+            linear, src = layer.linear, streams[layer.inputs[0]]
+            qconfig = _linear_config(layer, config)
             try:
                 qlayer = QuantLinear.from_float(linear, qconfig)
             except ValueError as error:
                 raise ConfigError(f"layer {layer.name}: {error}") from None
             ptable = layer_table(config, "parallelism", layer.name)
-            if ptable["in_par"] == "auto":
-                in_par = parallelism("full" if fmt is None else par, linear.in_features,
-                                     f"parallelism.{layer.name}.in_par")
-            else:
-                in_par = parallelism(ptable["in_par"], linear.in_features, f"parallelism.{layer.name}.in_par")
-                if fmt is not None and in_par != par:
-                    raise ConfigError(
-                        f"parallelism.{layer.name}.in_par={in_par} but the previous layer sends {par} "
-                        f"elements per beat; set it to {par} or 'auto' (or change the previous out_par)")
+            in_par = parallelism(src.par if ptable["in_par"] == "auto" else ptable["in_par"], linear.in_features,
+                                 f"parallelism.{layer.name}.in_par")
+            if in_par != src.par:
+                raise ConfigError(
+                    f"parallelism.{layer.name}.in_par={in_par} but the previous layer sends {src.par} "
+                    f"elements per beat; set it to {src.par} or 'auto' (or change the previous out_par)")
             out_par = parallelism(ptable["out_par"], linear.out_features, f"parallelism.{layer.name}.out_par")
-            if fmt is not None and fmt != qconfig.data_in:
-                stages.append(CastStage(f"{layer.name}_cast_in", fmt, qconfig.data_in, qconfig.rounding,
-                                        qconfig.overflow, par, linear.in_features))
-            stages.append(LinearStage(layer.name, qlayer, in_par, out_par))
-            fmt, par = qconfig.data_out, out_par
+            feed = cast_to(layer.inputs[0], qconfig.data_in, qconfig.rounding, qconfig.overflow,
+                           f"{layer.name}_cast_in")
+            stages.append(LinearStage(layer.name, qlayer, in_par, out_par, inputs=(feed,)))
+            streams[layer.name] = _Stream(qconfig.data_out, out_par, linear.out_features, qconfig.rounding)
+        elif layer.kind in ("relu", "leaky_relu"):
+            src = streams[layer.inputs[0]]
+            stages.append(ActivationStage(layer.name, layer.kind, src.fmt, src.par, src.features, layer.shift,
+                                          src.rounding, inputs=layer.inputs))
+            streams[layer.name] = src
         else:
-            previous = stages[-1]
-            rounding = previous.layer.config.rounding if isinstance(previous, LinearStage) else previous.rounding
-            stages.append(ActivationStage(layer.name, layer.kind, fmt, par, previous.out_features,
-                                          layer.shift, rounding))
-    return HardwareGraph(stages)
+            a, b = (streams[name] for name in layer.inputs)
+            par, qconfig = _join_par(layer, a, b), _join_format(layer, config)
+            out, rounding, overflow = qconfig.data_out, qconfig.rounding, qconfig.overflow
+            if layer.kind == "add":
+                module = QuantAdd(a.fmt, b.fmt, out, rounding, overflow)
+                stages.append(AddStage(layer.name, module, par, a.features, inputs=layer.inputs))
+                streams[layer.name] = _Stream(out, par, a.features, rounding)
+            else:
+                feeds = tuple(cast_to(name, out, rounding, overflow, f"{layer.name}_cast_{side}")
+                              for name, side in zip(layer.inputs, "ab"))
+                stages.append(ConcatStage(layer.name, out, par, a.features, b.features, inputs=feeds))
+                streams[layer.name] = _Stream(out, par, a.features + b.features, rounding)
+    graph = HardwareGraph(_with_forks(stages, streams), source)
+
+    def fifo(name: str, stream: str, depth: int) -> FifoStage:
+        producer = graph.producer(stream)
+        info = streams[INPUT] if producer is None else _Stream(producer.out_format, producer.out_par,
+                                                               producer.out_features, Rounding.HALF_UP)
+        return FifoStage(name, info.fmt, info.par, info.features, depth, inputs=(stream,))
+
+    return balance(graph, fifo)

@@ -5,7 +5,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flow.hardware.stages import ActivationStage, CastStage, HardwareGraph, LinearStage
+from flow.hardware.stages import (
+    ActivationStage,
+    AddStage,
+    BroadcastStage,
+    CastStage,
+    ConcatStage,
+    FifoStage,
+    HardwareGraph,
+    LinearStage,
+)
 
 
 def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
@@ -27,6 +36,14 @@ def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
             row.update(kind="cast", rounding=stage.rounding.value, overflow=stage.overflow.value)
         elif isinstance(stage, ActivationStage):
             row.update(kind=stage.kind, **({"slope": f"2**-{stage.shift}"} if stage.kind != "relu" else {}))
+        elif isinstance(stage, AddStage):
+            row.update(kind="add", in_format=f"{stage.module.a} + {stage.module.b}",
+                       rounding=stage.rounding.value, overflow=stage.overflow.value)
+        elif isinstance(stage, FifoStage):
+            row.update(kind="fifo", depth=stage.depth)
+        else:
+            row.update(kind={BroadcastStage: "fork", ConcatStage: "concat"}[type(stage)])
+        row["inputs"] = list(stage.inputs)
         rows.append(row)
     return rows
 
@@ -59,12 +76,13 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Stages",
         "",
-        "| stage | kind | in | out | weights | accumulator | rounding/overflow | par in x out | II | latency |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| stage | kind | reads | in | out | weights | accumulator | rounding/overflow | par in x out | "
+        "cycles per vector | latency |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["stages"]:
         lines.append(
-            f"| {row['name']} | {row['kind']} | {row['in_format']} | {row['out_format']} | "
+            f"| {row['name']} | {row['kind']} | {', '.join(row.get('inputs', []))} | {row['in_format']} | {row['out_format']} | "
             f"{row.get('weight_format', '')} | {row.get('accumulator', '')} | "
             f"{row.get('rounding', '')}{'/' + row['overflow'] if 'overflow' in row else ''} | "
             f"{row['in_par']} x {row['out_par']} | {row['initiation_interval']} | {row['latency']} |")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 _INSTANCE = re.compile(r"^\s*(\w+)\s*#\((.*?)\)\s*u_(\w+)\s*\((.*?)\);", re.S | re.M)
 _PARAM = re.compile(r"\.(\w+)\(([^()]*)\)")
-_PORT = re.compile(r"\.(s_axis_tdata|m_axis_tdata)\((\w+)_tdata\)")
+_PORT = re.compile(r"\.([sm]_axis\w*)_tdata\((\w+)_tdata\)")
 _LOCALPARAM = re.compile(r"localparam\s+logic\s*\[(\d+):0\]\s*(\w+)\s*=\s*(\d+)'h([0-9a-fA-F_]+)\s*;")
 _OUTPUT = re.compile(r"assign\s+m_axis_tdata\s*=\s*(\w+)_tdata\s*;")
 
@@ -31,8 +31,8 @@ class Instance:
     module: str
     name: str
     params: dict[str, int]
-    source: str  # the stream feeding s_axis ("s_axis" for the top's input)
-    sink: str  # the stream m_axis drives
+    sources: list[str]  # the streams feeding s_axis, or s_axis_a and s_axis_b ("s_axis": the top's input)
+    sinks: list[str]  # the streams m_axis (or m_axis_a and m_axis_b) drive
 
 
 def _mask(width: int) -> int:
@@ -67,11 +67,13 @@ def read_top(text: str, constants: dict[str, int]) -> tuple[list[Instance], str]
     """The instances of a top module, in order, and the stream that drives its output."""
     instances = []
     for module, params, name, ports in _INSTANCE.findall(text):
-        streams = dict(_PORT.findall(ports))
-        if "s_axis_tdata" not in streams or "m_axis_tdata" not in streams:
+        streams = sorted(_PORT.findall(ports))
+        sources = [signal for port, signal in streams if port.startswith("s_")]
+        sinks = [signal for port, signal in streams if port.startswith("m_")]
+        if not sources or not sinks:
             raise RtlModelError(f"instance u_{name} has no s_axis/m_axis stream")
         values = {key: _literal(value, constants) for key, value in _PARAM.findall(params)}
-        instances.append(Instance(module, name, values, streams["s_axis_tdata"], streams["m_axis_tdata"]))
+        instances.append(Instance(module, name, values, sources, sinks))
     output = _OUTPUT.search(text)
     if not instances or output is None:
         raise RtlModelError("the top holds no component instances or no output assignment")
@@ -122,10 +124,25 @@ def _linear(vector: list[int], p: dict[str, int]) -> list[int]:
     return out
 
 
+def _add(a: list[int], b: list[int], p: dict[str, int]) -> list[int]:
+    """add.sv per lane: both operands shifted left to the common frac, summed, then one cast."""
+    frac = max(p["A_FRAC"], p["B_FRAC"])
+    widths = [p[f"{s}_WIDTH"] + frac - p[f"{s}_FRAC"] + (0 if p[f"{s}_SIGNED"] else 1) for s in "AB"]
+    sum_width = max(widths) + 1
+    cast = dict(IN_WIDTH=sum_width, IN_FRAC=frac, IN_SIGNED=1, OUT_WIDTH=p["OUT_WIDTH"], OUT_FRAC=p["OUT_FRAC"],
+                OUT_SIGNED=p["OUT_SIGNED"], ROUNDING=p["ROUNDING"], OVERFLOW=p["OVERFLOW"])
+    out = []
+    for x, y in zip(a, b):
+        total = ((_read(x, p["A_WIDTH"], bool(p["A_SIGNED"])) << (frac - p["A_FRAC"]))
+                 + (_read(y, p["B_WIDTH"], bool(p["B_SIGNED"])) << (frac - p["B_FRAC"])))
+        out.append(cast_lane(total & _mask(sum_width), cast))
+    return out
+
+
 def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]:
     if module == "fixed_cast":
         return [cast_lane(v, p) for v in vector]
-    if module == "fifo":
+    if module in ("fifo", "broadcast"):
         return list(vector)
     width, signed = p["WIDTH"], bool(p.get("SIGNED", 1))
     negative = lambda v: signed and (v >> (width - 1)) & 1  # noqa: E731
@@ -149,19 +166,36 @@ class RtlModel:
         self.instances, self.output = read_top((rtl_folder / f"{top}.sv").read_text(), constants)
 
     def output_params(self) -> tuple[int, bool]:
-        """Width and signedness of the top's output elements, from the last component."""
-        last = next(i for i in self.instances if i.sink == self.output)
-        p = last.params
+        """Width and signedness of the top's output elements, from the component computing them
+        (FIFOs, forks and concatenations pass elements through)."""
+        stream = self.output
+        while True:
+            producer = next((i for i in self.instances if stream in i.sinks), None)
+            if producer is None:
+                raise RtlModelError(f"nothing computes the elements of {stream}")
+            if producer.module not in ("fifo", "broadcast", "concat"):
+                break
+            stream = producer.sources[0]
+        p = producer.params
         return (p["OUT_WIDTH"], bool(p["OUT_SIGNED"])) if "OUT_WIDTH" in p else (p["WIDTH"], bool(p.get("SIGNED", 1)))
 
     def __call__(self, vector: list[int]) -> list[int]:
         """Output codes (read by the output's signedness) for one vector of input codes."""
         streams = {"s_axis": list(vector)}
         for inst in self.instances:
-            if inst.source not in streams:
-                raise RtlModelError(f"instance u_{inst.name} reads {inst.source}, which nothing drives before it")
-            data = streams[inst.source]
-            streams[inst.sink] = (_linear(data, inst.params) if inst.module == "linear"
-                                  else _elementwise(data, inst.module, inst.params))
+            missing = [source for source in inst.sources if source not in streams]
+            if missing:
+                raise RtlModelError(f"instance u_{inst.name} reads {missing[0]}, which nothing drives before it")
+            data = [streams[source] for source in inst.sources]
+            if inst.module == "linear":
+                result = _linear(data[0], inst.params)
+            elif inst.module == "add":
+                result = _add(data[0], data[1], inst.params)
+            elif inst.module == "concat":
+                result = data[0] + data[1]
+            else:
+                result = _elementwise(data[0], inst.module, inst.params)
+            for sink in inst.sinks:
+                streams[sink] = result
         width, signed = self.output_params()
         return [_read(v, width, signed) for v in streams[self.output]]

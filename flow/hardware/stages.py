@@ -1,7 +1,9 @@
-"""The hardware graph: a chain of stream stages, its exact reference and its cycle model.
+"""The hardware graph: a DAG of stream stages, its exact reference and its cycle model.
 
 The same stage objects give the fake-quant torch model (training, software accuracy), the
 exact integer reference (test vectors, hardware accuracy) and the emitted SystemVerilog.
+Every stage reads the streams named in ``inputs`` and drives the streams named in
+``outputs``; ``INPUT`` is the design's input stream and the last stage drives its output.
 """
 from __future__ import annotations
 
@@ -11,8 +13,16 @@ import torch
 from torch import nn
 
 from flow.formats.base import Format, Overflow, Rounding
-from flow.hardware.components import ELEMENTWISE_CYCLES, linear_cycles
-from flow.nn import QuantLeakyReLU, QuantLinear, QuantReLU
+from flow.hardware.components import (
+    ADD_CYCLES,
+    BROADCAST_CYCLES,
+    ELEMENTWISE_CYCLES,
+    concat_cycles,
+    fifo_cycles,
+    linear_cycles,
+)
+from flow.hardware.lower import INPUT
+from flow.nn import Concat, QuantAdd, QuantLeakyReLU, QuantLinear, QuantReLU
 
 
 @dataclass
@@ -23,22 +33,14 @@ class LinearStage:
     layer: QuantLinear
     in_par: int
     out_par: int
+    inputs: tuple[str, ...] = (INPUT,)
 
-    @property
-    def in_format(self) -> Format:
-        return self.layer.config.data_in
-
-    @property
-    def out_format(self) -> Format:
-        return self.layer.config.data_out
-
-    @property
-    def in_features(self) -> int:
-        return self.layer.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.layer.out_features
+    outputs = property(lambda self: (self.name,))
+    in_format = property(lambda self: self.layer.config.data_in)
+    out_format = property(lambda self: self.layer.config.data_out)
+    in_features = property(lambda self: self.layer.in_features)
+    out_features = property(lambda self: self.layer.out_features)
+    module = property(lambda self: self.layer)
 
     @property
     def initiation_interval(self) -> int:
@@ -53,17 +55,21 @@ class LinearStage:
 
 
 class ElementwiseStage:
-    """A stage that keeps the vector and its beat width: PAR elements in and out, II 1, latency 1."""
+    """A stage that keeps the vector and its beat width: PAR elements in and out per beat,
+    one beat per cycle (so ``features / par`` cycles per vector), latency one cycle."""
 
     par: int
     features: int
+    cycles = ELEMENTWISE_CYCLES  # (cycles per beat, latency)
 
     in_par = property(lambda self: self.par)
     out_par = property(lambda self: self.par)
     in_features = property(lambda self: self.features)
     out_features = property(lambda self: self.features)
-    initiation_interval = property(lambda self: ELEMENTWISE_CYCLES[0])
-    latency = property(lambda self: ELEMENTWISE_CYCLES[1])
+    outputs = property(lambda self: (self.name,))
+    beats = property(lambda self: self.features // self.par)
+    initiation_interval = property(lambda self: self.cycles[0] * self.beats)
+    latency = property(lambda self: self.cycles[1])
 
 
 @dataclass
@@ -77,6 +83,7 @@ class ActivationStage(ElementwiseStage):
     features: int
     shift: int = 0
     rounding: Rounding = Rounding.HALF_UP
+    inputs: tuple[str, ...] = (INPUT,)
     module: nn.Module = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +97,17 @@ class ActivationStage(ElementwiseStage):
         return self.module.forward_codes(codes)
 
 
+class FakeCast(nn.Module):
+    """The float view of a cast: quantize to the destination format (straight-through)."""
+
+    def __init__(self, dst: Format, rounding: Rounding, overflow: Overflow) -> None:
+        super().__init__()
+        self.dst, self.rounding, self.overflow = dst, rounding, overflow
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dst.fake_quantize(x, self.rounding, self.overflow)
+
+
 @dataclass
 class CastStage(ElementwiseStage):
     """Re-expresses codes in the next layer's input format (inserted where formats differ)."""
@@ -101,52 +119,177 @@ class CastStage(ElementwiseStage):
     overflow: Overflow
     par: int
     features: int
+    inputs: tuple[str, ...] = (INPUT,)
 
     in_format = property(lambda self: self.src)
     out_format = property(lambda self: self.dst)
+    module = property(lambda self: FakeCast(self.dst, self.rounding, self.overflow))
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.dst.cast(codes, self.src, self.rounding, self.overflow)
 
 
-Stage = LinearStage | ActivationStage | CastStage
+@dataclass
+class FifoStage(ElementwiseStage):
+    """A FIFO of ``depth`` beats that lets a short branch wait for a long one (wiring for numbers)."""
+
+    name: str
+    fmt: Format
+    par: int
+    features: int
+    depth: int
+    inputs: tuple[str, ...] = (INPUT,)
+
+    in_format = property(lambda self: self.fmt)
+    out_format = property(lambda self: self.fmt)
+    cycles = property(lambda self: fifo_cycles(self.depth))
+    module = None
+
+    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        return codes
+
+
+@dataclass
+class BroadcastStage(ElementwiseStage):
+    """A fork: every beat goes to both outputs (each may take it in a different cycle)."""
+
+    name: str
+    fmt: Format
+    par: int
+    features: int
+    inputs: tuple[str, ...] = (INPUT,)
+    cycles = BROADCAST_CYCLES
+
+    in_format = property(lambda self: self.fmt)
+    out_format = property(lambda self: self.fmt)
+    outputs = property(lambda self: (f"{self.name}.a", f"{self.name}.b"))
+    module = None
+
+    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        return codes
+
+
+@dataclass
+class AddStage(ElementwiseStage):
+    """The residual add: two streams of equal shape and beat width, taken in lockstep."""
+
+    name: str
+    module: QuantAdd
+    par: int
+    features: int
+    inputs: tuple[str, ...] = (INPUT, INPUT)
+    cycles = ADD_CYCLES
+
+    in_format = property(lambda self: self.module.a)
+    out_format = property(lambda self: self.module.out)
+    rounding = property(lambda self: self.module.rounding)
+    overflow = property(lambda self: self.module.overflow)
+
+    def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.module.forward_codes(a, b)
+
+
+@dataclass
+class ConcatStage:
+    """Concatenation of features: a vector's A beats leave first, then its B beats."""
+
+    name: str
+    fmt: Format
+    par: int
+    a_features: int
+    b_features: int
+    inputs: tuple[str, ...] = (INPUT, INPUT)
+    module: nn.Module = field(default_factory=Concat)
+
+    in_par = property(lambda self: self.par)
+    out_par = property(lambda self: self.par)
+    in_features = property(lambda self: self.a_features)
+    out_features = property(lambda self: self.a_features + self.b_features)
+    in_format = property(lambda self: self.fmt)
+    out_format = property(lambda self: self.fmt)
+    outputs = property(lambda self: (self.name,))
+    a_beats = property(lambda self: self.a_features // self.par)
+    b_beats = property(lambda self: self.b_features // self.par)
+    initiation_interval = property(lambda self: concat_cycles(self.a_beats, self.b_beats)[0])
+    latency = property(lambda self: concat_cycles(self.a_beats, self.b_beats)[1])
+
+    def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([a, b], dim=-1)
+
+
+Stage = LinearStage | ActivationStage | CastStage | FifoStage | BroadcastStage | AddStage | ConcatStage
+
+
+@dataclass(frozen=True)
+class InputStream:
+    """The design's input: its format, how floats are quantized into it, and its beat width."""
+
+    fmt: Format
+    par: int
+    features: int
+    rounding: Rounding
+    overflow: Overflow
+
+
+class FakeQuantGraph(nn.Module):
+    """The float model of a hardware graph: fake-quant input, then each stage's module in order."""
+
+    def __init__(self, graph: HardwareGraph) -> None:
+        super().__init__()
+        self.graph = graph
+        self.stage_modules = nn.ModuleList(stage.module if stage.module is not None else nn.Identity()
+                                           for stage in graph.stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        source = self.graph.input
+        values = {INPUT: source.fmt.fake_quantize(x.flatten(1), source.rounding, source.overflow)}
+        for stage, module in zip(self.graph.stages, self.stage_modules):
+            result = module(*(values[name] for name in stage.inputs))
+            values.update((name, result) for name in stage.outputs)
+        return values[self.graph.output]
 
 
 @dataclass
 class HardwareGraph:
-    """A chain of stages from the input stream to the output stream."""
+    """Stages in topological order, from the input stream to the output stream."""
 
     stages: list[Stage]
+    input: InputStream
 
     @property
-    def first(self) -> LinearStage:
-        return self.stages[0]  # lowering guarantees a Linear first
+    def output(self) -> str:
+        return self.stages[-1].outputs[0]
+
+    @property
+    def last(self) -> Stage:
+        return self.stages[-1]
 
     @property
     def linear_stages(self) -> list[LinearStage]:
         return [s for s in self.stages if isinstance(s, LinearStage)]
 
+    def producer(self, stream: str) -> Stage | None:
+        """The stage driving ``stream`` (None for the input)."""
+        return next((s for s in self.stages if stream in s.outputs), None)
+
+    def consumers(self, stream: str) -> list[Stage]:
+        return [s for s in self.stages if stream in s.inputs]
+
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Float inputs (any shape, flattened per sample) to the first layer's input codes."""
-        c = self.first.layer.config
-        return c.data_in.quantize(x.flatten(1), c.rounding, c.overflow)
+        """Float inputs (any shape, flattened per sample) to the input stream's codes."""
+        return self.input.fmt.quantize(x.flatten(1), self.input.rounding, self.input.overflow)
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """The exact reference: input codes to output codes, stage by stage, in int64."""
+        values = {INPUT: codes}
         for stage in self.stages:
-            codes = stage.forward_codes(codes)
-        return codes
+            result = stage.forward_codes(*(values[name] for name in stage.inputs))
+            values.update((name, result) for name in stage.outputs)
+        return values[self.output]
 
-    def fake_quant_model(self) -> nn.Sequential:
+    def fake_quant_model(self) -> nn.Module:
         """The torch model training and software accuracy use (shares the QuantLinear modules)."""
-        modules: list[nn.Module] = [nn.Flatten()]
-        for stage in self.stages:
-            if isinstance(stage, LinearStage):
-                modules.append(stage.layer)
-            elif isinstance(stage, ActivationStage):
-                modules.append(stage.module)
-            # a cast is what the next QuantLinear's input quantization computes
-        return nn.Sequential(*modules)
+        return FakeQuantGraph(self)
 
     @property
     def initiation_interval(self) -> int:
@@ -155,5 +298,7 @@ class HardwareGraph:
 
     @property
     def latency_estimate(self) -> int:
-        """Cycles from the first input beat to the first output beat (stage latencies summed)."""
-        return sum(stage.latency for stage in self.stages)
+        """Cycles from the first input beat to the first output beat (the beat-level cycle model)."""
+        from flow.hardware.timing import latency
+
+        return latency(self)
