@@ -33,7 +33,7 @@ def features(spec) -> list[str]:
     """The design classes a spec exercises (for the coverage table of the summary)."""
     found = [f"depth {len(spec.layers)}"]
     previous_out = None
-    for index, layer in enumerate(spec.layers):
+    for layer, (n_in, in_par, _) in zip(spec.layers, spec.streams()):
         fmts = {"in": layer.data_in, "weight": layer.weight, "bias": layer.bias, "out": layer.data_out}
         for role, (width, frac, signed) in fmts.items():
             found.append(f"{role} {'signed' if signed else 'unsigned'}")
@@ -47,15 +47,17 @@ def features(spec) -> list[str]:
         found += [f"{act} on {'signed' if layer.data_out[2] else 'unsigned'}" for act in layer.activation.split("+")]
         if layer.activation.count("+") and "dropout" not in layer.activation:
             found.append("two activations in a row")
-        n_in = spec.in_features if index == 0 else spec.layers[index - 1].out_features
-        par = [spec.in_par if index == 0 else spec.layers[index - 1].out_par, layer.out_par]
+        par = [in_par, layer.out_par]
         found.append("fully parallel layer" if par == [n_in, layer.out_features] else
                      "one multiplier per cycle" if par == [1, 1] else "partly parallel layer")
         if previous_out is not None and previous_out != layer.data_in:
             found.append("cast between layers")
         if not layer.has_bias:
             found.append("no bias")
-        previous_out = layer.data_out
+        if layer.join != "none":
+            found.append(f"{layer.join} join" + (" with a cast" if layer.join == "concat" and
+                                                  layer.join_out not in (layer.data_out, previous_out) else ""))
+        previous_out = layer.join_out if layer.join != "none" else layer.data_out
     return sorted(set(found))
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +32,8 @@ class LayerSpec:
     leaky_shift: int = 3
     out_par: int = 1
     has_bias: bool = True
+    join: str = "none"  # none; residual: x + layer(x); concat: cat([layer(x), x]) (x: the layer's input)
+    join_out: Fmt | None = None  # the add's or concat's output format (its rounding/overflow: the layer's)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,17 @@ class DesignSpec:
         """A short stable name for the design (corpus file names, build folders)."""
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
 
+    def streams(self) -> list[tuple[int, int, int]]:
+        """(features in, beat width in, features out after the join) of every layer."""
+        shapes, n_in, par = [], self.in_features, self.in_par
+        for layer in self.layers:
+            n_out = layer.out_features + (n_in if layer.join == "concat" else 0)
+            shapes.append((n_in, par, n_out))
+            n_in, par = n_out, layer.out_par
+        return shapes
+
     def describe(self) -> str:
-        sizes = " -> ".join(str(n) for n in [self.in_features, *(layer.out_features for layer in self.layers)])
+        sizes = " -> ".join(str(n) for n in [self.in_features, *(n for _, _, n in self.streams())])
         return f"{sizes} ({len(self.layers)} layers, {self.vectors} vectors)"
 
 
@@ -75,28 +85,55 @@ def layer_name(index: int) -> str:
     return f"fc{index + 1}"
 
 
-def build_model(spec: DesignSpec) -> nn.Sequential:
-    """The float model: fc1, act1, fc2, ... with weights spread over each weight format's range."""
-    generator = torch.Generator().manual_seed(spec.seed)
-    modules: OrderedDict[str, nn.Module] = OrderedDict()
-    n_in = spec.in_features
-    for index, layer in enumerate(spec.layers):
-        linear = nn.Linear(n_in, layer.out_features, bias=layer.has_bias)
-        with torch.no_grad():
-            linear.weight.copy_(values_in_range(layer.weight, (layer.out_features, n_in), generator))
-            if layer.has_bias:
-                linear.bias.copy_(values_in_range(layer.bias, (layer.out_features,), generator))
-        modules[layer_name(index)] = linear
-        for position, activation in enumerate(layer.activation.split("+")):
-            suffix = f"{index + 1}" + ("" if position == 0 else f"_{position + 1}")
-            if activation == "relu":
-                modules[f"act{suffix}"] = nn.ReLU()
-            elif activation == "leaky_relu":
-                modules[f"act{suffix}"] = nn.LeakyReLU(2.0 ** -layer.leaky_shift)
-            elif activation == "dropout":
-                modules[f"drop{suffix}"] = nn.Dropout(0.5)  # eval mode: wiring
-        n_in = layer.out_features
-    return nn.Sequential(modules).eval()
+class FuzzNet(nn.Module):
+    """fc1, act1, fc2, ... run in order; a layer with a join adds its input back or appends it."""
+
+    def __init__(self, spec: DesignSpec, generator: torch.Generator) -> None:
+        super().__init__()
+        self.joins = [layer.join for layer in spec.layers]
+        self.activations: list[list[str]] = []
+        for index, (layer, (n_in, _, _)) in enumerate(zip(spec.layers, spec.streams())):
+            linear = nn.Linear(n_in, layer.out_features, bias=layer.has_bias)
+            with torch.no_grad():
+                linear.weight.copy_(values_in_range(layer.weight, (layer.out_features, n_in), generator))
+                if layer.has_bias:
+                    linear.bias.copy_(values_in_range(layer.bias, (layer.out_features,), generator))
+            self.add_module(layer_name(index), linear)
+            names = []
+            for position, activation in enumerate(layer.activation.split("+")):
+                suffix = f"{index + 1}" + ("" if position == 0 else f"_{position + 1}")
+                module = {"relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(2.0 ** -layer.leaky_shift),
+                          "dropout": nn.Dropout(0.5)}.get(activation)  # eval-mode dropout: wiring
+                if module is not None:
+                    names.append(f"{'drop' if activation == 'dropout' else 'act'}{suffix}")
+                    self.add_module(names[-1], module)
+            self.activations.append(names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for index, (join, names) in enumerate(zip(self.joins, self.activations)):
+            y = getattr(self, layer_name(index))(x)
+            for name in names:
+                y = getattr(self, name)(y)
+            x = x + y if join == "residual" else torch.cat([y, x], dim=-1) if join == "concat" else y
+        return x
+
+
+def build_model(spec: DesignSpec) -> nn.Module:
+    """The float model, with weights spread over each weight format's range."""
+    return FuzzNet(spec, torch.Generator().manual_seed(spec.seed)).eval()
+
+
+def join_names(spec: DesignSpec) -> list[str | None]:
+    """The lowered name of each layer's join: torch.export numbers adds and cats in order."""
+    names, counts = [], {"residual": 0, "concat": 0}
+    for layer in spec.layers:
+        if layer.join == "none":
+            names.append(None)
+            continue
+        base, count = ("add" if layer.join == "residual" else "cat"), counts[layer.join]
+        names.append(base if count == 0 else f"{base}_{count}")
+        counts[layer.join] += 1
+    return names
 
 
 def values_in_range(fmt: Fmt, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
@@ -139,6 +176,13 @@ def config_overrides(spec: DesignSpec, output_dir: str, name: str) -> dict[str, 
         overrides[f"{p}.out_par"] = layer.out_par
         if index == 0:
             overrides[f"{p}.in_par"] = spec.in_par
+    for layer, join in zip(spec.layers, join_names(spec)):
+        if join is not None and layer.join_out is not None:
+            q = f"quantization.{join}"
+            width, frac, signed = layer.join_out
+            overrides.update({f"{q}.data_out_width": width, f"{q}.data_out_frac_width": frac,
+                              f"{q}.data_out_signed": signed, f"{q}.rounding": layer.rounding,
+                              f"{q}.overflow": layer.overflow})
     return overrides
 
 
@@ -149,5 +193,6 @@ def summary_line(spec: DesignSpec) -> str:
         act = layer.activation.replace("leaky_relu", f"leaky2^-{layer.leaky_shift}")
         parts.append(f"{layer_name(index)}[{_fmt_text(layer.data_in)} x {_fmt_text(layer.weight)} + "
                      f"{_fmt_text(layer.bias) if layer.has_bias else 'nobias'} -> {_fmt_text(layer.data_out)} "
-                     f"{layer.rounding}/{layer.overflow} {act} par {layer.out_par}]")
+                     f"{layer.rounding}/{layer.overflow} {act} par {layer.out_par}"
+                     + (f" {layer.join} -> {_fmt_text(layer.join_out)}" if layer.join != "none" else "") + "]")
     return f"{spec.describe()} in_par {spec.in_par}: " + "; ".join(parts)

@@ -15,6 +15,7 @@ CYCLE_BUDGET = 20_000  # vectors x II: a deep folded design simulates fewer vect
 # after each Linear: nothing, one activation, two in a row, or eval-mode dropout (wiring) among them
 ACTIVATIONS = ["none", "relu", "leaky_relu", "relu+leaky_relu", "leaky_relu+relu", "dropout+relu",
                "leaky_relu+dropout"]
+JOINS = ["none", "none", "residual", "concat"]  # a residual add or a concatenation with the layer's input
 
 
 def divisors(n: int) -> list[int]:
@@ -43,6 +44,8 @@ def layers(draw: st.DrawFn) -> tuple[LayerSpec, bool]:
         leaky_shift=draw(st.integers(1, 6)),
         out_par=draw(st.sampled_from(divisors(out_features))),
         has_bias=draw(st.booleans()),
+        join=draw(st.sampled_from(JOINS)),
+        join_out=draw(formats()),
     )
     return layer, draw(st.booleans())
 
@@ -54,22 +57,35 @@ def designs(draw: st.DrawFn) -> DesignSpec:
     Layers are a list, so the shrinker can delete whole layers of a failing design.
     """
     in_features = draw(st.integers(1, MAX_FEATURES))
+    in_par = draw(st.sampled_from(divisors(in_features)))
     drawn = draw(st.lists(layers(), min_size=1, max_size=MAX_DEPTH))
     chain: list[LayerSpec] = []
+    n_in, par = in_features, in_par
     for layer, same_format in drawn:
         if chain and same_format:  # half the layers read the previous output format: no cast
-            layer = replace(layer, data_in=chain[-1].data_out)
+            previous = chain[-1]
+            layer = replace(layer, data_in=previous.join_out if previous.join != "none" else previous.data_out)
+        if layer.join == "residual":  # the branch must match its input: same size, same beat width
+            layer = replace(layer, out_features=n_in, out_par=par)
+        elif layer.join == "concat" and n_in + layer.out_features <= 2 * MAX_FEATURES:
+            layer = replace(layer, out_features=max(par, layer.out_features // par * par), out_par=par)
+        else:
+            layer = replace(layer, join="none")
+        if layer.join == "none":
+            layer = replace(layer, join_out=None)
         chain.append(layer)
-    in_par = draw(st.sampled_from(divisors(in_features)))
+        n_in = layer.out_features + (n_in if layer.join == "concat" else 0)
+        par = layer.out_par
     vectors = min(draw(st.integers(8, 40)), max(8, CYCLE_BUDGET // slowest_stage(in_features, in_par, chain)))
     return DesignSpec(in_features=in_features, in_par=in_par, layers=tuple(chain), vectors=vectors,
                       seed=draw(st.integers(0, 2**16)))
 
 
 def slowest_stage(in_features: int, in_par: int, chain: list[LayerSpec]) -> int:
-    """The design's initiation interval in cycles (its slowest linear)."""
-    intervals, n_in, par = [], in_features, in_par
-    for layer in chain:
+    """The design's initiation interval in cycles (its slowest linear or concatenation)."""
+    spec = DesignSpec(in_features, in_par, tuple(chain))
+    intervals = []
+    for layer, (n_in, par, n_out) in zip(chain, spec.streams()):
         intervals.append((n_in // par) * (layer.out_features // layer.out_par))
-        n_in, par = layer.out_features, layer.out_par
+        intervals.append(n_out // layer.out_par)
     return max(intervals)
