@@ -219,3 +219,37 @@ def test_compile_refuses_misspelt_tables_with_the_nearest_key():
 
     with pytest.raises(ConfigError, match=r"did you mean 'quantization\.default\.weight_width'"):
         flow.compile(nn.Sequential(nn.Linear(2, 2)), torch.zeros(1, 2), quant={"default": {"weight_widht": 4}})
+
+
+def test_weights_beyond_verilators_literal_limit_are_emitted_as_a_concatenation(tmp_path):
+    """81,920 weight bits: one literal would stop Verilator ('Width of number exceeds
+    implementation limit'); chunks of at most 16,384 bits lint clean and read back exactly."""
+    import subprocess
+
+    import flow
+    from flow.hardware.packing import CHUNK_BITS
+    from flow.hardware.rtl_model import RtlModel, read_package
+    from flow.toolchain import setup_verilator
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 128), nn.ReLU(), nn.Linear(128, 4)).eval()
+    design = flow.compile(model, torch.zeros(2, 40), quant={"weight_width": 16, "weight_frac_width": 12},
+                          name="wide")
+    x = torch.randn(6, 40)
+    design.emit(tmp_path / "wide", x)
+    rtl = tmp_path / "wide" / "rtl"
+    package = (rtl / "wide_weights_pkg.sv").read_text()
+    literals = re.findall(r"(\d+)'h", package)
+    assert max(map(int, literals)) == CHUNK_BITS and literals.count(str(CHUNK_BITS)) == 5  # 81,920 = 5 chunks
+    weights = design.graph.linear_stages[0].layer.weight_codes().flatten().tolist()
+    constants = read_package(package)
+    assert set(constants) == {"L0_WEIGHTS", "L0_BIAS", "L2_WEIGHTS", "L2_BIAS"}  # Sequential's "0": not an identifier
+    assert constants["L0_WEIGHTS"] & 0xFFFF == weights[0] & 0xFFFF
+    assert constants["L0_WEIGHTS"] >> (16 * (len(weights) - 1)) == weights[-1] & 0xFFFF
+    setup_verilator()
+    files = [str(rtl / name) for name in (rtl / "filelist.f").read_text().split()]
+    result = subprocess.run(["verilator", "--lint-only", "--top-module", "wide_top", *files],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[:2000]
+    codes = design.quantize_inputs(x)
+    assert [RtlModel(rtl, "wide_top")(row) for row in codes.tolist()] == design.reference(codes).tolist()

@@ -14,8 +14,19 @@ def pack_codes(codes: Iterable[int], width: int) -> int:
     return value
 
 
+MAX_LITERAL_BITS = 65_536  # Verilator refuses wider numbers ("exceeds implementation limit")
+CHUNK_BITS = 16_384
+
+
 def sv_literal(value: int, bits: int) -> str:
-    """A sized hexadecimal SystemVerilog literal, e.g. ``12'h0ab``."""
+    """A sized hexadecimal SystemVerilog literal, e.g. ``12'h0ab``; beyond Verilator's literal
+    limit, a concatenation of literals of CHUNK_BITS (most significant first, one per line)."""
     if value < 0 or value >> bits:
         raise ValueError(f"{value} is not a {bits}-bit unsigned value")
-    return f"{bits}'h{value:0{(bits + 3) // 4}x}"
+    if bits <= MAX_LITERAL_BITS:
+        return f"{bits}'h{value:0{(bits + 3) // 4}x}"
+    chunks = []
+    for low in range(0, bits, CHUNK_BITS):
+        width = min(CHUNK_BITS, bits - low)
+        chunks.append(f"{width}'h{(value >> low) & ((1 << width) - 1):0{(width + 3) // 4}x}")
+    return "{\n            " + ",\n            ".join(reversed(chunks)) + "}"

@@ -16,7 +16,8 @@ from pathlib import Path
 _INSTANCE = re.compile(r"^\s*(\w+)\s*#\((.*?)\)\s*u_(\w+)\s*\((.*?)\);", re.S | re.M)
 _PARAM = re.compile(r"\.(\w+)\(([^()]*)\)")
 _PORT = re.compile(r"\.([sm]_axis\w*)_tdata\((\w+)_tdata\)")
-_LOCALPARAM = re.compile(r"localparam\s+logic\s*\[(\d+):0\]\s*(\w+)\s*=\s*(\d+)'h([0-9a-fA-F_]+)\s*;")
+_LOCALPARAM = re.compile(r"localparam\s+logic\s*\[(\d+):0\]\s*(\w+)\s*=\s*([^;]+);")
+_HEX = re.compile(r"(\d+)'h([0-9a-fA-F_]+)")
 _OUTPUT = re.compile(r"assign\s+m_axis_tdata\s*=\s*(\w+)_tdata\s*;")
 
 
@@ -59,8 +60,15 @@ def _literal(text: str, constants: dict[str, int]) -> int:
 
 
 def read_package(text: str) -> dict[str, int]:
-    """``localparam logic [N:0] NAME = N'hXXXX;`` constants of a package, as integers."""
-    return {name: int(digits.replace("_", ""), 16) for _, name, _, digits in _LOCALPARAM.findall(text)}
+    """``localparam logic [N:0] NAME = N'hXXXX;`` constants of a package (or ``{A'h.., B'h..}``
+    concatenations, most significant first), as integers."""
+    constants = {}
+    for _, name, value in _LOCALPARAM.findall(text):
+        total = 0
+        for width, digits in _HEX.findall(value):
+            total = (total << int(width)) | int(digits.replace("_", ""), 16)
+        constants[name] = total
+    return constants
 
 
 def read_top(text: str, constants: dict[str, int]) -> tuple[list[Instance], str]:
