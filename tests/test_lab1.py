@@ -1,0 +1,74 @@
+"""Lab 1 smoke preset on a small synthetic IMDb: both tasks run, store every point, resume, plot."""
+import gzip
+import json
+import random
+
+import pytest
+import torch
+
+from flow.labs import lab1
+
+POSITIVE = "great wonderful superb moving brilliant loved enjoyable fun".split()
+NEGATIVE = "awful boring terrible dull waste hated bad poor".split()
+NEUTRAL = "the movie film plot actor scene story it was and a of".split()
+
+
+def write_reviews(folder, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train.jsonl.gz", "test.jsonl.gz"):
+        with gzip.open(folder / name, "wt", encoding="utf-8") as handle:
+            for i in range(n):
+                label = int(i >= n // 2)
+                words = [rng.choice(POSITIVE if label else NEGATIVE) if rng.random() < 0.3 else rng.choice(NEUTRAL)
+                         for _ in range(rng.randint(8, 40))]
+                handle.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab1")
+    write_reviews(root / "imdb", 400, seed=0)
+    torch.set_num_threads(1)
+    results = lab1.run("all", "smoke", out=root / "out", imdb_dir=str(root / "imdb"), progress=False,
+                       log=lambda _: None)
+    return root, results
+
+
+def test_quantize_task_measures_every_width_on_every_linear(smoke):
+    root, results = smoke
+    record = results["quantize"]
+    assert [p["width"] for p in record["points"]] == lab1.PRESETS["smoke"]["widths"]
+    assert {p["quantized_layers"] for p in record["points"]} == {14}  # 2 layers x 6 Linears + pooler + classifier
+    assert all(0.0 <= p["ptq"] <= 1.0 and 0.0 <= p["qat"] <= 1.0 for p in record["points"])
+    assert record["sizes"]["test"] == 128 and record["finetune"]["samples"] == 64
+    on_disk = json.loads((root / "out" / "quantize_smoke.json").read_text())
+    assert on_disk["points"] == record["points"]
+    assert (root / "out" / "quantize_smoke.png").stat().st_size > 10_000
+
+
+def test_prune_task_reaches_each_sparsity_with_both_methods(smoke):
+    root, results = smoke
+    record = results["prune"]
+    assert record["start"]["width"] == lab1.best_width(results["quantize"])
+    assert sorted((p["method"], p["sparsity"]) for p in record["points"]) == [
+        ("l1", 0.3), ("l1", 0.7), ("random", 0.3), ("random", 0.7)]
+    for point in record["points"]:
+        assert abs(point["reached"] - point["sparsity"]) < 0.01
+    assert (root / "out" / "prune_smoke.png").stat().st_size > 10_000
+
+
+def test_a_second_run_resumes_from_the_stored_points(smoke, monkeypatch):
+    root, results = smoke
+    calls = []
+    monkeypatch.setattr(lab1.Lab1, "test_accuracy", lambda self, model, desc: calls.append(desc) or 0.0)
+    again = lab1.run("all", "smoke", out=root / "out", imdb_dir=str(root / "imdb"), progress=False,
+                     log=lambda _: None)
+    assert calls == []  # every point (and the float accuracy) came from the JSON
+    assert again["quantize"]["points"] == results["quantize"]["points"]
+
+
+def test_fixed_config_scales_the_frac_with_the_width():
+    table = lab1.fixed_config(8)["linear"]
+    assert (table["data_in_width"], table["data_in_frac_width"], table["weight_frac_width"]) == (8, 4, 4)
+    assert lab1.fixed_config(5)["linear"]["bias_frac_width"] == 2
