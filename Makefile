@@ -8,7 +8,7 @@ CONFIG ?= configs/digits_mlp.toml
 DESIGN ?= hw/gen/digits_mlp
 FUZZ_MINUTES ?= 30
 
-.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-emit bench-train verify-designs lab0 lab4 baseline clean
+.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-emit bench-train verify-designs lab0 lab1 lab4 baseline clean
 
 install: $(STAMP)
 
@@ -55,6 +55,9 @@ lab0: $(STAMP)
 
 lab4: $(STAMP)
 	$(PY) -m flow.labs.lab4 --preset full
+
+lab1: $(STAMP)
+	$(PY) -m flow.labs.lab1 --preset full --task all --threads 2
 
 baseline: $(STAMP)
 	nice -n 10 $(PY) -m flow.labs.baseline --preset full --threads 1
