@@ -1,0 +1,161 @@
+"""Log (power-of-two) format: a sign and an exponent, plus an explicit zero.
+
+Definition of ``LogFormat(W, bias)`` (``bias`` default ``2**(W-2) - 1``, MASE's default):
+
+- Code: a ``W``-bit pattern ``sign | exponent field f`` (``W - 1`` field bits) as a non-negative
+  int64; bit ``W - 1`` is the sign.
+- Value: field ``f == 0`` is zero; ``f`` in ``[1, 2**(W-1) - 1]`` is ``(-1)**sign * 2**(f - bias)``.
+  So the value set is ``{0} U {±2**e : emin <= e <= emax}`` with ``emin = 1 - bias`` and
+  ``emax = 2**(W-1) - 1 - bias``. (MASE's log quantizer has no zero: its field 0 is ``2**-bias``;
+  here field 0 is zero, so a pruned weight stays zero.)
+- Zero: code 0; ``quantize`` never produces negative zero (sign bit with field 0), which
+  dequantizes to ``-0.0 == 0``.
+- Rounding: to the nearest *value* (not in the log domain): between ``2**k`` and ``2**(k+1)`` the
+  midpoint is ``1.5 * 2**k``, and between 0 and ``2**emin`` it is ``2**(emin - 1)``. Modes act on
+  the signed value: ``half_even`` (default: ties to the even exponent field; zero, field 0, counts
+  as even, so the tie at ``2**(emin-1)`` goes to zero), ``half_up`` (ties towards +inf),
+  ``floor`` (towards -inf). Nearest-value rounding keeps the absolute error at most half the gap
+  to the neighbouring value; log-domain rounding (MASE) would round 1.45 up to 2.
+- Saturation: magnitudes above ``2**emax`` (inf included) become ``±2**emax``; ``overflow='wrap'``
+  is refused.
+- ``fake_quantize`` has an identity (straight-through) gradient.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from flow.formats.base import Overflow, Rounding, parse_rounding, register_format
+from flow.formats.exact import (
+    FLOAT64_MAX_EXPONENT,
+    FLOAT64_MIN_EXPONENT,
+    float64_input,
+    floor_log2,
+    power_of_two,
+    saturate_only,
+    straight_through,
+)
+from flow.formats.table import optional, refuse_unknown, required
+
+MAX_ENUMERATED_BITS = 20
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """Sign and ``width - 1`` exponent-field bits; value ``±2**(field - bias)``, field 0 is zero."""
+
+    width: int
+    exponent_bias: int | None = None  # None: 2**(width - 2) - 1
+    kind: ClassVar[str] = "log"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, int) or isinstance(self.width, bool) or not 2 <= self.width <= 12:
+            raise ValueError(f"width must be an int from 2 to 12 (sign and exponent field), got width={self.width!r}; "
+                             f"pass e.g. width=8")
+        if self.exponent_bias is None:
+            object.__setattr__(self, "exponent_bias", 2 ** (self.width - 2) - 1)
+        elif not isinstance(self.exponent_bias, int) or isinstance(self.exponent_bias, bool):
+            raise ValueError(f"exponent_bias must be an int or None, got {self.exponent_bias!r}")
+        if self.min_exponent < FLOAT64_MIN_EXPONENT or self.emax > FLOAT64_MAX_EXPONENT - 1:
+            raise ValueError(f"exponent_bias={self.exponent_bias} puts values outside float64's range; pass a bias "
+                             f"between {self._top_field - FLOAT64_MAX_EXPONENT + 1} and {-FLOAT64_MIN_EXPONENT}")
+
+    @property
+    def _top_field(self) -> int:
+        return 2 ** (self.width - 1) - 1
+
+    @property
+    def emin(self) -> int:
+        """Exponent of the smallest nonzero magnitude (field 1)."""
+        return 1 - self.exponent_bias
+
+    @property
+    def emax(self) -> int:
+        """Exponent of the largest magnitude (the all-ones field); OCP's emax_elem."""
+        return self._top_field - self.exponent_bias
+
+    @property
+    def min_exponent(self) -> int:
+        """The finest exponent quantizing needs: the midpoint ``2**(emin - 1)`` between 0 and ``2**emin``."""
+        return self.emin - 1
+
+    @property
+    def max_value(self) -> float:
+        return 2.0**self.emax
+
+    def __str__(self) -> str:
+        return f"log<{self.width},bias={self.exponent_bias}>"
+
+    # ---- element codes (shared with block_log, which passes a per-element scale exponent) ----
+    def encode(self, v: torch.Tensor, shift: torch.Tensor, rounding: Rounding) -> torch.Tensor:
+        """Codes of the float64 reals ``v * 2**-shift`` (int64 ``shift`` per element), exactly."""
+        a = torch.minimum(v.abs(), power_of_two(self.emax + shift))  # saturate
+        below = a < power_of_two(self.emin + shift)  # between 0 and the smallest power
+        k = torch.where(below, self.emin - 1, floor_log2(a) - shift)  # a in [2**k, 2**(k+1)) (scaled)
+        lo = torch.where(below, 0.0, power_of_two(k + shift))
+        hi = power_of_two(k + 1 + shift)
+        mid = (lo + hi) / 2  # exact: 1.5 * 2**k or 2**(emin-1), scaled
+        negative = v < 0
+        if rounding is Rounding.FLOOR:
+            up = negative & (a > lo)
+        elif rounding is Rounding.HALF_UP:
+            up = (a > mid) | ((a == mid) & ~negative)
+        else:
+            hi_field_even = (k + 1 + self.exponent_bias) % 2 == 0
+            up = (a > mid) | ((a == mid) & hi_field_even)
+        field = torch.where(up, k + 1 + self.exponent_bias, torch.where(below, 0, k + self.exponent_bias))
+        return torch.where(field == 0, 0, (negative.long() << (self.width - 1)) | field)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """The float64 values of codes."""
+        codes = codes.long()
+        negative = ((codes >> (self.width - 1)) & 1) == 1
+        field = codes & self._top_field
+        value = torch.where(field == 0, 0.0, power_of_two(field - self.exponent_bias))
+        return torch.where(negative, -value, value)
+
+    # ---- the Format protocol (flow.formats.base) ----
+    def quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
+                 overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
+        """Reals to int64 codes, exactly (nearest value, see the module docstring)."""
+        rounding = parse_rounding(rounding)
+        saturate_only(overflow, self.kind)
+        v = float64_input(x, self.kind)
+        return self.encode(v, torch.zeros_like(v, dtype=torch.int64), rounding)
+
+    def dequantize(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Codes to ``±2**(field - bias)`` or 0 (exact when ``dtype`` holds the power)."""
+        return self.decode(codes).to(dtype)
+
+    def cast(self, codes: torch.Tensor, source: Any, rounding: Rounding | str = Rounding.HALF_EVEN,
+             overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
+        raise NotImplementedError(f"{self.kind} has no code-to-code cast yet; quantize the source's dequantized "
+                                  f"float64 values instead")
+
+    def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
+                      overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
+        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient."""
+        return straight_through(x, lambda t: self.dequantize(self.quantize(t, rounding, overflow), t.dtype))
+
+    def values(self) -> torch.Tensor:
+        """``-2**emax, ..., -2**emin, 0, 2**emin, ..., 2**emax``."""
+        codes = torch.arange(2**self.width)
+        codes = codes[codes != 1 << (self.width - 1)]
+        return self.decode(codes).sort().values
+
+    def rtl_parameters(self, prefix: str) -> dict[str, int]:
+        raise NotImplementedError(f"{self.kind} has no RTL components yet; emit fixed point")
+
+
+@register_format("log")
+def log_from_table(table: dict[str, Any], prefix: str) -> LogFormat:
+    """``<prefix>_width`` (sign and exponent field) and optional ``<prefix>_exponent_bias``."""
+    return log_keys(table, prefix, "log")
+
+
+def log_keys(table: dict[str, Any], prefix: str, kind: str) -> LogFormat:
+    """The log format an operand's keys describe (also the element of block_log)."""
+    refuse_unknown(table, prefix)
+    return LogFormat(required(table, prefix, "width", kind), optional(table, prefix, "exponent_bias", None))
