@@ -58,6 +58,7 @@ class Lab1:
                                            train_limit=self.p["train_limit"], test_limit=self.p["test_limit"])
         pad = self.data.tokenizer.pad_token_id
         self.test_loader = make_loader(self.data.test, 256, sort_by_length=True, pad_id=pad)
+        self.val_loader = make_loader(self.data.val, 256, sort_by_length=True, pad_id=pad)
         subset = _subset(self.data.train, self.p["finetune_samples"], seed)
         self.finetune_loader = make_loader(subset, FINETUNE["batch_size"], shuffle=True, seed=seed, pad_id=pad)
         self.base, self.base_source = self._base_model()
@@ -84,6 +85,10 @@ class Lab1:
     # ---- measurements ----
     def test_accuracy(self, model: nn.Module, desc: str) -> float:
         return evaluate(model, self.test_loader, progress=self.progress, desc=desc).accuracy
+
+    def val_accuracy(self, model: nn.Module, desc: str) -> float:
+        """On the held-out validation split: for intermediate points that no figure's claim rests on."""
+        return evaluate(model, self.val_loader, progress=self.progress, desc=desc).accuracy
 
     def finetune(self, model: nn.Module) -> float:
         """The fixed budget: FINETUNE on finetune_samples training reviews; returns seconds."""
@@ -162,15 +167,15 @@ def prune_task(lab: Lab1, quantized: dict[str, Any], log=print) -> dict[str, Any
             model.load_state_dict(torch.load(lab.out / "checkpoints" / f"qat_{width}_{lab.preset}.pt",
                                              weights_only=True))
             report = prune_module(model, sparsity, method=method, scope="local", seed=lab.seed)
-            pruned = lab.test_accuracy(model, f"test ({method} {sparsity:.1f})")
+            pruned = lab.val_accuracy(model, f"val ({method} {sparsity:.1f})")
             lab.finetune(model)
             make_permanent(model)
             tuned = lab.test_accuracy(model, f"test ({method} {sparsity:.1f}, fine-tuned)")
             record["points"].append({"method": method, "sparsity": sparsity, "reached": report.overall,
-                                     "pruned": pruned, "finetuned": tuned,
+                                     "pruned_val": pruned, "finetuned": tuned,
                                      "seconds": round(time.perf_counter() - start, 1)})
             write_json(path, record)
-            log(f"{method:>6} sparsity {sparsity:.1f} (reached {report.overall:.3f}): pruned {pruned:.4f}, "
+            log(f"{method:>6} sparsity {sparsity:.1f} (reached {report.overall:.3f}): pruned {pruned:.4f} (val), "
                 f"fine-tuned {tuned:.4f}  [{time.perf_counter() - start:.0f} s]")
     write_json(path, record)
     plot_prune(record, lab.out / f"prune_{lab.preset}.png")
@@ -209,8 +214,8 @@ def plot_prune(record: dict[str, Any], path: Path) -> None:
         points = sorted((p for p in record["points"] if p["method"] == method), key=lambda p: p["sparsity"])
         ax.plot([p["sparsity"] for p in points], [p["finetuned"] for p in points], "o-",
                 label=f"{method}, fine-tuned")
-        ax.plot([p["sparsity"] for p in points], [p["pruned"] for p in points], ":", alpha=0.6,
-                label=f"{method}, before fine-tuning")
+        ax.plot([p["sparsity"] for p in points], [p["pruned_val"] for p in points], ":", alpha=0.6,
+                label=f"{method}, before fine-tuning (validation split)")
     ax.axhline(record["start"]["qat"], color="gray", linestyle="--",
                label=f"unpruned ({record['start']['width']}-bit QAT)")
     ax.set(xlabel="weight sparsity (local, every Linear)", ylabel="test accuracy",
