@@ -200,7 +200,7 @@ def test_prune_masks_move_with_quantization():
 
 # ---- errors: one line, naming the culprit and the fix ----
 @pytest.mark.parametrize(("config", "by", "message"), [
-    ({"default": {**fixed(8, 4), "name": "posit"}}, None, "format 'posit' is not known; use one of fixed"),
+    ({"default": {**fixed(8, 4), "name": "posit"}}, None, "format 'posit' is not known; use one of binary, block_fp"),
     ({"default": {**fixed(8, 4), "weight_widht": 8}}, None, "unknown key 'weight_widht'; did you mean 'weight_width'?"),
     ({"default": {**fixed(8, 4), "data_out": "yes"}}, None, "data_out must be true or false"),
     ({"default": {**fixed(8, 4), "rounding": "up"}}, None, "rounding='up' is not a rounding mode"),

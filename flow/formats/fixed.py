@@ -196,11 +196,36 @@ def dequantize(codes: torch.Tensor, fmt: FixedFormat, dtype: torch.dtype = torch
     return torch.ldexp(codes.to(dtype), torch.tensor(-fmt.frac, dtype=dtype))
 
 
+def _fake_quantize_float(x: torch.Tensor, fmt: FixedFormat, rounding: Rounding) -> torch.Tensor:
+    """Saturating quantize-dequantize in floating point, for formats narrow enough that every
+    step is exact: scaling by a power of two, clamping to one code beyond the range, adding
+    one half and rounding all stay below 2**(mantissa bits - 1). Equals the exact path."""
+    work = torch.float32 if fmt.width <= 22 else torch.float64
+    scale = 2.0 ** fmt.frac
+    v = torch.clamp(x.to(work) * scale, fmt.min_code - 1, fmt.max_code + 1)
+    if rounding is Rounding.FLOOR:
+        v = torch.floor(v)
+    elif rounding is Rounding.HALF_UP:
+        v = torch.floor(v + 0.5)
+    else:
+        v = torch.round(v)  # ties to even
+    return (torch.clamp(v, fmt.min_code, fmt.max_code) / scale).to(x.dtype)
+
+
+def fast_path(x: torch.Tensor, fmt: FixedFormat, overflow: Overflow) -> bool:
+    """Whether :func:`_fake_quantize_float` computes the exact result for this call."""
+    return (overflow is Overflow.SATURATE and fmt.width <= 50 and x.dtype in (torch.float32, torch.float16,
+                                                                             torch.bfloat16)
+            and abs(fmt.frac) <= 60 and not torch.isnan(x).any())
+
+
 class _FakeQuantize(torch.autograd.Function):
     """Quantize-dequantize forward, identity (straight-through) backward."""
 
     @staticmethod
     def forward(ctx, x, fmt, rounding, overflow):  # type: ignore[override]
+        if fast_path(x, fmt, overflow):
+            return _fake_quantize_float(x, fmt, rounding)
         return dequantize(quantize(x, fmt, rounding, overflow), fmt, x.dtype)
 
     @staticmethod
