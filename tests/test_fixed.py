@@ -136,3 +136,20 @@ def test_unknown_format_name_is_refused_with_the_known_ones():
     with pytest.raises(ConfigError, match="'posit' is not a format flow knows; use one of binary, block_fp, "
                                           "block_log, block_minifloat, fixed, integer, log, minifloat"):
         load_config(None, {"quantization.default.name": "posit"})
+
+
+@pytest.mark.parametrize("width", [1, 3, 8, 16, 22, 23, 32])
+def test_the_floating_point_fake_quant_path_equals_the_exact_one(width):
+    from flow.formats.fixed import fast_path
+
+    torch.manual_seed(width)
+    for frac in (-4, 0, width // 2, width + 3):
+        for signed in (True, False):
+            fmt = FixedFormat(width, frac, signed)
+            x = torch.cat([torch.randn(3000) * 2.0 ** (width - 1 - frac), torch.randn(500) * 2.0 ** -frac,
+                           (torch.arange(-300, 300) + 0.5) * 2.0 ** -frac,  # every tie near zero
+                           torch.tensor([1e30, -1e30, float("inf"), float("-inf"), 0.0, 1e-40])]).float()
+            assert fast_path(x, fmt, Overflow.SATURATE)
+            for rounding in ("floor", "half_up", "half_even"):
+                exact = dequantize(quantize(x, fmt, rounding, "saturate"), fmt, torch.float32)
+                assert torch.equal(fake_quantize(x, fmt, rounding, "saturate"), exact), (fmt, rounding)
