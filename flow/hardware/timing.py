@@ -33,7 +33,7 @@ Times = list[int]
 def _accept_interval(stage: Stage, graph: HardwareGraph) -> int:
     """Fewest cycles between two beats a stage takes on one input."""
     if isinstance(stage, LinearStage):
-        return stage.out_features // stage.out_par
+        return 1 if stage.constant is not None else stage.out_features // stage.out_par
     if isinstance(stage, FifoStage):
         return stage.cycles[0]
     if isinstance(stage, BroadcastStage):
@@ -78,7 +78,7 @@ def schedule(graph: HardwareGraph, vectors: int) -> tuple[dict[str, Times], dict
             for side in (0, 1):
                 taken[stage.inputs[side]] = [t for t, (s, _) in zip(both, order) if s == side]
             offered[stage.outputs[0]] = [t + stage.latency for t in both]
-        elif isinstance(stage, LinearStage):
+        elif isinstance(stage, LinearStage) and stage.constant is None:
             inputs = handover(stage.inputs[0], stage)
             in_beats, groups = stage.in_features // stage.in_par, stage.out_features // stage.out_par
             out: Times = []
@@ -116,10 +116,14 @@ def waiting_beats(offered: Times, taken: Times) -> int:
 
 
 def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], FifoStage]) -> HardwareGraph:
-    """Put a FIFO before each join input whose beats would wait for the other input's: its depth
-    is the most beats that wait in the cycle model plus two (full throughput and its own cycle).
+    """Put a FIFO before each join input whose beats would wait for the other input's. Its depth
+    covers whichever is larger: the most beats that wait in the cycle model, or every beat that
+    can arrive while the join still waits (one vector per II of the wait, plus the vector in
+    hand), plus two (full throughput and its own cycle). The second term covers what the model
+    leaves out: a slow stage after the join paces it, so beats queue longer than the schedule says.
     ``make_fifo(name, stream, depth)`` builds the stage."""
     offered, taken = schedule(graph, _vectors(graph))
+    ii = graph.initiation_interval
     stages: list[Stage] = []
     for stage in graph.stages:
         if isinstance(stage, (AddStage, ConcatStage)):
@@ -127,7 +131,12 @@ def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], FifoStage
             for side, stream in enumerate(stage.inputs):
                 waiting = waiting_beats(offered[stream], taken[stream])
                 if waiting > 0:
-                    fifo = make_fifo(f"{stage.name}_fifo_{'ab'[side]}", stream, waiting + 2)
+                    producer = graph.producer(stream)
+                    beats = (graph.input.features // graph.input.par if producer is None
+                             else producer.out_features // producer.out_par)
+                    wait = taken[stream][0] - offered[stream][0]
+                    depth = max(waiting, beats * (math.ceil(wait / ii) + 1)) + 2
+                    fifo = make_fifo(f"{stage.name}_fifo_{'ab'[side]}", stream, depth)
                     stages.append(fifo)
                     inputs[side] = fifo.outputs[0]
             stage.inputs = tuple(inputs)
