@@ -31,7 +31,7 @@ LAYER_QUANT_DEFAULTS: dict[str, Any] = {
     "data_out_width": 8, "data_out_frac_width": 4, "data_out_signed": True,
     "rounding": "half_up", "overflow": "saturate",
 }
-LAYER_PAR_DEFAULTS: dict[str, Any] = {"in_par": "auto", "out_par": "full"}
+LAYER_PAR_DEFAULTS: dict[str, Any] = {"in_par": "auto", "out_par": "full", "multiplier": "dsp", "pipeline_every": 0}
 
 DEFAULTS: dict[str, Any] = {
     "design": {"name": "digits_mlp", "output_dir": "hw/gen", "seed": 0},

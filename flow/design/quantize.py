@@ -108,6 +108,29 @@ def _with_forks(stages: list[Stage], streams: dict[str, _Stream]) -> list[Stage]
     return ordered
 
 
+MULTIPLIERS = ("dsp", "lut", "auto")
+
+
+def _multiplier(table: dict[str, Any], layer: str, fully_parallel: bool) -> str:
+    """``lut`` builds constant products from shifts and adds (fully parallel layers only: a
+    folded lane's weight changes every cycle); ``auto`` picks it wherever it applies."""
+    style = table["multiplier"]
+    if style not in MULTIPLIERS:
+        raise ConfigError(f"parallelism.{layer}.multiplier={style!r}; use one of {', '.join(MULTIPLIERS)}")
+    if style == "lut" and not fully_parallel:
+        raise ConfigError(f"parallelism.{layer}.multiplier='lut' needs a fully parallel layer (in_par and out_par "
+                          f"'full'): a folded lane's weight changes every cycle; use 'dsp' or 'auto'")
+    return "lut" if style == "lut" or (style == "auto" and fully_parallel) else "dsp"
+
+
+def _pipeline_every(table: dict[str, Any], layer: str) -> int:
+    value = table["pipeline_every"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"parallelism.{layer}.pipeline_every={value!r} must be 0 (no registers inside the "
+                          f"adder trees) or a positive number of adder levels per register")
+    return value
+
+
 def _rewire(stage: Stage, slot: int, stream: str) -> None:
     inputs = list(stage.inputs)
     inputs[slot] = stream
@@ -149,7 +172,9 @@ def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> Hardware
             out_par = parallelism(ptable["out_par"], linear.out_features, f"parallelism.{layer.name}.out_par")
             feed = cast_to(layer.inputs[0], qconfig.data_in, qconfig.rounding, qconfig.overflow,
                            f"{layer.name}_cast_in")
-            stages.append(LinearStage(layer.name, qlayer, in_par, out_par, inputs=(feed,)))
+            multiplier = _multiplier(ptable, layer.name, in_par == linear.in_features and out_par == linear.out_features)
+            stages.append(LinearStage(layer.name, qlayer, in_par, out_par, inputs=(feed,), multiplier=multiplier,
+                                      pipeline_every=_pipeline_every(ptable, layer.name)))
             streams[layer.name] = _Stream(qconfig.data_out, out_par, linear.out_features, qconfig.rounding)
         elif layer.kind in ("relu", "leaky_relu"):
             src = streams[layer.inputs[0]]

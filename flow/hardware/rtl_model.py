@@ -163,6 +163,54 @@ def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]
     raise RtlModelError(f"the model does not know component {module!r}")
 
 
+_DECL = re.compile(r"logic\s+signed\s*\[(\d+):0\]\s*(\w+)\s*(?:\[(\d+)\])?\s*;")
+_INPUT_LANE = re.compile(r"assign\s+(\w+)\s*=\s*\$signed\((\{1'b0,\s*)?s_axis_tdata\[(\d+):(\d+)\]\}?\);")
+_SUM = re.compile(r"assign\s+(\w+(?:\[\d+\])?)\s*=\s*(.+?);")
+_TERM = re.compile(r"([+-]?)\s*\(?(\d+)'\(\$signed\((\w+)\)\)(?:\s*<<<\s*(\d+)\))?")
+_BIAS = re.compile(r"^(-?)(\d+)'sd(\d+)")
+_COPY = re.compile(r"(\w+_r\d+)\s*<=\s*(\w+)\s*;")
+_CAST = re.compile(r"fixed_cast_lane\s*#\((.*?)\)\s*u_cast", re.S)
+
+
+def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
+    """A generated constant layer (``*_cmvm``) evaluated as written: every signal wrapped to its
+    declared width, registers as copies, then each accumulator through the cast lane."""
+    widths = {name: int(high) + 1 for high, name, _ in _DECL.findall(text)}
+    in_width = int(re.search(r"input\s+logic\s*\[(\d+):0\]\s*s_axis_tdata", text).group(1)) + 1
+    pattern = sum((v & _mask(in_width // len(vector))) << (i * (in_width // len(vector))) for i, v in enumerate(vector))
+    values: dict[str, int] = {}
+    for name, unsigned, high, low in _INPUT_LANE.findall(text):
+        bits = (pattern >> int(low)) & _mask(int(high) - int(low) + 1)
+        values[name] = _read(bits, int(high) - int(low) + 1, not unsigned)
+    copies = dict(_COPY.findall(text))
+
+    def value(name: str) -> int:
+        while name not in values and name in copies:
+            name = copies[name]
+        return values[name]
+
+    accumulators: dict[int, int] = {}
+    for target, expression in _SUM.findall(text):
+        if "s_axis_tdata" in expression or target == "s_axis_tready" or target.startswith(("advance", "last_")):
+            continue
+        total, rest = 0, expression.strip()
+        bias = _BIAS.match(rest)
+        if bias:
+            total = (-1 if bias.group(1) else 1) * int(bias.group(3))
+            rest = rest[bias.end():]
+        for sign, width, source, shift in _TERM.findall(rest):
+            term = _read(value(source), int(width), True) << int(shift or 0)
+            total += -term if sign == "-" else term
+        if target.startswith("acc["):
+            accumulators[int(target[4:-1])] = total
+        else:
+            values[target] = _read(total, widths[target], True)
+    acc_width = widths["acc"]
+    cast = {key: int(v) for key, v in _PARAM.findall(_CAST.search(text).group(1))}
+    return [cast_lane(_read(accumulators[o], acc_width, True) & _mask(acc_width), cast)
+            for o in range(len(accumulators))]
+
+
 class RtlModel:
     """The emitted design of a folder as integer functions of input bit patterns."""
 
@@ -171,6 +219,7 @@ class RtlModel:
         constants: dict[str, int] = {}
         for path in sorted(rtl_folder.glob("*_pkg.sv")):
             constants.update(read_package(path.read_text()))
+        self.netlists = {path.stem: path.read_text() for path in rtl_folder.glob("*_cmvm.sv")}
         self.instances, self.output = read_top((rtl_folder / f"{top}.sv").read_text(), constants)
 
     def output_params(self) -> tuple[int, bool]:
@@ -185,6 +234,8 @@ class RtlModel:
                 break
             stream = producer.sources[0]
         p = producer.params
+        if producer.module in self.netlists:
+            p = {key: int(v) for key, v in _PARAM.findall(_CAST.search(self.netlists[producer.module]).group(1))}
         return (p["OUT_WIDTH"], bool(p["OUT_SIGNED"])) if "OUT_WIDTH" in p else (p["WIDTH"], bool(p.get("SIGNED", 1)))
 
     def __call__(self, vector: list[int]) -> list[int]:
@@ -195,7 +246,9 @@ class RtlModel:
             if missing:
                 raise RtlModelError(f"instance u_{inst.name} reads {missing[0]}, which nothing drives before it")
             data = [streams[source] for source in inst.sources]
-            if inst.module == "linear":
+            if inst.module in self.netlists:
+                result = shift_add_netlist(self.netlists[inst.module], data[0])
+            elif inst.module == "linear":
                 result = _linear(data[0], inst.params)
             elif inst.module == "add":
                 result = _add(data[0], data[1], inst.params)

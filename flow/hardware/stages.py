@@ -21,19 +21,29 @@ from flow.hardware.components import (
     fifo_cycles,
     linear_cycles,
 )
+from flow.hardware.emit_cmvm import ConstantLinear
 from flow.hardware.lower import INPUT
 from flow.nn import Concat, QuantAdd, QuantLeakyReLU, QuantLinear, QuantReLU
 
 
 @dataclass
 class LinearStage:
-    """A quantized Linear streaming IN_PAR elements in and OUT_PAR out per beat."""
+    """A quantized Linear streaming IN_PAR elements in and OUT_PAR out per beat. With
+    ``multiplier="lut"`` (fully parallel only) its weights are constants built from shifts and
+    adds (flow.hardware.emit_cmvm), registered every ``pipeline_every`` adder levels."""
 
     name: str
     layer: QuantLinear
     in_par: int
     out_par: int
     inputs: tuple[str, ...] = (INPUT,)
+    multiplier: str = "dsp"
+    pipeline_every: int = 0
+    constant: ConstantLinear | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.multiplier == "lut":
+            self.constant = ConstantLinear.of(self.layer, self.pipeline_every)
 
     outputs = property(lambda self: (self.name,))
     in_format = property(lambda self: self.layer.config.data_in)
@@ -44,10 +54,14 @@ class LinearStage:
 
     @property
     def initiation_interval(self) -> int:
+        if self.constant is not None:
+            return 1
         return linear_cycles(self.in_features, self.out_features, self.in_par, self.out_par)[0]
 
     @property
     def latency(self) -> int:
+        if self.constant is not None:
+            return self.constant.latency
         return linear_cycles(self.in_features, self.out_features, self.in_par, self.out_par)[1]
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:

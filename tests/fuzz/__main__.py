@@ -54,6 +54,8 @@ def features(spec) -> list[str]:
             found.append("cast between layers")
         if not layer.has_bias:
             found.append("no bias")
+        if layer.multiplier == "auto" and par == [n_in, layer.out_features]:
+            found.append(f"shift-add layer, register every {layer.pipeline_every or 'no'} level(s)")
         if layer.join != "none":
             found.append(f"{layer.join} join" + (" with a cast" if layer.join == "concat" and
                                                   layer.join_out not in (layer.data_out, previous_out) else ""))

@@ -34,6 +34,8 @@ class LayerSpec:
     has_bias: bool = True
     join: str = "none"  # none; residual: x + layer(x); concat: cat([layer(x), x]) (x: the layer's input)
     join_out: Fmt | None = None  # the add's or concat's output format (its rounding/overflow: the layer's)
+    multiplier: str = "dsp"  # dsp, or auto: shift-add constants when the layer is fully parallel
+    pipeline_every: int = 0  # adder levels per register in a shift-add layer
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ def config_overrides(spec: DesignSpec, output_dir: str, name: str) -> dict[str, 
             overrides[f"{q}.{key}_signed"] = fmt[2]
         overrides[f"{q}.rounding"], overrides[f"{q}.overflow"] = layer.rounding, layer.overflow
         overrides[f"{p}.out_par"] = layer.out_par
+        overrides[f"{p}.multiplier"], overrides[f"{p}.pipeline_every"] = layer.multiplier, layer.pipeline_every
         if index == 0:
             overrides[f"{p}.in_par"] = spec.in_par
     for layer, join in zip(spec.layers, join_names(spec)):
@@ -194,5 +197,6 @@ def summary_line(spec: DesignSpec) -> str:
         parts.append(f"{layer_name(index)}[{_fmt_text(layer.data_in)} x {_fmt_text(layer.weight)} + "
                      f"{_fmt_text(layer.bias) if layer.has_bias else 'nobias'} -> {_fmt_text(layer.data_out)} "
                      f"{layer.rounding}/{layer.overflow} {act} par {layer.out_par}"
-                     + (f" {layer.join} -> {_fmt_text(layer.join_out)}" if layer.join != "none" else "") + "]")
+                     + (f" {layer.join} -> {_fmt_text(layer.join_out)}" if layer.join != "none" else "")
+                     + (f" {layer.multiplier}/{layer.pipeline_every}" if layer.multiplier != "dsp" else "") + "]")
     return f"{spec.describe()} in_par {spec.in_par}: " + "; ".join(parts)

@@ -46,6 +46,8 @@ def layers(draw: st.DrawFn) -> tuple[LayerSpec, bool]:
         has_bias=draw(st.booleans()),
         join=draw(st.sampled_from(JOINS)),
         join_out=draw(formats()),
+        multiplier=draw(st.sampled_from(["dsp", "auto", "auto"])),
+        pipeline_every=draw(st.integers(0, 3)),
     )
     return layer, draw(st.booleans())
 
@@ -73,6 +75,8 @@ def designs(draw: st.DrawFn) -> DesignSpec:
             layer = replace(layer, join="none")
         if layer.join == "none":
             layer = replace(layer, join_out=None)
+        if layer.multiplier == "dsp":
+            layer = replace(layer, pipeline_every=0)
         chain.append(layer)
         n_in = layer.out_features + (n_in if layer.join == "concat" else 0)
         par = layer.out_par
@@ -86,6 +90,7 @@ def slowest_stage(in_features: int, in_par: int, chain: list[LayerSpec]) -> int:
     spec = DesignSpec(in_features, in_par, tuple(chain))
     intervals = []
     for layer, (n_in, par, n_out) in zip(chain, spec.streams()):
-        intervals.append((n_in // par) * (layer.out_features // layer.out_par))
+        constant = layer.multiplier == "auto" and par == n_in and layer.out_par == layer.out_features
+        intervals.append(1 if constant else (n_in // par) * (layer.out_features // layer.out_par))
         intervals.append(n_out // layer.out_par)
     return max(intervals)

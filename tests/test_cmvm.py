@@ -1,0 +1,102 @@
+"""The shift-add constant layer: CSD digits, the adder graph's exactness, what sharing saves,
+exact widths, and the generated netlist read back by the RTL model."""
+import random
+
+import pytest
+import torch
+from torch import nn
+
+import flow
+from flow.hardware.cmvm import adders_without_sharing, bits_for, build, csd
+from flow.hardware.rtl_model import RtlModel
+
+
+def test_csd_digits_sum_to_the_value_with_no_two_adjacent():
+    for value in range(-2000, 2001):
+        digits = csd(value)
+        assert sum(sign << shift for sign, shift in digits) == value
+        shifts = [shift for _, shift in digits]
+        assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))  # canonical: no adjacent nonzero digits
+        assert len(digits) <= len(bin(abs(value))) // 2 + 1
+
+
+def random_matrix(rows, cols, bits, zeros, rng):
+    return [[0 if rng.random() < zeros else rng.randint(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+             for _ in range(cols)] for _ in range(rows)]
+
+
+@pytest.mark.parametrize("rows,cols,bits,zeros,signed", [
+    (10, 16, 8, 0.3, True), (7, 5, 4, 0.0, False), (12, 24, 12, 0.6, True), (3, 1, 2, 0.0, True), (5, 9, 6, 1.0, True)])
+def test_the_adder_graph_computes_w_x_exactly_within_its_intervals(rows, cols, bits, zeros, signed):
+    rng = random.Random(rows * cols)
+    weights = random_matrix(rows, cols, bits, zeros, rng)
+    lo, hi = (-128, 127) if signed else (0, 255)
+    graph = build(weights, lo, hi)
+    for vector in [[lo] * cols, [hi] * cols] + [[rng.randint(lo, hi) for _ in range(cols)] for _ in range(50)]:
+        assert graph.evaluate(vector) == [sum(w * x for w, x in zip(row, vector)) for row in weights]
+    for node in graph.nodes[cols:]:  # every node's interval holds what it can compute, in its width
+        assert bits_for(node.lo, node.hi) == node.width <= bits + 8 + cols.bit_length() + 1
+
+
+def test_zero_weights_cost_nothing_and_powers_of_two_no_adder():
+    assert build([[0, 0, 0], [0, 0, 0]], -8, 7).adders == 0
+    graph = build([[4, 0, 0], [0, -2, 0], [0, 0, 1]], -8, 7)  # each row one shifted input: no adder
+    assert graph.adders == 0 and graph.evaluate([3, 5, -7]) == [12, -10, -7]
+    sparse = build([[3, 0, 0, 5], [0, 0, 7, 0]], -8, 7)
+    dense_part = build([[3, 5], [0, 7]], -8, 7)
+    assert sparse.adders == dense_part.adders  # the zero columns add nothing
+
+
+def test_sharing_saves_adders_on_a_dense_matrix():
+    weights = random_matrix(16, 32, 8, 0.0, random.Random(3))
+    graph = build(weights, -128, 127)
+    alone = adders_without_sharing(weights)
+    assert graph.adders < 0.8 * alone, (graph.adders, alone)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("pipeline_every", [0, 1, 3])
+def test_a_constant_design_simulates_bit_exact_at_the_modelled_cycles(pipeline_every, tmp_path):
+    torch.manual_seed(pipeline_every)
+    model = nn.Sequential(nn.Linear(12, 9), nn.ReLU(), nn.Linear(9, 4)).eval()
+    with torch.no_grad():
+        model[0].weight[2].zero_()  # an all-zero row: the output is its bias alone
+    design = flow.compile(model, torch.zeros(2, 12),
+                          quant={"data_in_signed": False, "data_in_width": 6, "data_in_frac_width": 3},
+                          parallelism={"default": {"multiplier": "lut", "pipeline_every": pipeline_every}},
+                          name=f"cmvm{pipeline_every}")
+    assert [s.constant is not None for s in design.graph.linear_stages] == [True, True]
+    x = torch.rand(60, 12) * 8
+    folder = tmp_path / "d"
+    design.emit(folder, x)
+    sim = design.simulate(folder)
+    assert sim["mismatches"] == 0 and sim["elements_compared"] >= 60 * 4
+    assert (sim["initiation_interval"], sim["initiation_interval_max"], sim["latency_cycles"]) == (
+        1, 1, design.latency)
+    codes = design.quantize_inputs(x)
+    model_of_rtl = RtlModel(folder / "rtl", f"cmvm{pipeline_every}_top")
+    assert [model_of_rtl(row) for row in codes.tolist()] == design.reference(codes).tolist()
+
+
+def test_the_rtl_model_reads_the_netlist_not_the_weights(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5)).eval()
+    design = flow.compile(model, torch.zeros(2, 6), parallelism={"default": {"multiplier": "lut"}}, name="nl")
+    design.emit(tmp_path / "nl", torch.randn(20, 6))
+    netlist = tmp_path / "nl" / "rtl" / "nl_0_cmvm.sv"
+    text = netlist.read_text()
+    assert "<<< 1)" in text
+    netlist.write_text(text.replace("<<< 1)", "<<< 2)", 1))  # one wrong shift in the emitted RTL
+    codes = design.quantize_inputs(torch.randn(20, 6))
+    model_of_rtl = RtlModel(tmp_path / "nl" / "rtl", "nl_top")
+    assert [model_of_rtl(row) for row in codes.tolist()] != design.reference(codes).tolist()
+
+
+def test_lut_multipliers_on_a_folded_layer_name_the_fix():
+    from flow.design.config import ConfigError
+
+    model = nn.Sequential(nn.Linear(8, 4)).eval()
+    with pytest.raises(ConfigError, match=r"multiplier='lut' needs a fully parallel layer .* use 'dsp' or 'auto'"):
+        flow.compile(model, torch.zeros(2, 8), parallelism={"default": {"multiplier": "lut", "out_par": 2}})
+    auto = flow.compile(model, torch.zeros(2, 8), parallelism={"default": {"multiplier": "auto", "out_par": 2}})
+    assert auto.graph.linear_stages[0].constant is None  # folded: auto keeps the multipliers
