@@ -29,7 +29,7 @@ from flow.train.checkpoint import load_checkpoint
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"max_length": 64, "train_limit": 256, "test_limit": 128, "widths": [4, 8, 16],
               "sparsities": [0.3, 0.7], "finetune_samples": 64, "base_epochs": 1},
-    "full": {"max_length": 128, "train_limit": None, "test_limit": None, "widths": [4, 6, 8, 10, 12, 16, 32],
+    "full": {"max_length": 128, "train_limit": None, "test_limit": None, "widths": [4, 6, 8, 16, 32],
              "sparsities": [0.1, 0.3, 0.5, 0.7, 0.9], "finetune_samples": 4000, "base_epochs": 2},
 }
 FINETUNE = {"lr": 1e-4, "batch_size": 32, "epochs": 1}  # QAT and post-pruning fine-tuning, the same everywhere
