@@ -20,7 +20,7 @@ def _sim(args: argparse.Namespace, extra: list[str]) -> int:
 
     if extra:
         raise ValueError(f"unexpected arguments {' '.join(extra)}; see `flow sim --help`")
-    report = simulate_design(Path(args.design), args.vectors, args.seed, args.gap, args.stall)
+    report = simulate_design(Path(args.design), args.vectors, args.seed, args.gap, args.stall, engine=args.engine)
     ok = report["mismatches"] == 0 and report["out_beats"] == report["expected_out_beats"]
     return 0 if ok else 1
 
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--seed", type=int, default=1, help="seed of the random gaps and backpressure")
     sim.add_argument("--gap", type=float, default=0.3, help="probability of an idle input cycle")
     sim.add_argument("--stall", type=float, default=0.3, help="probability of output backpressure")
+    sim.add_argument("--engine", choices=("bulk", "cocotb"), default="bulk",
+                     help="bulk: the whole vector set in one Verilator binary (default); cocotb: every beat "
+                          "driven from Python, for protocol debugging")
     sim.set_defaults(handler=_sim)
     args, extra = parser.parse_known_args(argv)
     try:

@@ -75,11 +75,13 @@ class Design:
 
     def simulate(self, folder: str | Path, vectors: int | None = None, seed: int = 1, gap: float = 0.3,
                  stall: float = 0.3, log: Callable[[str], None] = _quiet,
-                 build_root: Path | None = None) -> dict[str, Any]:
-        """Simulate an emitted folder of this design in Verilator against its vectors."""
+                 build_root: Path | None = None, engine: str = "bulk") -> dict[str, Any]:
+        """Simulate an emitted folder of this design in Verilator against its vectors (``engine``:
+        "bulk", a SystemVerilog source and sink at Verilator speed, or "cocotb", beat by beat)."""
         from flow.hardware.simulate import simulate_design
 
-        return simulate_design(Path(folder), vectors, seed, gap, stall, log=log, build_root=build_root)
+        return simulate_design(Path(folder), vectors, seed, gap, stall, log=log, build_root=build_root,
+                               engine=engine)
 
     def estimate(self, folder: str | Path | None = None, timeout: float = 900.0) -> dict[str, int]:
         """Yosys synth_xilinx cell counts of the emitted RTL (emitted to a scratch folder if needed)."""

@@ -113,10 +113,12 @@ exec "$@"
 """
 
 
-def runtime_object_cache() -> Path | None:
-    """The wrapper script for $(OBJCACHE), keyed by everything that changes the objects."""
+def runtime_object_cache(flavour: str = "") -> Path | None:
+    """The wrapper script for $(OBJCACHE), keyed by everything that changes the objects; builds
+    with other flags or defines (the bulk testbench's) name them in ``flavour``."""
     key = hashlib.sha256(json.dumps([verilator_version(), BUILD_ARGS, os.environ.get("MAKEFLAGS", ""),
-                                     os.environ.get("CXX", "")]).encode()).hexdigest()[:16]
+                                     os.environ.get("CXX", "")] + ([flavour] if flavour else [])
+                                    ).encode()).hexdigest()[:16]
     cache = default_build_root().resolve() / "runtime" / key
     if any(ch.isspace() or ch in "'\\" for ch in str(cache)):
         return None  # the make variable and the script quote nothing: skip the cache
