@@ -100,3 +100,25 @@ def test_lut_multipliers_on_a_folded_layer_name_the_fix():
         flow.compile(model, torch.zeros(2, 8), parallelism={"default": {"multiplier": "lut", "out_par": 2}})
     auto = flow.compile(model, torch.zeros(2, 8), parallelism={"default": {"multiplier": "auto", "out_par": 2}})
     assert auto.graph.linear_stages[0].constant is None  # folded: auto keeps the multipliers
+
+
+def test_the_generated_netlist_lints_clean_and_yosys_reads_it(tmp_path):
+    import subprocess
+
+    from flow.estimate.yosys import read_commands, run_yosys
+    from flow.toolchain import setup_verilator
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(10, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    design = flow.compile(model, torch.zeros(2, 10), parallelism={"default": {"multiplier": "lut", "pipeline_every": 2}},
+                          name="lintme")
+    design.emit(tmp_path / "d", torch.randn(4, 10))
+    rtl = tmp_path / "d" / "rtl"
+    files = [rtl / name for name in (rtl / "filelist.f").read_text().split()]
+    text = "".join(path.read_text() for path in files if path.name.endswith("_cmvm.sv"))
+    assert "-(" in text  # negative terms are parenthesized: Yosys reads -9'(x) as a cast to size -9
+    setup_verilator()
+    lint = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "lintme_top", *map(str, files)],
+                          capture_output=True, text=True)
+    assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr[:2000]
+    assert "Top module:  \\lintme_top" in run_yosys(read_commands(files, "lintme_top"), timeout=300)

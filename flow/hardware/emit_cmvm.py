@@ -62,8 +62,10 @@ def _signal(node_id: int, segment: int, home: int) -> str:
 
 
 def _operand(width: int, name: str, shift: int, sign: int) -> str:
+    """A term as SystemVerilog; a negative one is ``-(...)`` (Yosys reads ``-9'(x)`` as a cast to
+    size -9)."""
     text = f"({width}'($signed({name})) <<< {shift})" if shift else f"{width}'($signed({name}))"
-    return text if sign > 0 else f"-{text}"
+    return text if sign > 0 else f"-({text})"
 
 
 def cmvm_module(name: str, const: ConstantLinear) -> str:
@@ -121,7 +123,7 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
     body.append(f"    logic [{n_out * y_w - 1}:0] result;")
     for o, term in enumerate(graph.outputs):
         bias = int(layer.bias_codes()[o])
-        bias_text = f"{acc_w}'sd{bias}" if bias >= 0 else f"-{acc_w}'sd{-bias}"
+        bias_text = f"{acc_w}'sd{bias}" if bias >= 0 else f"-({acc_w}'sd{-bias})"
         if term is None:
             body.append(f"    assign acc[{o}] = {bias_text};")
         else:

@@ -1,10 +1,10 @@
 """An integer model of an emitted design built from its SystemVerilog alone.
 
-It reads the top module's instances (component, parameters, which stream feeds which) and
-the weight package's literals, then computes every output bit pattern the way the component
-library's RTL does: bit patterns on the streams, each component reading them by its own
-SIGNED parameters, the cast lane's working width, guard and sticky bits, and an accumulator
-that wraps at ACC_WIDTH. It shares no code with flow's stage objects or ``flow.formats``, so
+It reads the top module's instances (component, parameters, which stream feeds which), the
+weight package's literals and the ROM file each folded linear reads (WEIGHTS_FILE), then
+computes every output bit pattern the way the component library's RTL does: bit patterns on
+the streams, each component reading them by its own SIGNED parameters, the cast lane's working
+width, guard and sticky bits, and an accumulator that wraps at ACC_WIDTH. It shares no code with flow's stage objects or ``flow.formats``, so
 when it and flow's reference disagree, one of them is wrong, and the simulation says which.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Instance:
 
     module: str
     name: str
-    params: dict[str, int]
+    params: dict[str, int]  # WEIGHTS_FILE: a string
     sources: list[str]  # the streams feeding s_axis, or s_axis_a and s_axis_b ("s_axis": the top's input)
     sinks: list[str]  # the streams m_axis (or m_axis_a and m_axis_b) drive
 
@@ -46,8 +46,11 @@ def _read(pattern: int, width: int, signed: bool) -> int:
     return pattern - (1 << width) if signed and pattern >> (width - 1) else pattern
 
 
-def _literal(text: str, constants: dict[str, int]) -> int:
+def _literal(text: str, constants: dict[str, int]) -> int | str:
     text = text.strip()
+    string = re.fullmatch(r'"([^"\\]*)"', text)
+    if string:
+        return string.group(1)
     if "::" in text:
         name = text.split("::", 1)[1]
         if name not in constants:
@@ -112,13 +115,41 @@ def cast_lane(pattern: int, p: dict[str, int]) -> int:
     return rounded & _mask(out_w)
 
 
+def read_memory(path: Path, words: int, bits: int) -> list[int]:
+    """The words of a ``$readmemh`` file as linear.sv loads it: hex words separated by white
+    space, ``//`` comments allowed; exactly ``words`` of at most ``bits`` bits each."""
+    text = re.sub(r"//[^\n]*", "", path.read_text())
+    tokens = text.split()
+    if any(token.startswith("@") for token in tokens):
+        raise RtlModelError(f"{path.name}: addresses (@) are not in the shape this model reads")
+    values = [int(token.replace("_", ""), 16) for token in tokens]
+    if len(values) != words or any(v >> bits for v in values):
+        raise RtlModelError(f"{path.name}: {len(values)} words, expected {words} of {bits} bits")
+    return values
+
+
+def _linear_weights(p: dict[str, int], folder: Path) -> dict[str, int]:
+    """A folded linear's parameters plus WEIGHT_PATTERNS (weight (o, i) at o*IN_FEATURES + i) from
+    the ROM file it reads: word s = beat*OUT_GROUPS + group, lane lo*IN_PAR + li holds weight
+    (group*OUT_PAR + lo, beat*IN_PAR + li); a relative WEIGHTS_FILE names a file of ``folder``."""
+    n_in, n_out, in_par, out_par, w_w = (p["IN_FEATURES"], p["OUT_FEATURES"], p["IN_PAR"], p["OUT_PAR"],
+                                         p["W_WIDTH"])
+    groups, beats = n_out // out_par, n_in // in_par
+    path = Path(p["WEIGHTS_FILE"]) if Path(p["WEIGHTS_FILE"]).is_absolute() else folder / p["WEIGHTS_FILE"]
+    words = read_memory(path, groups * beats, in_par * out_par * w_w)
+    patterns = [(words[(i // in_par) * groups + o // out_par] >> (((o % out_par) * in_par + i % in_par) * w_w))
+                & _mask(w_w) for o in range(n_out) for i in range(n_in)]
+    return {**p, "WEIGHT_PATTERNS": patterns}
+
+
 def _linear(vector: list[int], p: dict[str, int]) -> list[int]:
     n_in, n_out, w_w, acc_w = p["IN_FEATURES"], p["OUT_FEATURES"], p["W_WIDTH"], p["ACC_WIDTH"]
     if len(vector) != n_in:
         raise RtlModelError(f"linear expects {n_in} elements, the stream carries {len(vector)}")
     x = [_read(v, p["IN_WIDTH"], bool(p["IN_SIGNED"])) for v in vector]
     w_signed = bool(p.get("W_SIGNED", 1))
-    weights = p["WEIGHTS"]
+    patterns = p.get("WEIGHT_PATTERNS")  # a folded linear's, from its ROM file
+    weights = p.get("WEIGHTS", 0)
     cast = dict(IN_WIDTH=acc_w, IN_FRAC=p["IN_FRAC"] + p["W_FRAC"], IN_SIGNED=1, OUT_WIDTH=p["OUT_WIDTH"],
                 OUT_FRAC=p["OUT_FRAC"], OUT_SIGNED=p["OUT_SIGNED"], ROUNDING=p["ROUNDING"],
                 OVERFLOW=p["OVERFLOW"])
@@ -126,7 +157,8 @@ def _linear(vector: list[int], p: dict[str, int]) -> list[int]:
     for o in range(n_out):
         total = _read(p["BIAS"] >> (o * acc_w), acc_w, True)
         for i in range(n_in):
-            w = _read(weights >> ((o * n_in + i) * w_w), w_w, w_signed)
+            pattern = patterns[o * n_in + i] if patterns is not None else weights >> ((o * n_in + i) * w_w)
+            w = _read(pattern, w_w, w_signed)
             total += x[i] * w
         out.append(cast_lane(_read(total, acc_w, True), cast))  # the accumulator wraps at ACC_WIDTH
     return out
@@ -166,10 +198,45 @@ def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]
 _DECL = re.compile(r"logic\s+signed\s*\[(\d+):0\]\s*(\w+)\s*(?:\[(\d+)\])?\s*;")
 _INPUT_LANE = re.compile(r"assign\s+(\w+)\s*=\s*\$signed\((\{1'b0,\s*)?s_axis_tdata\[(\d+):(\d+)\]\}?\);")
 _SUM = re.compile(r"assign\s+(\w+(?:\[\d+\])?)\s*=\s*(.+?);")
-_TERM = re.compile(r"([+-]?)\s*\(?(\d+)'\(\$signed\((\w+)\)\)(?:\s*<<<\s*(\d+)\))?")
-_BIAS = re.compile(r"^(-?)(\d+)'sd(\d+)")
+_CAST_TERM = re.compile(r"^(\d+)'\(\$signed\((\w+)\)\)(?:\s*<<<\s*(\d+))?$")
+_BIAS_TERM = re.compile(r"^(\d+)'sd(\d+)$")
 _COPY = re.compile(r"(\w+_r\d+)\s*<=\s*(\w+)\s*;")
 _CAST = re.compile(r"fixed_cast_lane\s*#\((.*?)\)\s*u_cast", re.S)
+
+
+def _strip(term: str) -> str:
+    """``term`` without parentheses that enclose all of it."""
+    term = term.strip()
+    while term.startswith("(") and term.endswith(")"):
+        depth = 0
+        for index, char in enumerate(term):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0 and index < len(term) - 1:
+                return term
+        term = term[1:-1].strip()
+    return term
+
+
+def _terms(expression: str) -> list[tuple[int, str]]:
+    """Split ``a - (b) + -(c)`` at top-level + and - into (sign, term), unary minus folded in."""
+    terms, depth, sign, start = [], 0, 1, 0
+    text = expression.strip()
+    for index, char in enumerate(text):
+        if char in "()":
+            depth += 1 if char == "(" else -1
+        elif char in "+-" and depth == 0 and text[start:index].strip() == "" and index >= start:
+            sign, start = (-sign if char == "-" else sign), index + 1  # a unary sign
+        elif char in "+-" and depth == 0:
+            terms.append((sign, text[start:index]))
+            sign, start = (-1 if char == "-" else 1), index + 1
+    terms.append((sign, text[start:]))
+    result = []
+    for term_sign, term in terms:
+        term = _strip(term)
+        while term.startswith("-"):
+            term_sign, term = -term_sign, _strip(term[1:])
+        result.append((term_sign, term))
+    return result
 
 
 def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
@@ -193,14 +260,17 @@ def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
     for target, expression in _SUM.findall(text):
         if "s_axis_tdata" in expression or target == "s_axis_tready" or target.startswith(("advance", "last_")):
             continue
-        total, rest = 0, expression.strip()
-        bias = _BIAS.match(rest)
-        if bias:
-            total = (-1 if bias.group(1) else 1) * int(bias.group(3))
-            rest = rest[bias.end():]
-        for sign, width, source, shift in _TERM.findall(rest):
-            term = _read(value(source), int(width), True) << int(shift or 0)
-            total += -term if sign == "-" else term
+        total = 0
+        for sign, term in _terms(expression):
+            bias = _BIAS_TERM.match(term)
+            if bias:
+                total += sign * int(bias.group(2))
+                continue
+            cast = _CAST_TERM.match(term)
+            if cast is None:
+                raise RtlModelError(f"cannot read the netlist term {term!r} of {target}")
+            width, source, shift = cast.groups()
+            total += sign * (_read(value(source), int(width), True) << int(shift or 0))
         if target.startswith("acc["):
             accumulators[int(target[4:-1])] = total
         else:
@@ -221,6 +291,9 @@ class RtlModel:
             constants.update(read_package(path.read_text()))
         self.netlists = {path.stem: path.read_text() for path in rtl_folder.glob("*_cmvm.sv")}
         self.instances, self.output = read_top((rtl_folder / f"{top}.sv").read_text(), constants)
+        for inst in self.instances:
+            if inst.module == "linear" and "WEIGHTS_FILE" in inst.params:
+                inst.params = _linear_weights(inst.params, rtl_folder)
 
     def output_params(self) -> tuple[int, bool]:
         """Width and signedness of the top's output elements, from the component computing them
