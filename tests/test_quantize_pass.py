@@ -226,3 +226,33 @@ def test_bad_configs_raise_one_line_errors(config, by, message):
 def test_model_without_linear_is_refused():
     with pytest.raises(QuantizeConfigError, match="has no nn.Linear"):
         quantize_module(nn.Sequential(nn.ReLU()), {"default": fixed(8, 4)})
+
+
+def test_a_block_size_that_does_not_divide_the_input_features_is_one_line():
+    model = nn.Sequential(nn.Linear(24, 4))
+    config = {"default": {"name": "block_fp", "data_in_width": 8, "data_in_block_size": 16,
+                          "data_in_exponent_width": 8, "weight_width": 8, "weight_block_size": 16,
+                          "weight_exponent_width": 8, "bias_width": 8, "bias_block_size": 16,
+                          "bias_exponent_width": 8}}
+    with pytest.raises(QuantizeConfigError) as error:
+        quantize_module(model, config)
+    message = str(error.value)
+    assert "block size 16 does not divide the layer's 24 input features; use one of 1, 2, 3, 4, 6, 8, 12, 24" \
+        in message and "\n" not in message
+    assert type(model[0]) is nn.Linear
+
+
+def test_a_missing_block_size_and_a_sparsity_outside_the_range_are_one_line():
+    from flow.passes import prune_module
+
+    model = nn.Sequential(nn.Linear(32, 4))
+    config = {"default": {"name": "block_fp", "data_in_width": 8, "data_in_exponent_width": 8,
+                          "weight_width": 8, "weight_block_size": 16, "weight_exponent_width": 8,
+                          "bias_width": 8, "bias_block_size": 16, "bias_exponent_width": 8}}
+    with pytest.raises(QuantizeConfigError, match="data_in_block_size") as error:
+        quantize_module(model, config)
+    assert "\n" not in str(error.value)
+    for sparsity in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="sparsity") as error:
+            prune_module(model, sparsity)
+        assert "\n" not in str(error.value)

@@ -207,8 +207,8 @@ def prune_module(model: nn.Module, sparsity: float, method: str = "random", scop
     run time) to ``sparsity``, in place; see the module docstring. ``targets`` mixes module
     classes (any module with a weight) and name keys selecting nn.Linear layers: a module path
     (the layer or a parent) or an fnmatch pattern, as in ``quantize_module``."""
-    if not isinstance(sparsity, int | float) or not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparsity must be a fraction in [0, 1], got {sparsity!r}")
+    if not isinstance(sparsity, int | float) or not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be a fraction in [0, 1) (1 would remove every weight), got {sparsity!r}")
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not known; use one of {', '.join(METHODS)}")
     if scope not in SCOPES:

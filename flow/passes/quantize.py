@@ -276,6 +276,17 @@ def _check_keys(by: str, tables: dict[str, dict[str, Any]], model: nn.Module, pa
             check_name_key(key, paths, all_paths, "quantization")
 
 
+def _check_blocks(formats: LinearFormats, in_features: int, where: str) -> None:
+    """Block formats cut the input dimension into blocks; a block size must divide it here (the
+    format itself would make the last block of each row partial)."""
+    for operand in ("data_in", "weight"):
+        block = getattr(getattr(formats, operand), "block_size", None)
+        if block is not None and in_features % block:
+            divisors = [d for d in range(1, in_features + 1) if in_features % d == 0]
+            raise QuantizeConfigError(f"{where}: {operand} block size {block} does not divide the layer's "
+                                      f"{in_features} input features; use one of {', '.join(map(str, divisors))}")
+
+
 def quantize_module(model: nn.Module, config: dict[str, Any], *, by: str | None = None) -> QuantizeReport:
     """Swap every nn.Linear that the config covers for a FormatLinear, in place (see the module
     docstring for the config). ``by`` defaults to the config's ``by``, else ``"type"``.
@@ -311,6 +322,7 @@ def quantize_module(model: nn.Module, config: dict[str, Any], *, by: str | None 
         if formats is None:
             report.float_layers.append(path)
             continue
+        _check_blocks(formats, module.in_features, where)
         new = FormatLinear.from_linear(module, formats)
         move_parametrizations(module, new)
         swap[key] = new
