@@ -8,7 +8,7 @@ CONFIG ?= configs/digits_mlp.toml
 DESIGN ?= hw/gen/digits_mlp
 FUZZ_MINUTES ?= 30
 
-.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab4 baseline clean
+.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-formats bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab4 baseline clean
 
 install: $(STAMP)
 
@@ -41,6 +41,9 @@ bench-sim: $(STAMP)
 
 bench-emit: $(STAMP)
 	$(PY) -m benches.bench_emit
+
+bench-formats: $(STAMP)
+	$(PY) -m benches.bench_formats
 
 bench-sim-engines: $(STAMP)
 	$(PY) -m benches.bench_sim_engines
