@@ -253,3 +253,64 @@ def test_weights_beyond_verilators_literal_limit_are_emitted_as_a_concatenation(
     assert result.returncode == 0, result.stderr[:2000]
     codes = design.quantize_inputs(x)
     assert [RtlModel(rtl, "wide_top")(row) for row in codes.tolist()] == design.reference(codes).tolist()
+
+
+@pytest.mark.sim
+def test_folded_weights_live_in_rom_files_read_wherever_the_folder_goes(tmp_path, monkeypatch):
+    """A folded layer's weights are a hex ROM file next to the RTL (one word a step), not a package
+    literal; the folder simulates bit-exact after a move, from another working directory, on the
+    cached build (the file is read at run time); Yosys finds the file next to the sources; the RTL
+    model reads the same file."""
+    import shutil
+
+    import flow
+    from flow.estimate.yosys import read_commands, run_yosys
+    from flow.hardware.emit import weight_words
+    from flow.hardware.rtl_model import RtlModel, read_memory, read_package
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4)).eval()
+    x = torch.randn(24, 12)
+    # 0: 3 beats x 4 groups; 2: 4 beats x 1 group; 4: fully parallel (its WEIGHTS stay a parameter)
+    design = flow.compile(model, x[:2], quant={"data_in_width": 6, "data_in_frac_width": 3},
+                          parallelism={"0": {"in_par": 4, "out_par": 2}, "2": {"out_par": 6},
+                                       "4": {"out_par": 4}}, name="roms")
+    stages = design.graph.linear_stages
+    assert [(s.in_par, s.out_par) for s in stages] == [(4, 2), (2, 6), (6, 4)]
+    folder = tmp_path / "first" / "roms"
+    design.emit(folder, x)
+    rtl = folder / "rtl"
+    assert sorted(p.name for p in rtl.glob("*.hex")) == ["roms_0_weights.hex", "roms_2_weights.hex"]
+    assert not any(name.endswith(".hex") for name in (rtl / "filelist.f").read_text().split())
+    assert set(read_package((rtl / "roms_weights_pkg.sv").read_text())) == {"L0_BIAS", "L2_BIAS", "L4_WEIGHTS",
+                                                                            "L4_BIAS"}
+    top = (rtl / "roms_top.sv").read_text()
+    assert '.WEIGHTS_FILE("roms_0_weights.hex")' in top and '.WEIGHTS_FILE("roms_2_weights.hex")' in top
+    for stage, name in zip(stages[:2], ["roms_0_weights.hex", "roms_2_weights.hex"]):
+        lines = (rtl / name).read_text().splitlines()
+        bits = stage.in_par * stage.out_par * stage.layer.config.weight.width
+        assert len(lines) == stage.initiation_interval  # one word per step
+        assert {len(line) for line in lines} == {(bits + 3) // 4}
+        words = weight_words(stage.layer, stage.in_par, stage.out_par)
+        assert read_memory(rtl / name, len(words), bits) == words
+    first = simulate_design(folder, log=quiet)
+    assert first["mismatches"] == 0, first["examples"]
+
+    moved = tmp_path / "second" / "roms"
+    moved.parent.mkdir()
+    shutil.move(folder, moved)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = simulate_design(moved, log=quiet)
+    assert again["build_cached"]  # the same binary, now reading the moved files
+    assert again["mismatches"] == 0 and again["out_beats"] == again["expected_out_beats"], again["examples"]
+    assert again["initiation_interval"] == design.initiation_interval
+    assert again["latency_cycles"] == design.latency
+    codes = design.quantize_inputs(x)
+    assert [RtlModel(moved / "rtl", "roms_top")(row) for row in codes.tolist()] == design.reference(codes).tolist()
+    files = [moved / "rtl" / name for name in (moved / "rtl" / "filelist.f").read_text().split()]
+    assert "Top module:  \\roms_top" in run_yosys(read_commands(files, "roms_top"), timeout=120)
+    (moved / "rtl" / "roms_2_weights.hex").unlink()
+    with pytest.raises(RuntimeError, match="cannot open WEIGHTS_FILE .*roms_2_weights.hex"):
+        simulate_design(moved, log=quiet)

@@ -1,5 +1,7 @@
 """Every component row lints clean under `verilator --lint-only -Wall` and elaborates in Yosys;
-bad parameters stop elaboration with the component's $error in both tools."""
+bad parameters stop elaboration with the component's $error in both tools; a folded linear's
+weight ROM is read from its file by Yosys and maps to block RAM once deep enough."""
+import json
 import random
 import subprocess
 
@@ -18,12 +20,13 @@ from flow.hardware.components import (
     leaky_relu_parameters,
     relu_parameters,
 )
+from flow.hardware.emit import weight_words
 from flow.nn import LinearQuantConfig
 from flow.toolchain import rtl_dir, setup_verilator
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_TABLE
-from tests.sim.test_linear import LINEAR_TABLE, linear_parameters, random_layer
+from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE, linear_parameters, random_layer
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
 
@@ -80,6 +83,55 @@ def test_parallelism_not_dividing_is_an_elaboration_error(parameters, message):
     assert result.returncode != 0 and message in result.stderr
     with pytest.raises(YosysError, match=message):
         run_yosys(read_commands(SOURCES, "linear", parameters), timeout=120)
+
+
+def test_a_folded_linear_without_a_weights_file_is_an_elaboration_error():
+    message = "a folded layer reads its weights from WEIGHTS_FILE"
+    result = lint("linear", dict(IN_FEATURES=8, IN_PAR=2))
+    assert result.returncode != 0 and message in result.stderr
+    with pytest.raises(YosysError, match=message):
+        run_yosys(read_commands(SOURCES, "linear", dict(IN_FEATURES=8, IN_PAR=2)), timeout=120)
+
+
+def folded_layer(row):
+    n_in, n_out, in_par, out_par, formats, rounding, overflow = row
+    layer = random_layer(n_in, n_out, LinearQuantConfig(*formats, rounding, overflow), random.Random(0))
+    return layer, linear_parameters(layer, in_par, out_par)
+
+
+def test_yosys_loads_a_folded_linears_rom_word_for_word(tmp_path):
+    """The ROM Yosys builds from WEIGHTS_FILE holds weight_words: word s = beat*OUT_GROUPS + group."""
+    row = (12, 6, 3, 2, tuple(FixedFormat(*f) for f in [(6, 3), (5, 3), (7, 4), (8, 4)]), "half_up", "saturate")  # 4 beats x 3 groups
+    layer, parameters = folded_layer(row)
+    netlist = tmp_path / "linear.json"
+    run_yosys(read_commands(SOURCES, "linear", parameters) + ["proc", "memory_collect", f"write_json {netlist}"],
+              timeout=120)
+    memories = [cell for module in json.loads(netlist.read_text())["modules"].values()
+                for cell in module["cells"].values() if cell["type"].startswith("$mem")]
+    assert len(memories) == 1
+    p = memories[0]["parameters"]
+    width, size, init = int(p["WIDTH"], 2), int(p["SIZE"], 2), int(p["INIT"], 2)
+    assert (width, size) == (3 * 2 * 5, 12)
+    assert [(init >> (s * width)) & ((1 << width) - 1) for s in range(size)] == weight_words(layer, 3, 2)
+
+
+def test_yosys_refuses_a_missing_weights_file(tmp_path):
+    _, parameters = folded_layer(LINEAR_TABLE[1])
+    parameters["WEIGHTS_FILE"] = f'"{tmp_path / "absent.hex"}"'
+    with pytest.raises(YosysError, match="absent.hex"):
+        run_yosys(read_commands(SOURCES, "linear", parameters), timeout=120)
+
+
+def test_a_deep_folded_rom_maps_to_block_ram():
+    """96 -> 96 at 4 x 4 lanes: 576 words of 128 bits, read on the clock edge, become RAMB36/RAMB18
+    (the digits design's ROMs, 16 words of 1,024 bits and shallower, stay in LUTs and FFs: a block
+    RAM is 36 bits wide, so a shallow wide ROM would take dozens)."""
+    from flow.estimate.yosys import synthesize_xilinx
+
+    _, parameters = folded_layer(LARGE_ROW)
+    counts = synthesize_xilinx(SOURCES, "linear", parameters, timeout=600)
+    assert counts["BRAM"] > 0, counts
+    assert counts["DSP48E1"] == 16  # one multiplier per lane
 
 
 def test_bad_rounding_code_is_an_elaboration_error():

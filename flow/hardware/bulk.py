@@ -19,7 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow.hardware.verilator import Build, default_build_root, first_error, runtime_object_cache
+from flow.hardware.verilator import (
+    Build,
+    default_build_root,
+    first_error,
+    rtl_dir_plusargs,
+    runtime_object_cache,
+    sources_folder,
+)
 from flow.toolchain import setup_verilator, testbench_dir, verilator_version
 
 TESTBENCH = "tb_bulk"
@@ -104,7 +111,7 @@ def build_bulk(toplevel: str, sources: list[Path], meta: dict[str, Any],
     with open(build_root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (directory / "flow_build.done").exists():
-            return Build(directory, toplevel, 0.0, True)
+            return Build(directory, toplevel, 0.0, True, sources_folder(sources))
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         start = time.perf_counter()
@@ -136,7 +143,7 @@ def build_bulk(toplevel: str, sources: list[Path], meta: dict[str, Any],
                                f"{first_error(log_file, 'see the log')} (full log: {log_file})")
         seconds = time.perf_counter() - start
         (directory / "flow_build.done").write_text(f"{seconds:.3f}\n")
-        return Build(directory, toplevel, seconds, False)
+        return Build(directory, toplevel, seconds, False, sources_folder(sources))
 
 
 def pause_threshold(probability: float) -> int:
@@ -172,6 +179,7 @@ def run_bulk(built: Build, meta: dict[str, Any], inputs: list[list[int]], expect
         f"+clean={min(clean_vectors, vectors)}", f"+seed={seed}", f"+gap={pause_threshold(gap)}",
         f"+stall={pause_threshold(stall)}", f"+budget={budget}",
         *(f"+{name.split('.')[0]}={path.name}" for name, path in files.items()),  # in work_dir
+        *rtl_dir_plusargs(built),  # the folded linears' weight files
     ]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=work_dir, capture_output=True, text=True)

@@ -110,10 +110,27 @@ def concat_parameters(beat_bits: int, a_beats: int, b_beats: int) -> dict[str, i
     return dict(WIDTH=beat_bits, A_BEATS=a_beats, B_BEATS=b_beats)
 
 
-def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: str, bias: str) -> dict[str, object]:
-    """``weights`` and ``bias`` are SystemVerilog expressions (a package constant or a literal)."""
+def linear_steps(in_features: int, out_features: int, in_par: int, out_par: int) -> int:
+    """Weight words a vector steps through: 1 fully parallel (the weights are one WEIGHTS
+    parameter), more when folded (a ROM of that many words, read from WEIGHTS_FILE)."""
+    return (in_features // in_par) * (out_features // out_par)
+
+
+def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: str | None, bias: str,
+                      weights_file: str | None = None) -> dict[str, object]:
+    """``weights`` and ``bias`` are SystemVerilog expressions (a package constant or a literal);
+    a folded layer takes ``weights_file`` instead of ``weights``: the path of its ROM's hex file
+    (flow.hardware.emit.weights_hex), relative to the simulation's +flow_rtl_dir or absolute."""
     c = layer.config
+    folded = linear_steps(layer.in_features, layer.out_features, in_par, out_par) > 1
+    if folded and not weights_file:
+        raise ValueError(f"a folded linear ({layer.in_features}->{layer.out_features}, par {in_par}x{out_par}) "
+                         f"reads its weights from a file: pass weights_file")
+    if not folded and weights is None:
+        raise ValueError("a fully parallel linear takes its weights as a parameter: pass weights")
+    if folded and ('"' in weights_file or "\\" in weights_file):
+        raise ValueError(f"weights file path {weights_file!r} holds a quote or backslash")
     return dict(IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features, IN_PAR=in_par, OUT_PAR=out_par,
                 **c.data_in.rtl_parameters("IN"), **c.weight.rtl_parameters("W"), ACC_WIDTH=layer.acc_format.width,
                 **c.data_out.rtl_parameters("OUT"), ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code,
-                WEIGHTS=weights, BIAS=bias)
+                **({"WEIGHTS_FILE": f'"{weights_file}"'} if folded else {"WEIGHTS": weights}), BIAS=bias)

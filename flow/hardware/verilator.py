@@ -30,6 +30,20 @@ class Build:
     toplevel: str
     seconds: float
     cached: bool
+    rtl_dir: Path | None = None  # this call's sources' folder: memory files are read from it at run time
+
+
+def sources_folder(sources: list[Path]) -> Path | None:
+    """The one folder all ``sources`` lie in (an emitted design's rtl folder), else None."""
+    folders = {Path(source).resolve().parent for source in sources}
+    return folders.pop() if len(folders) == 1 else None
+
+
+def rtl_dir_plusargs(built: Build) -> list[str]:
+    """The plusarg that points a simulation's memory files (a folded linear's WEIGHTS_FILE, a name
+    relative to the emitted rtl folder; an absolute path ignores it) at the build's sources'
+    folder. A run-time argument, so a cached build serves the same design emitted anywhere."""
+    return [] if built.rtl_dir is None else [f"+flow_rtl_dir={built.rtl_dir}"]
 
 
 def build_key(toplevel: str, sources: list[Path], parameters: dict[str, Any]) -> str:
@@ -63,7 +77,7 @@ def build(
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = directory / "flow_build.done"
         if done.exists():
-            return Build(directory, toplevel, 0.0, True)
+            return Build(directory, toplevel, 0.0, True, sources_folder(sources))
         shutil.rmtree(directory, ignore_errors=True)
         start = time.perf_counter()
         objcache = runtime_object_cache()
@@ -88,7 +102,7 @@ def build(
             os.environ["MAKEFLAGS"] = flags
         seconds = time.perf_counter() - start
         done.write_text(f"{seconds:.3f}\n")
-        return Build(directory, toplevel, seconds, False)
+        return Build(directory, toplevel, seconds, False, sources_folder(sources))
 
 
 BUILD_ARGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast"]
@@ -197,6 +211,7 @@ def _run_test(runner: Any, built: Build, work_dir: Path, spec_path: Path) -> Non
         build_dir=str(built.directory),
         test_dir=str(work_dir),
         results_xml=str(work_dir / "results.xml"),
+        plusargs=rtl_dir_plusargs(built),
         extra_env={
             "FLOW_TB_SPEC": str(spec_path),
             "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),

@@ -8,8 +8,19 @@
 // Finished sums move to a result buffer, so the next vector accumulates while this one
 // leaves; each output beat is cast (ROUNDING, OVERFLOW) from frac IN_FRAC + W_FRAC.
 //
-// WEIGHTS packs weight (o, i) at bits [(o*IN_FEATURES + i)*W_WIDTH +: W_WIDTH] (W_SIGNED:
-// two's complement, else unsigned);
+// Weights (W_SIGNED: two's complement, else unsigned). A vector takes STEPS =
+// (IN_FEATURES/IN_PAR)*(OUT_FEATURES/OUT_PAR) steps, step s = beat*OUT_GROUPS + group updating
+// output group `group` from input beat `beat`; the IN_PAR*OUT_PAR lanes of a step use the weights
+// (o, i) = (group*OUT_PAR + lo, beat*IN_PAR + li), lane (lo, li) at bits
+// [(lo*IN_PAR + li)*W_WIDTH +: W_WIDTH] of the step's weight word.
+// - Fully parallel (STEPS = 1): WEIGHTS is that one word, i.e. weight (o, i) at
+//   [(o*IN_FEATURES + i)*W_WIDTH +: W_WIDTH]; constants in the datapath.
+// - Folded (STEPS > 1): a ROM of STEPS words, word s on line s of the $readmemh file WEIGHTS_FILE
+//   (hex, one word a line); each cycle reads one word into a register, addressed one step ahead
+//   (synthesis maps a deep enough ROM to block RAM).
+//   Synthesis reads WEIGHTS_FILE as written (Yosys: from its working directory, else next to
+//   this file); a simulation resolves a relative name against +flow_rtl_dir=<folder> when given
+//   (flow's Verilator runs pass the emitted rtl folder), else its working directory.
 // BIAS packs bias o, already aligned to frac IN_FRAC + W_FRAC, at [o*ACC_WIDTH +: ACC_WIDTH].
 // ACC_WIDTH must hold every sum (flow.nn.linear.accumulator_format computes it).
 module linear #(
@@ -29,8 +40,10 @@ module linear #(
     parameter bit OUT_SIGNED   = 1'b1,
     parameter int ROUNDING     = 1,
     parameter int OVERFLOW     = 0,
-    parameter logic [OUT_FEATURES*IN_FEATURES*W_WIDTH-1:0] WEIGHTS = '0,
-    parameter logic [OUT_FEATURES*ACC_WIDTH-1:0]           BIAS    = '0
+    // defaults 0, not '0: a '0 wider than 8,192 bits is past Verilator's replication limit
+    parameter logic [OUT_PAR*IN_PAR*W_WIDTH-1:0] WEIGHTS      = 0,   // fully parallel only
+    parameter                                    WEIGHTS_FILE = "",  // folded only: the ROM's hex file
+    parameter logic [OUT_FEATURES*ACC_WIDTH-1:0] BIAS         = 0
 ) (
     input  logic                         clk,
     input  logic                         rst,
@@ -45,6 +58,9 @@ module linear #(
     localparam int OUT_GROUPS = OUT_FEATURES / OUT_PAR;  // beats per output vector
     localparam int BEAT_BITS  = IN_BEATS > 1 ? $clog2(IN_BEATS) : 1;
     localparam int GROUP_BITS = OUT_GROUPS > 1 ? $clog2(OUT_GROUPS) : 1;
+    localparam int STEPS      = IN_BEATS * OUT_GROUPS;       // weight words per vector
+    localparam int STEP_BITS  = STEPS > 1 ? $clog2(STEPS) : 1;
+    localparam int LANE_BITS  = OUT_PAR * IN_PAR * W_WIDTH;  // one weight word
     localparam int X_WIDTH    = IN_WIDTH + (IN_SIGNED ? 0 : 1);  // element as a signed number
     localparam int WS_WIDTH   = W_WIDTH + (W_SIGNED ? 0 : 1);    // weight as a signed number
     localparam int P_WIDTH    = X_WIDTH + WS_WIDTH;              // exact product width
@@ -59,6 +75,9 @@ module linear #(
         if (ACC_WIDTH <= P_WIDTH) begin : g_bad_acc
             $error("linear: ACC_WIDTH must exceed the product width (signed input + signed weight)");
         end
+        if (STEPS > 1 && WEIGHTS_FILE == "") begin : g_bad_weights
+            $error("linear: a folded layer reads its weights from WEIGHTS_FILE; none given");
+        end
     endgenerate
 
     // ---- input beat, held while every output group uses it ----
@@ -66,6 +85,7 @@ module linear #(
     logic                       x_valid;
     logic [BEAT_BITS-1:0]       beat;   // which input beat of the vector x_data is
     logic [GROUP_BITS-1:0]      group;  // which output group this cycle updates
+    logic [STEP_BITS-1:0]       step;   // beat*OUT_GROUPS + group: the weight word of this cycle
 
     // ---- result buffer, drained one output group per beat ----
     logic [OUT_FEATURES*ACC_WIDTH-1:0] acc;
@@ -83,31 +103,40 @@ module linear #(
     assign fire        = x_valid && (!last_update || result_free);
     assign s_axis_tready = !x_valid || (fire && last_group);
 
-    // Constant lookup: each multiplier lane (o, i) sees only the OUT_GROUPS x IN_BEATS weights
-    // it ever uses, a small ROM addressed by {group, beat}; each output lane o sees its biases.
-    // Fully parallel, the lanes are the constants themselves.
-    logic [OUT_PAR*IN_PAR*W_WIDTH-1:0] lane_weights;
-    logic [OUT_PAR*ACC_WIDTH-1:0]      lane_bias;
+    // Weights of this step: fully parallel, the constants themselves; folded, one ROM word read on
+    // the clock edge, as block RAM reads: the word of the step the state moves to at this edge
+    // (reset: step 0), so the register holds rom[step] whenever step is current and the cycle
+    // behaviour is that of a combinational lookup. Each output lane o sees its biases by group.
+    logic [LANE_BITS-1:0]         lane_weights;
+    logic [OUT_PAR*ACC_WIDTH-1:0] lane_bias;
     generate
-        if (OUT_GROUPS == 1 && IN_BEATS == 1) begin : g_weights_direct
+        if (STEPS == 1) begin : g_weights_direct
             assign lane_weights = WEIGHTS;
-        end else begin : g_weights_rom
-            // Each lane gets its own default: one '0 across every lane would be a replication
-            // wider than Verilator accepts (8192 bits) once IN_PAR*OUT_PAR*W_WIDTH exceeds it.
-            always_comb begin
-                for (int o = 0; o < OUT_PAR; o++) begin
-                    for (int i = 0; i < IN_PAR; i++) begin
-                        lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] = '0;
-                        for (int g = 0; g < OUT_GROUPS; g++) begin
-                            for (int c = 0; c < IN_BEATS; c++) begin
-                                if (group == GROUP_BITS'(g) && beat == BEAT_BITS'(c)) begin
-                                    lane_weights[(o*IN_PAR + i)*W_WIDTH +: W_WIDTH] =
-                                        WEIGHTS[((g*OUT_PAR + o)*IN_FEATURES + c*IN_PAR + i)*W_WIDTH +: W_WIDTH];
-                                end
-                            end
-                        end
-                    end
+        end else if (WEIGHTS_FILE != "") begin : g_weights_rom  // else g_bad_weights stops elaboration
+            logic [LANE_BITS-1:0] rom [STEPS];
+            logic [STEP_BITS-1:0] next_step;
+            assign next_step = rst || (fire && last_update) ? '0 : fire ? step + 1'b1 : step;
+            always_ff @(posedge clk) begin
+                lane_weights <= rom[next_step];
+            end
+            initial begin
+`ifdef SYNTHESIS
+                $readmemh(WEIGHTS_FILE, rom);
+`else
+                string dir, path;
+                integer fd;
+                path = $sformatf("%0s", WEIGHTS_FILE);
+                if ($value$plusargs("flow_rtl_dir=%s", dir) && path.substr(0, 0) != "/") begin
+                    path = {dir, "/", path};
                 end
+                fd = $fopen(path, "r");
+                if (fd == 0) begin
+                    $fatal(1, "linear: cannot open WEIGHTS_FILE %s (relative to +flow_rtl_dir=, else the %s)",
+                           path, "working directory");
+                end
+                $fclose(fd);
+                $readmemh(path, rom);
+`endif
             end
         end
         if (OUT_GROUPS == 1) begin : g_bias_direct
@@ -168,6 +197,7 @@ module linear #(
             x_valid      <= 1'b0;
             beat         <= '0;
             group        <= '0;
+            step         <= '0;
             result_valid <= 1'b0;
             out_group    <= '0;
         end else begin
@@ -178,6 +208,7 @@ module linear #(
                     end
                 end
                 group <= last_group ? '0 : group + 1'b1;
+                step  <= last_update ? '0 : step + 1'b1;
                 if (last_group) begin
                     beat <= last_update ? '0 : beat + 1'b1;
                 end
