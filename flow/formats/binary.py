@@ -24,6 +24,7 @@ import torch
 
 from flow.formats.base import Overflow, Rounding, parse_overflow, parse_rounding, register_format
 from flow.formats.exact import float64_input, straight_through
+from flow.formats.fast import fast_input
 from flow.formats.row_scale import finite_row_sums, pack, rows, to_float32, unpack_scale
 from flow.formats.table import optional, refuse_unknown
 
@@ -66,8 +67,20 @@ class BinaryFormat:
 
     def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
                       overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient."""
-        return straight_through(x, lambda t: self.dequantize(self.quantize(t, rounding, overflow), t.dtype))
+        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient (computed without
+        codes, with the same float64 row sums, for float32/16 inputs)."""
+        parse_rounding(rounding)  # validated; the modes do not apply
+        parse_overflow(overflow)
+        return straight_through(x, lambda t: self._fake_quantize(t, rounding, overflow))
+
+    def _fake_quantize(self, t: torch.Tensor, rounding: Rounding | str, overflow: Overflow | str) -> torch.Tensor:
+        if not fast_input(t):
+            return self.dequantize(self.quantize(t, rounding, overflow), t.dtype)
+        if not self.scaled:
+            return torch.where(t.detach() >= 0, 1.0, -1.0).to(t.dtype)
+        v = rows(t.detach().to(torch.float64))
+        scale = to_float32(finite_row_sums(v.abs(), self.kind) / v.shape[-1])
+        return torch.where(v >= 0, scale, -scale).reshape(t.shape).to(t.dtype)  # = (+-1) * scale
 
     def values(self) -> torch.Tensor:
         """``[-1, 1]``: the unit-scale value set."""

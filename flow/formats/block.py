@@ -39,6 +39,7 @@ from flow.formats.exact import (
     scale_by_power_of_two,
     straight_through,
 )
+from flow.formats.fast import blocks, exponents_fit, fast_input, has_subnormal, pow2, unblocks
 
 MAX_CODE_BITS = 62
 
@@ -58,6 +59,13 @@ class BlockElement(Protocol):
     def encode(self, v: torch.Tensor, shift: torch.Tensor, rounding: Rounding) -> torch.Tensor: ...
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor: ...
+
+    def fake(self, v: torch.Tensor, shift: torch.Tensor, rounding: Rounding) -> torch.Tensor: ...
+
+    def fast_exponents(self, low_shift: int, high_shift: int) -> bool: ...
+
+    # optional float32 arithmetic: fake32(v, shift, scale, rounding), fast32_exponents(low, high),
+    # subnormal_safe(low) (see MinifloatFormat)
 
     def values(self) -> torch.Tensor: ...
 
@@ -142,8 +150,54 @@ class BlockFormat:
 
     def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
                       overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient."""
-        return straight_through(x, lambda t: self.dequantize(self.quantize(t, rounding, overflow), t.dtype))
+        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient (computed with the
+        element's ``fake32`` in float32, else its ``fake`` in float64, where that is exact; see
+        :mod:`flow.formats.fast`)."""
+        rounding = parse_rounding(rounding)
+        saturate_only(overflow, self.kind)
+        return straight_through(x, lambda t: self._fake_quantize(t, rounding, overflow))
+
+    def _fake_quantize(self, t: torch.Tensor, rounding: Rounding, overflow: Overflow | str) -> torch.Tensor:
+        if not fast_input(t):
+            return self.dequantize(self.quantize(t, rounding, overflow), t.dtype)
+        if hasattr(self.element, "fake32"):
+            result = self._fake_quantize32(t, rounding)
+            if result is not None:
+                return result
+        fast = (exponents_fit(self.min_shared, self.max_shared)
+                and self.element.fast_exponents(self.min_shared, self.max_shared))
+        if not fast:
+            return self.dequantize(self.quantize(t, rounding, overflow), t.dtype)
+        v = t.detach().to(torch.float64)
+        v = v.reshape(1) if v.dim() == 0 else v
+        b = blocks(v, self.block_size)  # (..., n_blocks, block_size)
+        big = torch.finfo(torch.float64).max
+        amax = b.abs().amax(dim=-1, keepdim=True).clamp(max=big)  # inf saturates like the largest float
+        natural = torch.frexp(amax)[1].to(torch.int64) - (1 + self.element.emax)
+        shared = torch.where(amax > 0, natural, self.min_shared).clamp(self.min_shared, self.max_shared)
+        return unblocks(self.element.fake(b, shared, rounding), v.shape[-1]).reshape(t.shape).to(t.dtype)
+
+    def _fake_quantize32(self, t: torch.Tensor, rounding: Rounding) -> torch.Tensor | None:
+        """The float32 fast path (the element's ``fake32``), or None where it does not apply: an
+        infinite input, shared exponents outside the element's float32 range, or a subnormal input
+        when the element would need its binade."""
+        v = t.detach().to(torch.float32)
+        v = v.reshape(1) if v.dim() == 0 else v
+        b = blocks(v, self.block_size)  # (..., n_blocks, block_size)
+        a = b.abs()
+        amax = a.amax(dim=-1, keepdim=True)
+        if amax.numel() == 0:
+            return None
+        natural = torch.frexp(amax)[1].to(torch.int64) - (1 + self.element.emax)
+        shared = torch.where(amax > 0, natural, self.min_shared).clamp(self.min_shared, self.max_shared)
+        shared = torch.where(torch.isfinite(amax), shared, FLOAT64_MAX_EXPONENT + 1)  # inf: refused below
+        low, high = (int(e) for e in torch.stack(torch.aminmax(shared)))
+        if high > FLOAT64_MAX_EXPONENT or not self.element.fast32_exponents(low, high):
+            return None
+        if not self.element.subnormal_safe(low) and has_subnormal(a):
+            return None
+        scale = pow2(shared).to(torch.float32)  # exact: shared >= -149
+        return unblocks(self.element.fake32(b, shared, scale, rounding), v.shape[-1]).reshape(t.shape).to(t.dtype)
 
     def values(self) -> torch.Tensor:
         """The element value set at shared exponent 0 (scale 1), ascending; block values are these

@@ -30,6 +30,14 @@ import torch
 from flow.formats.base import Rounding, register_format
 from flow.formats.block import BlockFormat
 from flow.formats.exact import round_to_grid, scale_by_power_of_two
+from flow.formats.fast import (
+    FLOAT32_MAX_EXPONENT,
+    FLOAT32_MIN_EXPONENT,
+    exponents_fit,
+    pow2,
+    round_integer,
+    round_steps,
+)
 from flow.formats.table import block_size, optional, refuse_unknown, required
 
 
@@ -66,6 +74,36 @@ class IntElement:
         v = torch.minimum(torch.maximum(v, -limit), limit)
         code = round_to_grid(v, shift - self.frac, rounding).clamp(-self.max_code, self.max_code)
         return code & (2**self.width - 1)
+
+    def fake(self, v: torch.Tensor, shift: torch.Tensor, rounding: Rounding) -> torch.Tensor:
+        """``decode(encode(v, shift, rounding)) * 2**shift`` in float64 arithmetic (int64 tensor
+        ``shift`` broadcasting against ``v``, passing :meth:`fast_exponents`)."""
+        limit = (self.max_code * 2.0**-self.frac) * pow2(shift)
+        v = torch.minimum(torch.maximum(v, -limit), limit)
+        n = round_integer(v * pow2(self.frac - shift), rounding).clamp(-self.max_code, self.max_code)
+        return n * pow2(shift - self.frac) + 0.0  # + 0.0: zero is +0, as code 0
+
+    def fast_exponents(self, low_shift: int, high_shift: int) -> bool:
+        """Whether :meth:`fake` is exact for shifts in ``[low_shift, high_shift]``."""
+        return exponents_fit(low_shift - self.frac - 1, high_shift + 1)
+
+    def fake32(self, v: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, rounding: Rounding) -> torch.Tensor:
+        """:meth:`fake` in float32 arithmetic, with ``scale = 2**shift`` (float32 powers of two
+        broadcasting against float32 ``v``) passing :meth:`fast32_exponents`."""
+        limit = (self.max_code * 2.0**-self.frac) * scale
+        v = torch.minimum(torch.maximum(v, -limit), limit)
+        step = scale * 2.0**-self.frac
+        n = round_steps(v / step, rounding, v).clamp(-self.max_code, self.max_code)
+        return n * step + 0.0  # + 0.0: zero is +0, as code 0
+
+    def fast32_exponents(self, low_shift: int, high_shift: int) -> bool:
+        """Whether :meth:`fake32` is exact for shifts in ``[low_shift, high_shift]``."""
+        return (self.width <= 25 and low_shift - self.frac >= FLOAT32_MIN_EXPONENT
+                and high_shift + 1 <= FLOAT32_MAX_EXPONENT)
+
+    def subnormal_safe(self, low_shift: int) -> bool:
+        """:meth:`fake32` reads no element's binade, so subnormal inputs are fine."""
+        return True
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         codes = codes.long()

@@ -37,6 +37,7 @@ from flow.formats.exact import (
     saturate_only,
     straight_through,
 )
+from flow.formats.fast import FLOAT32_MAX_EXPONENT, FLOAT32_MIN_EXPONENT, binade32, exponents_fit, fast_input, pow2
 from flow.formats.table import optional, refuse_unknown, required
 
 MAX_ENUMERATED_BITS = 20
@@ -108,6 +109,68 @@ class LogFormat:
         field = torch.where(up, k + 1 + self.exponent_bias, torch.where(below, 0, k + self.exponent_bias))
         return torch.where(field == 0, 0, (negative.long() << (self.width - 1)) | field)
 
+    def fake(self, v: torch.Tensor, shift: torch.Tensor | int, rounding: Rounding) -> torch.Tensor:
+        """``decode(encode(v, shift, rounding)) * 2**shift`` in float64 arithmetic, for float64 ``v``
+        holding float32/16 values (finite or infinite) and integer ``shift`` (an int or a tensor
+        broadcasting against ``v``) passing :meth:`fast_exponents`."""
+        sh = torch.as_tensor(shift, dtype=torch.int64)
+        a = torch.minimum(v.abs(), pow2(sh + self.emax))  # saturate
+        below = a < pow2(sh + self.emin)
+        k = torch.where(below, sh + (self.emin - 1), torch.frexp(a)[1].to(torch.int64) - 1)  # absolute
+        lo = torch.where(below, 0.0, pow2(k))
+        hi = pow2(k + 1)
+        mid = (lo + hi) / 2  # exact: 1.5 * 2**k or 2**(emin-1+shift)
+        negative = v < 0
+        if rounding is Rounding.FLOOR:
+            up = negative & (a > lo)
+        elif rounding is Rounding.HALF_UP:
+            up = (a > mid) | ((a == mid) & ~negative)
+        else:
+            hi_field_even = (k + 1 + self.exponent_bias - sh) % 2 == 0
+            up = (a > mid) | ((a == mid) & hi_field_even)
+        r = torch.where(up, hi, lo)
+        return torch.where(negative, -r, r) + 0.0  # + 0.0: zero is +0, as code 0
+
+    def fast_exponents(self, low_shift: int = 0, high_shift: int = 0) -> bool:
+        """Whether :meth:`fake` is exact for shifts in ``[low_shift, high_shift]``."""
+        return exponents_fit(self.min_exponent + low_shift, self.emax + 1 + high_shift)
+
+    def fake32(self, v: torch.Tensor, shift: torch.Tensor | int, scale: torch.Tensor | float,
+               rounding: Rounding) -> torch.Tensor:
+        """:meth:`fake` in float32 arithmetic, with ``scale = 2**shift`` (float32 powers of two, a
+        float or a tensor broadcasting against float32 ``v``, as ``shift``), for shifts passing
+        :meth:`fast32_exponents` and no nonzero ``|v|`` below ``2**-126`` at or above ``2**emin * scale``."""
+        top = 2.0**self.emax * scale
+        a = v.abs().clamp(max=top) if isinstance(scale, float) else torch.minimum(v.abs(), top)  # saturate
+        edge = 2.0**self.emin * scale  # the smallest power
+        below = a < edge
+        binade = binade32(a)  # 2**k for the normal a in [2**k, 2**(k+1))
+        lo = torch.where(below, 0.0, binade)
+        hi = torch.where(below, edge, 2 * binade)
+        mid = (lo + hi) / 2  # exact: 1.5 * 2**k or 2**(emin-1) * scale
+        negative = v < 0
+        if rounding is Rounding.FLOOR:
+            up = negative & (a > lo)
+        elif rounding is Rounding.HALF_UP:
+            up = (a > mid) | ((a == mid) & ~negative)
+        else:  # ties to the even field k + 1 + bias - shift (below: field 1 against 0, so down)
+            k = (a.view(torch.int32) >> 23) - 127
+            hi_field_even = ~below & ((k + (1 + self.exponent_bias) - shift) % 2 == 0)
+            up = (a > mid) | ((a == mid) & hi_field_even)
+        r = torch.where(up, hi, lo)
+        return torch.where(negative, -r, r) + 0.0  # + 0.0: zero is +0, as code 0
+
+    def fast32_exponents(self, low_shift: int = 0, high_shift: int = 0) -> bool:
+        """Whether :meth:`fake32` is exact for shifts in ``[low_shift, high_shift]`` (every power
+        and midpoint it forms is a float32)."""
+        return (min(self.min_exponent, self.min_exponent + low_shift) >= FLOAT32_MIN_EXPONENT
+                and low_shift >= FLOAT32_MIN_EXPONENT and high_shift <= FLOAT32_MAX_EXPONENT
+                and max(self.emax, self.emax + high_shift) + 1 <= FLOAT32_MAX_EXPONENT)
+
+    def subnormal_safe(self, low_shift: int) -> bool:
+        """Whether every float32 subnormal lies below ``2**(emin + shift)`` for shifts from ``low_shift``."""
+        return self.emin + low_shift >= -126
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """The float64 values of codes."""
         codes = codes.long()
@@ -136,8 +199,18 @@ class LogFormat:
 
     def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
                       overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient."""
-        return straight_through(x, lambda t: self.dequantize(self.quantize(t, rounding, overflow), t.dtype))
+        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient (computed by
+        :meth:`fake` in float64 when that is exact, see :mod:`flow.formats.fast`)."""
+        rounding = parse_rounding(rounding)
+        saturate_only(overflow, self.kind)
+        return straight_through(x, lambda t: self._fake_quantize(t, rounding, overflow))
+
+    def _fake_quantize(self, t: torch.Tensor, rounding: Rounding, overflow: Overflow | str) -> torch.Tensor:
+        if self.fast32_exponents() and self.subnormal_safe(0) and fast_input(t):
+            return self.fake32(t.detach().to(torch.float32), 0, 1.0, rounding).to(t.dtype)
+        if self.fast_exponents() and fast_input(t):
+            return self.fake(t.detach().to(torch.float64), 0, rounding).to(t.dtype)
+        return self.dequantize(self.quantize(t, rounding, overflow), t.dtype)
 
     def values(self) -> torch.Tensor:
         """``-2**emax, ..., -2**emin, 0, 2**emin, ..., 2**emax``."""

@@ -45,6 +45,16 @@ from flow.formats.exact import (
     scale_by_power_of_two,
     straight_through,
 )
+from flow.formats.fast import (
+    FLOAT32_MAX_EXPONENT,
+    FLOAT32_MIN_EXPONENT,
+    binade32,
+    exponents_fit,
+    fast_input,
+    pow2,
+    round_integer,
+    round_steps,
+)
 from flow.formats.table import optional, refuse_unknown, required
 
 MAX_ENUMERATED_BITS = 20
@@ -155,6 +165,54 @@ class MinifloatFormat:
         code = (negative.long() << (E + M)) | (field << M) | mantissa
         return torch.where(a == 0, 0, code)
 
+    def fake(self, v: torch.Tensor, shift: torch.Tensor | int, rounding: Rounding) -> torch.Tensor:
+        """``decode(encode(v, shift, rounding)) * 2**shift`` in float64 arithmetic, for float64 ``v``
+        holding float32/16 values (finite or infinite) and integer ``shift`` (an int or a tensor
+        broadcasting against ``v``) whose grid exponents pass :func:`flow.formats.fast.exponents_fit`."""
+        M = self.mantissa_width
+        if isinstance(shift, int):
+            limit = self.max_value * 2.0**shift
+            v = v.clamp(-limit, limit)
+            g = (torch.frexp(v)[1] - 1).clamp(min=self.emin + shift) - M  # the grid exponent, absolute
+        else:
+            limit = self.max_value * pow2(shift)
+            v = torch.minimum(torch.maximum(v, -limit), limit)
+            g = torch.maximum(torch.frexp(v)[1] - 1, shift + self.emin) - M
+        g = g.to(torch.int64)
+        n = round_integer(v * pow2(-g), rounding)  # |n| <= 2**(M+1); v <= limit keeps n * 2**g <= limit
+        return n * pow2(g) + 0.0  # + 0.0: a value rounded to zero is +0, as code 0
+
+    def fast_exponents(self, low_shift: int = 0, high_shift: int = 0) -> bool:
+        """Whether :meth:`fake` is exact for shifts in ``[low_shift, high_shift]``."""
+        return exponents_fit(self.min_exponent + low_shift, self.emax + 1 + high_shift)
+
+    def fake32(self, v: torch.Tensor, shift: torch.Tensor | int, scale: torch.Tensor | float,
+               rounding: Rounding) -> torch.Tensor:
+        """:meth:`fake` in float32 arithmetic, with ``scale = 2**shift`` (a float32 power of two, a
+        float or a tensor broadcasting against ``v``; ``shift`` itself is not read), for float32 ``v`` such that
+        :meth:`fast32_exponents` holds for the shifts and no nonzero ``|v|`` below ``2**-126`` lies at or
+        above ``2**emin * scale`` (its binade is not read from its bits)."""
+        M = self.mantissa_width
+        limit = self.max_value * scale
+        if isinstance(scale, float):
+            v = v.clamp(-limit, limit)
+            step = (binade32(v) * 2.0**-M).clamp(min=2.0 ** (self.emin - M) * scale)
+        else:
+            v = torch.minimum(torch.maximum(v, -limit), limit)
+            step = torch.maximum(binade32(v) * 2.0**-M, 2.0 ** (self.emin - M) * scale)
+        return round_steps(v / step, rounding, v) * step + 0.0  # + 0.0: zero is +0, as code 0
+
+    def fast32_exponents(self, low_shift: int = 0, high_shift: int = 0) -> bool:
+        """Whether :meth:`fake32` is exact for shifts in ``[low_shift, high_shift]`` (values, steps and
+        ``2**shift`` are float32s, and integers up to ``2**(M+1)`` are exact)."""
+        return (self.mantissa_width <= 23 and min(self.min_exponent, self.min_exponent + low_shift) >= FLOAT32_MIN_EXPONENT
+                and low_shift >= FLOAT32_MIN_EXPONENT and high_shift <= FLOAT32_MAX_EXPONENT
+                and max(self.emax, self.emax + high_shift) + 1 <= FLOAT32_MAX_EXPONENT + 1)
+
+    def subnormal_safe(self, low_shift: int) -> bool:
+        """Whether every float32 subnormal lies below ``2**(emin + shift)`` for shifts from ``low_shift``."""
+        return self.emin + low_shift >= -126
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """The float64 values of codes (reserved patterns: inf or NaN)."""
         E, M = self.exponent_width, self.mantissa_width
@@ -195,8 +253,18 @@ class MinifloatFormat:
 
     def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
                       overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient."""
-        return straight_through(x, lambda t: self.dequantize(self.quantize(t, rounding, overflow), t.dtype))
+        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient (computed by
+        :meth:`fake` in float64 when that is exact, see :mod:`flow.formats.fast`)."""
+        rounding = parse_rounding(rounding)
+        saturate_only(overflow, self.kind)
+        return straight_through(x, lambda t: self._fake_quantize(t, rounding, overflow))
+
+    def _fake_quantize(self, t: torch.Tensor, rounding: Rounding, overflow: Overflow | str) -> torch.Tensor:
+        if self.fast32_exponents() and self.subnormal_safe(0) and fast_input(t):
+            return self.fake32(t.detach().to(torch.float32), 0, 1.0, rounding).to(t.dtype)
+        if self.fast_exponents() and fast_input(t):
+            return self.fake(t.detach().to(torch.float64), 0, rounding).to(t.dtype)
+        return self.dequantize(self.quantize(t, rounding, overflow), t.dtype)
 
     def values(self) -> torch.Tensor:
         """Every finite value, ascending, each once (zero once: the negative-zero code is left out)."""
