@@ -27,24 +27,22 @@ from typing import Any, ClassVar
 
 import torch
 
-from flow.formats.base import Overflow, Rounding, parse_rounding, register_format
+from flow.formats.base import Rounding, register_format
+from flow.formats.element import ElementFormat
 from flow.formats.exact import (
     FLOAT64_MAX_EXPONENT,
     FLOAT64_MIN_EXPONENT,
-    float64_input,
     floor_log2,
     power_of_two,
-    saturate_only,
-    straight_through,
 )
-from flow.formats.fast import FLOAT32_MAX_EXPONENT, FLOAT32_MIN_EXPONENT, binade32, exponents_fit, fast_input, pow2
+from flow.formats.fast import FLOAT32_MAX_EXPONENT, FLOAT32_MIN_EXPONENT, binade32, exponents_fit, pow2
 from flow.formats.table import optional, refuse_unknown, required
 
 MAX_ENUMERATED_BITS = 20
 
 
 @dataclass(frozen=True)
-class LogFormat:
+class LogFormat(ElementFormat):
     """Sign and ``width - 1`` exponent-field bits; value ``±2**(field - bias)``, field 0 is zero."""
 
     width: int
@@ -180,38 +178,6 @@ class LogFormat:
         return torch.where(negative, -value, value)
 
     # ---- the Format protocol (flow.formats.base) ----
-    def quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
-                 overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        """Reals to int64 codes, exactly (nearest value, see the module docstring)."""
-        rounding = parse_rounding(rounding)
-        saturate_only(overflow, self.kind)
-        v = float64_input(x, self.kind)
-        return self.encode(v, torch.zeros_like(v, dtype=torch.int64), rounding)
-
-    def dequantize(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Codes to ``±2**(field - bias)`` or 0 (exact when ``dtype`` holds the power)."""
-        return self.decode(codes).to(dtype)
-
-    def cast(self, codes: torch.Tensor, source: Any, rounding: Rounding | str = Rounding.HALF_EVEN,
-             overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        raise NotImplementedError(f"{self.kind} has no code-to-code cast yet; quantize the source's dequantized "
-                                  f"float64 values instead")
-
-    def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
-                      overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient (computed by
-        :meth:`fake` in float64 when that is exact, see :mod:`flow.formats.fast`)."""
-        rounding = parse_rounding(rounding)
-        saturate_only(overflow, self.kind)
-        return straight_through(x, lambda t: self._fake_quantize(t, rounding, overflow))
-
-    def _fake_quantize(self, t: torch.Tensor, rounding: Rounding, overflow: Overflow | str) -> torch.Tensor:
-        if self.fast32_exponents() and self.subnormal_safe(0) and fast_input(t):
-            return self.fake32(t.detach().to(torch.float32), 0, 1.0, rounding).to(t.dtype)
-        if self.fast_exponents() and fast_input(t):
-            return self.fake(t.detach().to(torch.float64), 0, rounding).to(t.dtype)
-        return self.dequantize(self.quantize(t, rounding, overflow), t.dtype)
-
     def values(self) -> torch.Tensor:
         """``-2**emax, ..., -2**emin, 0, 2**emin, ..., 2**emax``."""
         codes = torch.arange(2**self.width)

@@ -34,23 +34,20 @@ from typing import Any, ClassVar
 
 import torch
 
-from flow.formats.base import Overflow, Rounding, parse_rounding, register_format
+from flow.formats.base import Rounding, register_format
+from flow.formats.element import ElementFormat
 from flow.formats.exact import (
     FLOAT64_MAX_EXPONENT,
     FLOAT64_MIN_EXPONENT,
-    float64_input,
     floor_log2,
     round_to_grid,
-    saturate_only,
     scale_by_power_of_two,
-    straight_through,
 )
 from flow.formats.fast import (
     FLOAT32_MAX_EXPONENT,
     FLOAT32_MIN_EXPONENT,
     binade32,
     exponents_fit,
-    fast_input,
     pow2,
     round_integer,
     round_steps,
@@ -73,7 +70,7 @@ def _check_bool(name: str, value: Any) -> None:
 
 
 @dataclass(frozen=True)
-class MinifloatFormat:
+class MinifloatFormat(ElementFormat):
     """Sign, ``exponent_width`` exponent bits, ``mantissa_width`` mantissa bits (see the module docstring)."""
 
     exponent_width: int
@@ -234,38 +231,6 @@ class MinifloatFormat:
         return value
 
     # ---- the Format protocol (flow.formats.base) ----
-    def quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
-                 overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        """Reals to int64 bit patterns, exactly; see the module docstring for rounding and saturation."""
-        rounding = parse_rounding(rounding)
-        saturate_only(overflow, self.kind)
-        v = float64_input(x, self.kind)
-        return self.encode(v, torch.zeros_like(v, dtype=torch.int64), rounding)
-
-    def dequantize(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Bit patterns to their values (exact when ``dtype`` holds them; float32 does for M <= 23)."""
-        return self.decode(codes).to(dtype)
-
-    def cast(self, codes: torch.Tensor, source: Any, rounding: Rounding | str = Rounding.HALF_EVEN,
-             overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        raise NotImplementedError(f"{self.kind} has no code-to-code cast yet; quantize the source's dequantized "
-                                  f"float64 values instead")
-
-    def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
-                      overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
-        """``dequantize(quantize(x))`` in x's dtype, with an identity gradient (computed by
-        :meth:`fake` in float64 when that is exact, see :mod:`flow.formats.fast`)."""
-        rounding = parse_rounding(rounding)
-        saturate_only(overflow, self.kind)
-        return straight_through(x, lambda t: self._fake_quantize(t, rounding, overflow))
-
-    def _fake_quantize(self, t: torch.Tensor, rounding: Rounding, overflow: Overflow | str) -> torch.Tensor:
-        if self.fast32_exponents() and self.subnormal_safe(0) and fast_input(t):
-            return self.fake32(t.detach().to(torch.float32), 0, 1.0, rounding).to(t.dtype)
-        if self.fast_exponents() and fast_input(t):
-            return self.fake(t.detach().to(torch.float64), 0, rounding).to(t.dtype)
-        return self.dequantize(self.quantize(t, rounding, overflow), t.dtype)
-
     def values(self) -> torch.Tensor:
         """Every finite value, ascending, each once (zero once: the negative-zero code is left out)."""
         if self.width > MAX_ENUMERATED_BITS:
