@@ -60,7 +60,7 @@ class BlockElement(Protocol):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor: ...
 
-    def fake(self, v: torch.Tensor, shift: torch.Tensor, rounding: Rounding) -> torch.Tensor: ...
+    def fake(self, v: torch.Tensor, shift: torch.Tensor, rounding: Rounding) -> torch.Tensor: ...  # may overwrite v
 
     def fast_exponents(self, low_shift: int, high_shift: int) -> bool: ...
 
@@ -172,7 +172,8 @@ class BlockFormat:
         v = v.reshape(1) if v.dim() == 0 else v
         b = blocks(v, self.block_size)  # (..., n_blocks, block_size)
         big = torch.finfo(torch.float64).max
-        amax = b.abs().amax(dim=-1, keepdim=True).clamp(max=big)  # inf saturates like the largest float
+        amax = torch.maximum(b.amax(dim=-1, keepdim=True), -b.amin(dim=-1, keepdim=True))  # no |b| buffer
+        amax = amax.clamp(max=big)  # inf saturates like the largest float
         natural = torch.frexp(amax)[1].to(torch.int64) - (1 + self.element.emax)
         shared = torch.where(amax > 0, natural, self.min_shared).clamp(self.min_shared, self.max_shared)
         return unblocks(self.element.fake(b, shared, rounding), v.shape[-1]).reshape(t.shape).to(t.dtype)

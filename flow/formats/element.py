@@ -13,8 +13,8 @@ from flow.formats.fast import fast_input
 
 
 class ElementFormat:
-    """Mixin: needs ``kind``, ``encode``, ``decode``, ``fast32_exponents``, ``subnormal_safe``,
-    ``fake32``, ``fast_exponents`` and ``fake`` from the format."""
+    """Mixin: needs ``kind``, ``encode``, ``decode``, ``fast_exponents`` and ``fake`` from the
+    format, and takes ``fake32`` (with ``fast32_exponents`` and ``subnormal_safe``) where it has one."""
 
     kind: str
 
@@ -45,7 +45,7 @@ class ElementFormat:
 
     def _fake_quantize(self, t: torch.Tensor, rounding: Rounding, overflow: Overflow | str) -> torch.Tensor:
         fmt: Any = self
-        if fmt.fast32_exponents() and fmt.subnormal_safe(0) and fast_input(t):
+        if hasattr(fmt, "fake32") and fmt.fast32_exponents() and fmt.subnormal_safe(0) and fast_input(t):
             return fmt.fake32(t.detach().to(torch.float32), 0, 1.0, rounding).to(t.dtype)
         if fmt.fast_exponents() and fast_input(t):
             return fmt.fake(t.detach().to(torch.float64), 0, rounding).to(t.dtype)

@@ -35,10 +35,14 @@ from flow.formats.exact import (
     floor_log2,
     power_of_two,
 )
-from flow.formats.fast import FLOAT32_MAX_EXPONENT, FLOAT32_MIN_EXPONENT, binade32, exponents_fit, pow2
+from flow.formats.fast import exponents_fit
 from flow.formats.table import optional, refuse_unknown, required
 
 MAX_ENUMERATED_BITS = 20
+_MAGNITUDE = 0x7FFFFFFFFFFFFFFF  # float64 bit fields, as int64 masks
+_EXPONENT = 0x7FF0000000000000
+_MANTISSA = 0x000FFFFFFFFFFFFF
+_SIGN = -0x8000000000000000
 
 
 @dataclass(frozen=True)
@@ -108,66 +112,54 @@ class LogFormat(ElementFormat):
         return torch.where(field == 0, 0, (negative.long() << (self.width - 1)) | field)
 
     def fake(self, v: torch.Tensor, shift: torch.Tensor | int, rounding: Rounding) -> torch.Tensor:
-        """``decode(encode(v, shift, rounding)) * 2**shift`` in float64 arithmetic, for float64 ``v``
-        holding float32/16 values (finite or infinite) and integer ``shift`` (an int or a tensor
-        broadcasting against ``v``) passing :meth:`fast_exponents`."""
-        sh = torch.as_tensor(shift, dtype=torch.int64)
-        a = torch.minimum(v.abs(), pow2(sh + self.emax))  # saturate
-        below = a < pow2(sh + self.emin)
-        k = torch.where(below, sh + (self.emin - 1), torch.frexp(a)[1].to(torch.int64) - 1)  # absolute
-        lo = torch.where(below, 0.0, pow2(k))
-        hi = pow2(k + 1)
-        mid = (lo + hi) / 2  # exact: 1.5 * 2**k or 2**(emin-1+shift)
-        negative = v < 0
-        if rounding is Rounding.FLOOR:
-            up = negative & (a > lo)
-        elif rounding is Rounding.HALF_UP:
-            up = (a > mid) | ((a == mid) & ~negative)
+        """``decode(encode(v, shift, rounding)) * 2**shift`` for float64 ``v`` holding float32/16
+        values (finite or infinite) and integer ``shift`` (an int or an int64 tensor broadcasting
+        against ``v``) passing :meth:`fast_exponents`. ``v`` is scratch: its buffer is overwritten.
+
+        Computed on the float64 bit patterns with integer arithmetic only (no ``where``, no
+        comparisons, which cost ten times an add on the CPU): a magnitude ``m`` in
+        ``[2**k, 2**(k+1))`` rounds to ``2**(k+1)`` exactly when adding ``2**51 - 1 + tie`` to its
+        bits carries into the exponent field (``tie`` is 1 where a tie goes up), and masks made by
+        an arithmetic shift of a difference select the region below ``2**emin``, whose only
+        values are 0 and ``2**emin``."""
+        bits = v.view(torch.int64)  # v's buffer is reused below: it holds the sign, then a mask
+        sh = shift  # a Python int keeps the operations below on the scalar path
+        edge = (sh + (self.emin + 1023)) << 52  # bits of the smallest power 2**(emin + shift)
+        half_edge = edge - (1 << 52)  # the midpoint 2**(emin - 1 + shift) below it
+        top = (sh + (self.emax + 1023)) << 52  # bits of the largest power
+        # In place, on v and two fresh buffers: a fresh 8-byte-per-element tensor per operation
+        # costs more in page faults than the operation itself.
+        mag = bits & _MAGNITUDE
+        mag.clamp_(max=top) if isinstance(top, int) else torch.minimum(mag, top, out=mag)  # saturate
+        rounded = torch.empty_like(mag)
+        if rounding is Rounding.HALF_EVEN:  # ties to the even field k + 1 + bias - shift
+            torch.bitwise_right_shift(mag, 52, out=rounded)
+            rounded.add_(self.exponent_bias + 1 - sh).bitwise_and_(1).add_((1 << 51) - 1)
         else:
-            hi_field_even = (k + 1 + self.exponent_bias - sh) % 2 == 0
-            up = (a > mid) | ((a == mid) & hi_field_even)
-        r = torch.where(up, hi, lo)
-        return torch.where(negative, -r, r) + 0.0  # + 0.0: zero is +0, as code 0
+            torch.bitwise_right_shift(bits, 63, out=rounded)  # all ones where v < 0
+            if rounding is Rounding.FLOOR:  # towards -inf: magnitudes of negatives round up
+                rounded.bitwise_and_(_MANTISSA)
+            else:  # half_up, ties towards +inf: up for positives
+                rounded.add_(1 << 51)
+        rounded.add_(mag).bitwise_and_(_EXPONENT)  # the nearest power (wrong below 2**emin, fixed next)
+        sign = bits.bitwise_and_(_SIGN)
+        rounded.bitwise_or_(sign)
+        # below 2**emin the values are 0 and 2**emin (ties to field 0, the even one)
+        if rounding is Rounding.FLOOR:  # a negative nonzero becomes -2**emin
+            up = sign.bitwise_and_(mag.neg_()).bitwise_right_shift_(63)
+            mag.neg_()
+        elif rounding is Rounding.HALF_UP:  # m >= mid for positives, m > mid for negatives
+            up = sign.bitwise_right_shift_(63).add_(mag).neg_().add_(half_edge - 1).bitwise_right_shift_(63)
+        else:  # m > mid
+            up = sign.copy_(mag).neg_().add_(half_edge).bitwise_right_shift_(63)
+        below = mag.sub_(edge).bitwise_right_shift_(63)  # all ones where m < 2**emin
+        up.bitwise_and_(below).bitwise_and_(edge)
+        rounded.bitwise_and_(below.bitwise_not_().bitwise_or_(_SIGN)).bitwise_or_(up)
+        return rounded.view(torch.float64).add_(0.0)  # + 0.0: a zero is +0 (code 0), whatever v's sign
 
     def fast_exponents(self, low_shift: int = 0, high_shift: int = 0) -> bool:
         """Whether :meth:`fake` is exact for shifts in ``[low_shift, high_shift]``."""
         return exponents_fit(self.min_exponent + low_shift, self.emax + 1 + high_shift)
-
-    def fake32(self, v: torch.Tensor, shift: torch.Tensor | int, scale: torch.Tensor | float,
-               rounding: Rounding) -> torch.Tensor:
-        """:meth:`fake` in float32 arithmetic, with ``scale = 2**shift`` (float32 powers of two, a
-        float or a tensor broadcasting against float32 ``v``, as ``shift``), for shifts passing
-        :meth:`fast32_exponents` and no nonzero ``|v|`` below ``2**-126`` at or above ``2**emin * scale``."""
-        top = 2.0**self.emax * scale
-        a = v.abs().clamp(max=top) if isinstance(scale, float) else torch.minimum(v.abs(), top)  # saturate
-        edge = 2.0**self.emin * scale  # the smallest power
-        below = a < edge
-        binade = binade32(a)  # 2**k for the normal a in [2**k, 2**(k+1))
-        lo = torch.where(below, 0.0, binade)
-        hi = torch.where(below, edge, 2 * binade)
-        mid = (lo + hi) / 2  # exact: 1.5 * 2**k or 2**(emin-1) * scale
-        negative = v < 0
-        if rounding is Rounding.FLOOR:
-            up = negative & (a > lo)
-        elif rounding is Rounding.HALF_UP:
-            up = (a > mid) | ((a == mid) & ~negative)
-        else:  # ties to the even field k + 1 + bias - shift (below: field 1 against 0, so down)
-            k = (a.view(torch.int32) >> 23) - 127
-            hi_field_even = ~below & ((k + (1 + self.exponent_bias) - shift) % 2 == 0)
-            up = (a > mid) | ((a == mid) & hi_field_even)
-        r = torch.where(up, hi, lo)
-        return torch.where(negative, -r, r) + 0.0  # + 0.0: zero is +0, as code 0
-
-    def fast32_exponents(self, low_shift: int = 0, high_shift: int = 0) -> bool:
-        """Whether :meth:`fake32` is exact for shifts in ``[low_shift, high_shift]`` (every power
-        and midpoint it forms is a float32)."""
-        return (min(self.min_exponent, self.min_exponent + low_shift) >= FLOAT32_MIN_EXPONENT
-                and low_shift >= FLOAT32_MIN_EXPONENT and high_shift <= FLOAT32_MAX_EXPONENT
-                and max(self.emax, self.emax + high_shift) + 1 <= FLOAT32_MAX_EXPONENT)
-
-    def subnormal_safe(self, low_shift: int) -> bool:
-        """Whether every float32 subnormal lies below ``2**(emin + shift)`` for shifts from ``low_shift``."""
-        return self.emin + low_shift >= -126
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """The float64 values of codes."""

@@ -90,15 +90,18 @@ class TernaryFormat:
     def _fake_quantize(self, t: torch.Tensor, rounding: Rounding | str, overflow: Overflow | str) -> torch.Tensor:
         if not fast_input(t):
             return self.dequantize(self.quantize(t, rounding, overflow), t.dtype)
+        # In place on float64 buffers, with the mask as 1.0/0.0 (no torch.where, no bool tensor):
+        # the same sums over the same values as the exact path, so the same bits.
         v = rows(t.detach().to(torch.float64))
         a = v.abs()
-        keep = a * v.shape[-1] > self.threshold_factor * finite_row_sums(a, self.kind)
-        if not self.scaled:
-            return torch.where(keep, torch.where(v < 0, -1.0, 1.0), 0.0).reshape(t.shape).to(t.dtype)
-        count = keep.sum(dim=-1, keepdim=True)
-        kept = torch.where(keep, a, 0.0).sum(dim=-1, keepdim=True)
-        scale = to_float32(torch.where(count > 0, kept / count.clamp(min=1), 0.0))
-        return torch.where(keep, torch.where(v < 0, -scale, scale), 0.0).reshape(t.shape).to(t.dtype)
+        threshold = self.threshold_factor * finite_row_sums(a, self.kind)
+        keep = torch.mul(a, v.shape[-1]).gt_(threshold)  # 1.0 where n * |x| > f * sum |x|
+        values = v.sign_().mul_(keep)  # t in {-1, 0, 1} (a signed zero where dropped)
+        if self.scaled:
+            count = keep.sum(dim=-1, keepdim=True)
+            kept = a.mul_(keep).sum(dim=-1, keepdim=True)
+            values.mul_(to_float32(torch.where(count > 0, kept / count.clamp(min=1), 0.0)))
+        return values.add_(0.0).reshape(t.shape).to(t.dtype)  # + 0.0: zero is +0
 
     def values(self) -> torch.Tensor:
         """``[-1, 0, 1]``: the unit-scale value set."""
