@@ -8,7 +8,7 @@ CONFIG ?= configs/digits_mlp.toml
 DESIGN ?= hw/gen/digits_mlp
 FUZZ_MINUTES ?= 30
 
-.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-formats bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab4 baseline clean
+.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-formats bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab2 lab3 lab4 baseline clean
 
 install: $(STAMP)
 
@@ -64,6 +64,12 @@ lab4: $(STAMP)
 
 lab1: $(STAMP)
 	$(PY) -m flow.labs.lab1 --preset full --task all --threads 2
+
+lab2: $(STAMP)
+	$(PY) -m flow.labs.lab2 --preset full --task all --threads 1
+
+lab3: $(STAMP)
+	$(PY) -m flow.labs.lab3 --preset full --task all --threads 1 --no-progress
 
 baseline: $(STAMP)
 	nice -n 10 $(PY) -m flow.labs.baseline --preset full --threads 1

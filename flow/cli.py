@@ -1,4 +1,4 @@
-"""Command-line entry point `flow`: emit-rtl and sim (labs run as `python -m flow.labs.<lab>`)."""
+"""Command-line entry point `flow`: emit-rtl, sim and search (labs run as `python -m flow.labs.<lab>`)."""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +25,17 @@ def _sim(args: argparse.Namespace, extra: list[str]) -> int:
     return 0 if ok else 1
 
 
+SEARCHES = {"lab2": "architecture search (random, grid, TPE; compression-aware)",
+            "lab3": "mixed-precision search (per-layer width and format)"}
+
+
+def _search(args: argparse.Namespace, extra: list[str]) -> int:
+    import importlib
+
+    lab = importlib.import_module(f"flow.labs.{args.search}")
+    return lab.main(extra, prog=f"flow search {args.search}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flow", description="Hardware-aware RTL generation toolflow.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="bulk: the whole vector set in one Verilator binary (default); cocotb: every beat "
                           "driven from Python, for protocol debugging")
     sim.set_defaults(handler=_sim)
+    search = sub.add_parser("search", help="run or join an Optuna study: " + "; ".join(
+        f"{k}: {v}" for k, v in SEARCHES.items()), description="The lab's own flags follow the lab name, e.g. "
+        "`flow search lab2 --task samplers --preset full`; `--worker 1` joins its studies from another process "
+        "or machine (with a shared --storage).", add_help=False)
+    search.add_argument("search", choices=sorted(SEARCHES), help="which search")
+    search.set_defaults(handler=_search)
     args, extra = parser.parse_known_args(argv)
     try:
         return args.handler(args, extra)

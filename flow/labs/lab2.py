@@ -1,0 +1,267 @@
+"""Lab 2: BERT architecture search with Optuna on IMDb.
+
+Task 1 (``samplers``) compares the random, grid and TPE samplers (best validation accuracy so far
+against trials, several seeds each). Task 2 (``compress``) searches with compression inside each
+trial: train, quantize (fixed 8/4) and prune (l1, 0.5), optionally train again, and score after
+compression. Studies live in SQLite (results/lab2/studies.db), so a killed run resumes; every
+study's best model is tested on the whole test split.
+
+``python -m flow.labs.lab2 --task samplers|compress|all --preset smoke|full`` (also ``flow search lab2``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from flow.labs.common import check_preset, run_metadata, write_json
+from flow.labs.lab1 import fixed_config
+from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, study_summary
+from flow.models.bert import build_bert, parameter_count
+from flow.passes import make_permanent, prune_module, quantize_module
+from flow.paths import results_dir
+from flow.search import SAMPLERS, ArchitectureChoice, ArchitectureSpace, StudySpec, run_study
+from flow.search.plot import curve_stats, plot_best_so_far
+from flow.search.spaces import square_linears
+
+SAMPLER_ORDER = ("random", "grid", "tpe")
+VARIANTS = ("no-retrain", "retrain")  # compression-aware, without and with training after compression
+COMPRESSION = {"width": 8, "sparsity": 0.5, "method": "l1", "scope": "local"}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"budget": TrialBudget(max_length=32, train_samples=64, val_samples=32, batch_size=16, test_limit=64),
+              "space": ArchitectureSpace(layers=(1, 2), heads=(2, 4), hidden=(32, 64), intermediate=(64, 128)),
+              "trials": 3, "seeds": (0,), "post_train_samples": 32},
+    # The reference space without depth 8: the 8-layer, 512-wide, 2048 model trains the budget's 4,000
+    # reviews in about 5 minutes on 2 cores, over the 3-minute ceiling; 4 layers take about 2.5.
+    "full": {"budget": TrialBudget(max_length=64, train_samples=4000, val_samples=1000, batch_size=16),
+             "space": ArchitectureSpace(layers=(2, 4)), "trials": 20, "seeds": (0, 1, 2),
+             "post_train_samples": 1000},
+}
+
+
+# ---- building and checking a proposed architecture ----
+def build_architecture(choice: ArchitectureChoice, seed: int) -> nn.Module:
+    """BertForSequenceClassification of the choice's shape, its chosen square Linears as Identity."""
+    model, _ = build_bert(False, seed=seed, **choice.config())
+    for path in choice.identity:
+        model.set_submodule(path, nn.Identity())
+    built = built_shape(model)
+    expected = {**choice.config(), "identity": len(choice.identity)}
+    if any(built[key] != value for key, value in expected.items()):
+        raise RuntimeError(f"the built model {built} is not the proposed architecture {expected}")
+    return model
+
+
+def built_shape(model: nn.Module) -> dict[str, int]:
+    """The shape read back from the built modules (not from the config)."""
+    layers = model.bert.encoder.layer
+    hidden = model.bert.embeddings.word_embeddings.embedding_dim
+    intermediate = layers[0].intermediate.dense
+    paths = square_linears(len(layers), hidden, getattr(intermediate, "out_features", hidden))
+    return {"num_hidden_layers": len(layers), "num_attention_heads": layers[0].attention.self.num_attention_heads,
+            "hidden_size": hidden, "intermediate_size": getattr(intermediate, "out_features", hidden),
+            "identity": sum(isinstance(model.get_submodule(p), nn.Identity) for p in paths),
+            "parameters": parameter_count(model)}
+
+
+def compress(model: nn.Module, seed: int) -> None:
+    """Fixed 8/4 on every Linear's input, weight and bias, then l1 pruning at 0.5 (local, weights)."""
+    quantize_module(model, fixed_config(COMPRESSION["width"]))
+    prune_module(model, COMPRESSION["sparsity"], method=COMPRESSION["method"], scope=COMPRESSION["scope"], seed=seed)
+
+
+class Lab2:
+    def __init__(self, preset: str, out: Path, imdb_dir: str | None, storage: str | None, log=print) -> None:
+        self.preset, self.p, self.out, self.log = preset, PRESETS[preset], out, log
+        self.storage = storage or str(out / "studies.db")
+        self.data = SearchData(self.p["budget"], imdb_dir)
+
+    def objective(self, study_name: str, seed: int, variant: str | None) -> Callable[[optuna.Trial], float]:
+        space: ArchitectureSpace = self.p["space"]
+        keeper = BestKeeper(self.out, study_name)
+
+        def objective(trial: optuna.Trial) -> float:
+            choice = space.suggest(trial)
+            model = build_architecture(choice, seed)
+            trial.set_user_attr("built", built_shape(model))
+            self.data.train(model, seed)
+            if variant is not None:
+                trial.set_user_attr("val_before_compression", self.data.val_accuracy(model))
+                compress(model, seed)
+                if variant == "retrain":
+                    self.data.train(model, seed, samples=self.p["post_train_samples"], lr=1e-4)
+                make_permanent(model)
+            value = self.data.val_accuracy(model)
+            keeper.offer(trial.study, trial, value, model)
+            return value
+
+        return objective
+
+    def study(self, name: str, sampler: str, seed: int, variant: str | None, worker: int) -> optuna.Study:
+        space: ArchitectureSpace = self.p["space"]
+        spec = StudySpec(name, self.storage, sampler, seed, self.p["trials"], grid=space.grid(), worker=worker,
+                         attrs={"lab": "lab2", "variant": variant or "none", "preset": self.preset})
+        return run_study(spec, self.objective(name, seed, variant), self.log)
+
+    def finish(self, record: dict[str, Any], name: str, study: optuna.Study, extra: dict[str, Any]) -> None:
+        """Summary and test accuracy of the study's best model into the record (kept when present)."""
+        summary = study_summary(study)
+        previous = record["studies"].get(name, {})
+        if previous.get("best", {}).get("number") == summary["best"]["number"] and "test" in previous:
+            summary["test"] = previous["test"]
+        else:
+            model = BestKeeper(self.out, name).load(summary["best"]["number"])
+            if model is None:
+                raise RuntimeError(f"the best model of {name} (trial {summary['best']['number']}) was not kept; "
+                                   f"delete the study from {self.storage} and rerun it")
+            summary["test"] = self.data.test_accuracy(model, f"test ({name} best)")
+        record["studies"][name] = {**extra, **summary}
+        self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, "
+                 f"test {summary['test']:.4f}")
+
+    def header(self, task: str) -> dict[str, Any]:
+        space: ArchitectureSpace = self.p["space"]
+        return {"task": task, "preset": self.preset, "model": "BERT built from config, trained from scratch",
+                **self.data.describe(), "space": {"layers": space.layers, "heads": space.heads, "hidden": space.hidden,
+                                                  "intermediate": space.intermediate, "grid_points": space.size()},
+                "trials": self.p["trials"], "seeds": list(self.p["seeds"]), "storage": self.storage,
+                "meta": run_metadata()}
+
+
+def sampler_task(lab: Lab2, samplers: tuple[str, ...], seeds: tuple[int, ...], worker: int = 0) -> dict[str, Any]:
+    path = lab.out / f"samplers_{lab.preset}.json"
+    record = load_record(path, lab.header("samplers"))
+    for seed in seeds:  # every sampler at a seed before the next seed: a stopped run leaves comparable sets
+        for sampler in samplers:
+            name = f"lab2-samplers-{sampler}-seed{seed}-{lab.preset}"
+            study = lab.study(name, sampler, seed, None, worker)
+            if worker:
+                continue
+            lab.finish(record, name, study, {"sampler": sampler, "seed": seed})
+            record["comparison"] = compare(record, "sampler", SAMPLER_ORDER)
+            write_json(path, record)
+            plot_samplers(record, lab.out / f"samplers_{lab.preset}.png")
+    return record
+
+
+def best_sampler(samplers_record: dict[str, Any] | None) -> str:
+    """Task 1's winner at its last trial (mean over seeds), TPE when task 1 has not run."""
+    if not samplers_record or not samplers_record.get("comparison"):
+        return "tpe"
+    final = {s: c["final"]["mean"] for s, c in samplers_record["comparison"].items()}
+    return max(final, key=final.get)
+
+
+def compress_task(lab: Lab2, seeds: tuple[int, ...], sampler: str | None, worker: int = 0) -> dict[str, Any]:
+    path = lab.out / f"compress_{lab.preset}.json"
+    record = load_record(path, {**lab.header("compress"), "compression": COMPRESSION,
+                                "post_train": {"samples": lab.p["post_train_samples"], "lr": 1e-4}})
+    samplers_path = lab.out / f"samplers_{lab.preset}.json"
+    samplers_record = load_record(samplers_path, {}) if samplers_path.exists() else None
+    sampler = sampler or record.get("sampler") or best_sampler(samplers_record)
+    record["sampler"] = sampler
+    for seed in seeds:
+        for variant in VARIANTS:
+            name = f"lab2-compress-{variant}-{sampler}-seed{seed}-{lab.preset}"
+            study = lab.study(name, sampler, seed, variant, worker)
+            if worker:
+                continue
+            lab.finish(record, name, study, {"variant": variant, "sampler": sampler, "seed": seed})
+            record["comparison"] = compare(record, "variant", VARIANTS)
+            write_json(path, record)
+            plot_compress(record, samplers_record, lab.out / f"compress_{lab.preset}.png")
+    return record
+
+
+def compare(record: dict[str, Any], key: str, order: tuple[str, ...]) -> dict[str, Any]:
+    """Per group: mean, min and max of the best-so-far at trials 10 and 20 and at the end, and test accuracy."""
+    out: dict[str, Any] = {}
+    for group in order:
+        studies = [s for s in record["studies"].values() if s.get(key) == group]
+        if not studies:
+            continue
+        mean, low, high = curve_stats([s["curve"] for s in studies])
+        at = {f"trial_{n}": {"mean": mean[n - 1], "min": low[n - 1], "max": high[n - 1]}
+              for n in (10, 20) if len(mean) >= n}
+        tests = [s["test"] for s in studies]
+        out[group] = {**at, "final": {"mean": mean[-1], "min": low[-1], "max": high[-1]}, "seeds": len(studies),
+                      "test_mean": sum(tests) / len(tests), "tests": tests}
+    return out
+
+
+def _curves(record: dict[str, Any] | None, key: str, group: str) -> list[list[float]]:
+    if not record:
+        return []
+    return [s["curve"] for s in record["studies"].values() if s.get(key) == group]
+
+
+def plot_samplers(record: dict[str, Any], path: Path) -> None:
+    b = record["budget"]
+    plot_best_so_far({s: _curves(record, "sampler", s) for s in SAMPLER_ORDER}, path,
+                     f"BERT architecture search: {b['train_samples']} reviews x {b['max_length']} tokens per trial")
+
+
+def plot_compress(record: dict[str, Any], samplers_record: dict[str, Any] | None, path: Path) -> None:
+    sampler = record["sampler"]
+    groups = {f"no compression ({sampler}, task 1)": _curves(samplers_record, "sampler", sampler),
+              "compression-aware, no retraining": _curves(record, "variant", "no-retrain"),
+              "compression-aware, retrained": _curves(record, "variant", "retrain")}
+    plot_best_so_far(groups, path, f"compression-aware search ({sampler}; fixed 8/4 + l1 0.5)")
+
+
+def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,
+        storage: str | None = None, samplers: tuple[str, ...] = SAMPLER_ORDER, seeds: tuple[int, ...] | None = None,
+        sampler: str | None = None, worker: int = 0, log=print) -> dict[str, Any]:
+    check_preset(preset)
+    unknown = [s for s in (*samplers, *([sampler] if sampler else [])) if s not in SAMPLERS]
+    if unknown:
+        raise ValueError(f"unknown sampler(s) {unknown}; use {', '.join(SAMPLERS)}")
+    folder = Path(out) if out is not None else results_dir("lab2")
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = Lab2(preset, folder, imdb_dir, storage, log)
+    seeds = tuple(seeds) if seeds is not None else tuple(lab.p["seeds"])
+    log(f"lab2 {preset}: {lab.p['trials']} trials per study, seeds {list(seeds)}, budget {lab.p['budget'].as_dict()}, "
+        f"storage {lab.storage}")
+    results: dict[str, Any] = {}
+    if task in ("samplers", "all"):
+        results["samplers"] = sampler_task(lab, samplers, seeds, worker)
+    if task in ("compress", "all"):
+        results["compress"] = compress_task(lab, seeds, sampler, worker)
+    return results
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab2") -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=["samplers", "compress", "all"], default="all")
+    ap.add_argument("--preset", choices=["smoke", "full"], default="smoke")
+    ap.add_argument("--samplers", default=",".join(SAMPLER_ORDER), help="task 1's samplers, comma-separated")
+    ap.add_argument("--sampler", default=None, help="task 2's sampler (default: task 1's winner, else tpe)")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the preset's)")
+    ap.add_argument("--storage", default=None, help="a .db path, journal:<file> or an Optuna storage URL "
+                                                    "(default results/lab2/studies.db)")
+    ap.add_argument("--worker", type=int, default=0, help="join the existing studies as extra worker N (N >= 1)")
+    ap.add_argument("--out", default=None, help="output folder (default results/lab2)")
+    ap.add_argument("--imdb-dir", default=None, help="local IMDb folder (else $FLOW_IMDB_DIR or ../shared/data/imdb)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        samplers = tuple(s.strip() for s in a.samplers.split(",") if s.strip())
+        seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else None
+        run(a.task, a.preset, a.out, a.imdb_dir, a.storage, samplers, seeds, a.sampler, a.worker)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"lab2: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

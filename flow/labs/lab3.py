@@ -1,0 +1,223 @@
+"""Lab 3: mixed-precision search on bert-tiny (IMDb) with Optuna.
+
+Task 1 (``widths``): each Linear picks fixed point with width {8, 16, 32} and frac {2, 4, 8}, or
+full precision. Task 2 (``formats``): one study per number format, each Linear picking that
+format's arguments; the table gives each format's average bits per weight and accuracy. Every
+trial quantizes lab 1's trained bert-tiny, trains it briefly (QAT) and scores it on the
+validation split; each study's best model is tested on the whole test split. Studies live in
+SQLite (results/lab3/studies.db) and resume.
+
+``python -m flow.labs.lab3 --task widths|formats|all --preset smoke|full`` (also ``flow search lab3``).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from flow.data.loader import make_loader
+from flow.formats.storage import bits_per_element
+from flow.labs.common import check_preset, run_metadata, write_json
+from flow.labs.lab1 import Lab1
+from flow.labs.search_harness import BestKeeper, load_record, study_summary, subset
+from flow.nn.format_linear import FormatLinear
+from flow.passes import quantize_module
+from flow.passes.quantize import linear_layers
+from flow.paths import results_dir
+from flow.search import SAMPLERS, PrecisionSpace, StudySpec, run_study
+from flow.search.plot import plot_best_so_far
+from flow.train import TrainConfig, evaluate, train
+
+OPERANDS = ("data_in", "weight", "bias")
+WIDTHS_SPACE = {"fixed": {"width": (8, 16, 32), "frac_width": (2, 4, 8)}}
+#: Task 2: each format's arguments (the same for a layer's input, weight and bias), low widths included.
+FORMATS_SPACE: dict[str, dict[str, tuple[Any, ...]]] = {
+    "fixed": {"width": (4, 6, 8), "frac_width": (3, 4, 5, 6)},
+    "minifloat": {"width": (4, 6, 8), "exponent_width": (2, 3)},  # with denormals
+    "minifloat_ieee": {"width": (4, 6, 8), "exponent_width": (2, 3)},
+    "log": {"width": (4, 5, 6)},
+    "block_fp": {"width": (4, 6, 8), "block_size": (16, 32)},
+    "block_minifloat": {"width": (4, 6, 8), "exponent_width": (2, 3), "block_size": (16, 32)},
+    "block_log": {"width": (3, 4, 5), "block_size": (16, 32)},
+    "binary": {"scaled": (False, True)},
+    "ternary": {"threshold_factor": (0.5, 0.7), "scaled": (True,)},
+}
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"trials": 3, "formats_trials": 2, "qat_samples": 32, "formats": ("fixed", "log", "ternary")},
+    "full": {"trials": 20, "formats_trials": 20, "qat_samples": 1000, "formats": tuple(FORMATS_SPACE)},
+}
+QAT = {"lr": 1e-4, "batch_size": 32, "epochs": 1}
+
+
+def layer_table(choice: dict[str, Any] | None) -> dict[str, Any]:
+    """A quantize_module layer table from a space's choice (None: full precision)."""
+    if choice is None:
+        return {"name": None}
+    args = {k: v for k, v in choice.items() if k != "name"}
+    return {"name": choice["name"], **{f"{op}_{k}": v for op in OPERANDS for k, v in args.items()}}
+
+
+def average_weight_bits(model: nn.Module) -> float:
+    """Bits per weight over every Linear of the model (float layers count 32)."""
+    total = bits = 0.0
+    for _, layer in linear_layers(model):
+        count = layer.weight.numel()
+        fmt = layer.formats.weight if isinstance(layer, FormatLinear) else None
+        total += count
+        bits += count * (32.0 if fmt is None else bits_per_element(fmt, layer.in_features))
+    return bits / total
+
+
+class Lab3:
+    def __init__(self, preset: str, out: Path, lab1_dir: Path, imdb_dir: str | None, storage: str | None,
+                 sampler: str, progress: bool, log=print) -> None:
+        self.preset, self.p, self.out, self.sampler, self.log = preset, PRESETS[preset], out, sampler, log
+        self.storage = storage or str(out / "studies.db")
+        self.lab1 = Lab1(preset, lab1_dir, imdb_dir, progress)  # lab 1's data and trained base model
+        self.layers = tuple(path for path, _ in linear_layers(self.lab1.base))
+        pad = self.lab1.data.tokenizer.pad_token_id
+        self.qat_loader = make_loader(subset(self.lab1.data.train, self.p["qat_samples"]), QAT["batch_size"],
+                                      shuffle=True, seed=0, pad_id=pad)
+
+    def objective(self, space: PrecisionSpace, study_name: str, seed: int) -> Callable[[optuna.Trial], float]:
+        keeper = BestKeeper(self.out, study_name)
+
+        def objective(trial: optuna.Trial) -> float:
+            choice = space.suggest(trial)
+            model = copy.deepcopy(self.lab1.base)
+            config = {"by": "name", **{layer: layer_table(c) for layer, c in choice.items()}}
+            report = quantize_module(model, config)
+            trial.set_user_attr("quantized_layers", len(report.changed))
+            trial.set_user_attr("bits_per_weight", round(average_weight_bits(model), 4))
+            trial.set_user_attr("ptq_val", evaluate(model, self.lab1.val_loader, progress=False).accuracy)
+            train(model, self.qat_loader, TrainConfig(lr=QAT["lr"], epochs=QAT["epochs"], seed=seed), progress=False)
+            value = evaluate(model, self.lab1.val_loader, progress=False).accuracy
+            keeper.offer(trial.study, trial, value, model)
+            return value
+
+        return objective
+
+    def run_one(self, record: dict[str, Any], name: str, space: PrecisionSpace, trials: int, seed: int,
+                worker: int, extra: dict[str, Any]) -> None:
+        spec = StudySpec(name, self.storage, self.sampler, seed, trials, worker=worker,
+                         attrs={"lab": "lab3", "preset": self.preset, **extra})
+        study = run_study(spec, self.objective(space, name, seed), self.log)
+        if worker:
+            return
+        summary = study_summary(study)
+        previous = record["studies"].get(name, {})
+        if previous.get("best", {}).get("number") == summary["best"]["number"] and "test" in previous:
+            summary["test"] = previous["test"]
+        else:
+            model = BestKeeper(self.out, name).load(summary["best"]["number"])
+            if model is None:
+                raise RuntimeError(f"the best model of {name} was not kept; delete the study from {self.storage} "
+                                   f"and rerun it")
+            summary["test"] = self.lab1.test_accuracy(model, f"test ({name} best)")
+        summary["bits_table"] = bits_table(study)
+        record["studies"][name] = {**extra, **summary}
+        self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, test "
+                 f"{summary['test']:.4f}, {summary['best']['attrs'].get('bits_per_weight')} bits per weight")
+
+    def header(self, task: str) -> dict[str, Any]:
+        return {"task": task, "preset": self.preset, "model": self.lab1.base_source, **self.lab1.data.describe(),
+                "float_val": evaluate(self.lab1.base, self.lab1.val_loader, progress=False).accuracy,
+                "qat": {**QAT, "samples": self.p["qat_samples"]}, "sampler": self.sampler, "storage": self.storage,
+                "meta": run_metadata()}
+
+
+def bits_table(study: optuna.Study, budgets: tuple[float, ...] = (2.5, 4.5, 6.5, 8.5, 16.5, 32)) -> dict[str, Any]:
+    """The best validation accuracy among trials within each bits-per-weight budget."""
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    table = {}
+    for budget in budgets:
+        within = [t.value for t in trials if t.user_attrs.get("bits_per_weight", 99) <= budget]
+        table[str(budget)] = max(within) if within else None
+    return table
+
+
+def widths_task(lab: Lab3, seed: int, worker: int) -> dict[str, Any]:
+    path = lab.out / f"widths_{lab.preset}.json"
+    record = load_record(path, {**lab.header("widths"), "space": WIDTHS_SPACE, "allow_full": True})
+    space = PrecisionSpace(lab.layers, WIDTHS_SPACE, allow_full=True)
+    name = f"lab3-widths-{lab.sampler}-seed{seed}-{lab.preset}"
+    lab.run_one(record, name, space, lab.p["trials"], seed, worker, {"seed": seed})
+    if not worker:
+        write_json(path, record)
+        plot_best_so_far({"fixed {8,16,32} x frac {2,4,8} or float": [s["curve"] for s in record["studies"].values()]},
+                         lab.out / f"widths_{lab.preset}.png", "per-layer fixed-point precision search (bert-tiny)")
+    return record
+
+
+def formats_task(lab: Lab3, seed: int, worker: int, formats: tuple[str, ...] | None = None) -> dict[str, Any]:
+    path = lab.out / f"formats_{lab.preset}.json"
+    record = load_record(path, {**lab.header("formats"), "space": FORMATS_SPACE, "allow_full": False})
+    for fmt in formats or lab.p["formats"]:
+        if fmt not in FORMATS_SPACE:
+            raise ValueError(f"no search space for format {fmt!r}; use one of {', '.join(FORMATS_SPACE)}")
+        space = PrecisionSpace(lab.layers, {fmt: FORMATS_SPACE[fmt]}, allow_full=False)
+        name = f"lab3-formats-{fmt}-{lab.sampler}-seed{seed}-{lab.preset}"
+        lab.run_one(record, name, space, lab.p["formats_trials"], seed, worker, {"format": fmt, "seed": seed})
+        if not worker:
+            write_json(path, record)
+            plot_best_so_far({s["format"]: [s["curve"]] for s in record["studies"].values()},
+                             lab.out / f"formats_{lab.preset}.png", "per-layer precision search, one study per format")
+    return record
+
+
+def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,
+        storage: str | None = None, sampler: str = "tpe", seed: int = 0, worker: int = 0,
+        formats: tuple[str, ...] | None = None, progress: bool = True, log=print) -> dict[str, Any]:
+    check_preset(preset)
+    if sampler not in SAMPLERS or sampler == "grid":
+        raise ValueError(f"unknown or unsuitable sampler {sampler!r} for lab 3; use random, tpe or nsga2")
+    folder = Path(out) if out is not None else results_dir("lab3")
+    folder.mkdir(parents=True, exist_ok=True)
+    lab1_dir = results_dir("lab1") if out is None else folder / "lab1"
+    lab = Lab3(preset, folder, lab1_dir, imdb_dir, storage, sampler, progress, log)
+    log(f"lab3 {preset}: base {lab.lab1.base_source['kind']}, {len(lab.layers)} Linear layers, QAT {QAT} on "
+        f"{lab.p['qat_samples']} reviews, storage {lab.storage}")
+    results: dict[str, Any] = {}
+    if task in ("widths", "all"):
+        results["widths"] = widths_task(lab, seed, worker)
+    if task in ("formats", "all"):
+        results["formats"] = formats_task(lab, seed, worker, formats)
+    return results
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab3") -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=["widths", "formats", "all"], default="all")
+    ap.add_argument("--preset", choices=["smoke", "full"], default="smoke")
+    ap.add_argument("--sampler", default="tpe", help="random, tpe or nsga2 (default tpe)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--formats", default=None, help="task 2's formats, comma-separated (default: all)")
+    ap.add_argument("--storage", default=None, help="a .db path, journal:<file> or an Optuna storage URL "
+                                                    "(default results/lab3/studies.db)")
+    ap.add_argument("--worker", type=int, default=0, help="join the existing studies as extra worker N (N >= 1)")
+    ap.add_argument("--out", default=None, help="output folder (default results/lab3)")
+    ap.add_argument("--imdb-dir", default=None, help="local IMDb folder (else $FLOW_IMDB_DIR or ../shared/data/imdb)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        formats = tuple(f.strip() for f in a.formats.split(",")) if a.formats else None
+        run(a.task, a.preset, a.out, a.imdb_dir, a.storage, a.sampler, a.seed, a.worker, formats,
+            progress=not a.no_progress)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"lab3: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Lab 2 smoke preset on a small synthetic IMDb: three samplers and the compression-aware
+variants run their budgets, record curves, built shapes and test accuracy, plot, and resume."""
+import json
+
+import pytest
+import torch
+
+from flow.labs import lab2
+from tests.test_lab1 import write_reviews
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab2")
+    write_reviews(root / "imdb", 300, seed=1)
+    torch.set_num_threads(1)
+    lines = []
+    results = lab2.run("all", "smoke", out=root / "out", imdb_dir=str(root / "imdb"), log=lines.append)
+    return root, results, lines
+
+
+def test_every_sampler_runs_its_budget_and_is_tested(smoke):
+    root, results, lines = smoke
+    record = results["samplers"]
+    trials = lab2.PRESETS["smoke"]["trials"]
+    assert sorted(s["sampler"] for s in record["studies"].values()) == ["grid", "random", "tpe"]
+    for study in record["studies"].values():
+        assert study["trials"] == trials and len(study["curve"]) == trials
+        assert study["curve"] == sorted(study["curve"])  # best so far never falls
+        assert study["best"]["val"] == study["curve"][-1] and 0.0 <= study["test"] <= 1.0
+        built = study["best"]["attrs"]["built"]
+        assert built["num_hidden_layers"] == study["best"]["params"]["num_hidden_layers"]
+        assert built["hidden_size"] == study["best"]["params"]["hidden_size"]
+    assert set(record["comparison"]) == {"random", "grid", "tpe"}
+    assert record["sizes"]["test"] == 64 and record["budget"]["train_samples"] == 64
+    assert json.loads((root / "out" / "samplers_smoke.json").read_text())["studies"] == record["studies"]
+    assert (root / "out" / "samplers_smoke.png").stat().st_size > 10_000
+    assert any("warning: the grid has" in line for line in lines)
+
+
+def test_compression_aware_variants(smoke):
+    root, results, _ = smoke
+    record = results["compress"]
+    assert sorted(s["variant"] for s in record["studies"].values()) == ["no-retrain", "retrain"]
+    assert record["sampler"] == lab2.best_sampler(results["samplers"])
+    for study in record["studies"].values():
+        assert "val_before_compression" in study["best"]["attrs"]
+    assert (root / "out" / "compress_smoke.png").stat().st_size > 10_000
+
+
+def test_rerun_resumes_without_new_trials(smoke):
+    root, results, _ = smoke
+    lines = []
+    again = lab2.run("samplers", "smoke", out=root / "out", imdb_dir=str(root / "imdb"), log=lines.append)
+    assert sum("already has 3 complete trials" in line for line in lines) == 3
+    assert again["samplers"]["studies"] == results["samplers"]["studies"]
+
+
+def test_unknown_sampler_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown sampler\(s\) \['annealing'\]; use random, grid, tpe, nsga2"):
+        lab2.run("samplers", "smoke", out=tmp_path, samplers=("annealing",))
