@@ -1,4 +1,4 @@
-"""Command-line entry point `flow`: emit-rtl, sim and search (labs run as `python -m flow.labs.<lab>`)."""
+"""Command-line entry point `flow`: emit-rtl, sim, estimate and search (labs run as `python -m flow.labs.<lab>`)."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +36,17 @@ def _search(args: argparse.Namespace, extra: list[str]) -> int:
     return lab.main(extra, prog=f"flow search {args.search}")
 
 
+def _estimate(args: argparse.Namespace, extra: list[str]) -> int:
+    from flow.estimate.design import estimate_design, estimate_markdown
+
+    if extra:
+        raise ValueError(f"unexpected arguments {' '.join(extra)}; see `flow estimate --help`")
+    targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
+    results = estimate_design(Path(args.design), targets, args.timeout, not args.no_pnr, args.pnr_timeout)
+    print(estimate_markdown(results))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flow", description="Hardware-aware RTL generation toolflow.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="bulk: the whole vector set in one Verilator binary (default); cocotb: every beat "
                           "driven from Python, for protocol debugging")
     sim.set_defaults(handler=_sim)
+    est = sub.add_parser("estimate", help="synthesize an emitted design (xc7, ecp5), per layer, with logic depth "
+                                          "and an ECP5 Fmax; writes report.json/report.md")
+    est.add_argument("design", help="the design folder, e.g. hw/gen/digits_mlp")
+    est.add_argument("--target", default="xc7,ecp5", help="comma-separated: xc7, ecp5 (default both)")
+    est.add_argument("--timeout", type=float, default=900.0, help="seconds per Yosys run (default 900)")
+    est.add_argument("--no-pnr", action="store_true", help="skip nextpnr-ecp5 place and route (no Fmax)")
+    est.add_argument("--pnr-timeout", type=float, default=1800.0, help="seconds for nextpnr (default 1800)")
+    est.set_defaults(handler=_estimate)
     search = sub.add_parser("search", help="run or join an Optuna study: " + "; ".join(
         f"{k}: {v}" for k, v in SEARCHES.items()), description="The lab's own flags follow the lab name, e.g. "
         "`flow search lab2 --task samplers --preset full`; `--worker 1` joins its studies from another process "

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +22,7 @@ def run_yosys(commands: list[str], timeout: float = 600.0, log_path: Path | None
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "flow.estimate.yosys_driver", str(script)],
-                capture_output=True, text=True, timeout=timeout,
+                capture_output=True, text=True, timeout=timeout, preexec_fn=unlimited_stack,
             )
         except subprocess.TimeoutExpired as error:
             raise YosysError(f"yosys did not finish within {timeout:.0f} s") from error
@@ -31,10 +33,23 @@ def run_yosys(commands: list[str], timeout: float = 600.0, log_path: Path | None
         log_path.write_text(log)
         errors = [line.strip() for line in log.splitlines() if "ERROR" in line]
         first = errors[0] if errors else (log.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        if proc.returncode < 0:
+            name = signal.Signals(-proc.returncode).name
+            raise YosysError(f"yosys crashed ({name}) after: {first} (full log: {log_path}); report it with the "
+                             f"design, or lower the design's size")
         raise YosysError(f"yosys failed (exit {proc.returncode}): {first} (full log: {log_path})")
     if log_path is not None:
         log_path.write_text(log)
     return log
+
+
+def unlimited_stack() -> None:
+    """In the child: lift the stack limit (ABC recurses deeply on big designs and segfaults otherwise)."""
+    try:
+        resource.setrlimit(resource.RLIMIT_STACK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):  # a hard limit below infinity: raise the soft limit to it
+        hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+        resource.setrlimit(resource.RLIMIT_STACK, (hard, hard))
 
 
 def read_commands(sources: list[Path], top: str, parameters: dict[str, object] | None = None) -> list[str]:
