@@ -131,6 +131,6 @@ def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: st
     if folded and ('"' in weights_file or "\\" in weights_file):
         raise ValueError(f"weights file path {weights_file!r} holds a quote or backslash")
     return dict(IN_FEATURES=layer.in_features, OUT_FEATURES=layer.out_features, IN_PAR=in_par, OUT_PAR=out_par,
-                **c.data_in.rtl_parameters("IN"), **c.weight.rtl_parameters("W"), ACC_WIDTH=layer.acc_format.width,
+                **c.data_in.rtl_parameters("IN"), **c.weight.rtl_parameters("W"), ACC_WIDTH=layer.accumulator_width(),
                 **c.data_out.rtl_parameters("OUT"), ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code,
                 **({"WEIGHTS_FILE": f'"{weights_file}"'} if folded else {"WEIGHTS": weights}), BIAS=bias)

@@ -98,7 +98,7 @@ def _weights_package(package: str, graph: HardwareGraph, design: str = "") -> st
                       f"{prefix}_WEIGHTS =",
                       f"        {weight_literals(layer)[0]};"]
         lines += [
-            f"    localparam logic [{layer.out_features * acc.width - 1}:0] {prefix}_BIAS =",
+            f"    localparam logic [{layer.out_features * layer.accumulator_width() - 1}:0] {prefix}_BIAS =",
             f"        {bias_literal(layer)};",
         ]
     lines.append("endpackage")
@@ -114,8 +114,8 @@ def weight_literals(layer: QuantLinear) -> tuple[str, str]:
 
 def bias_literal(layer: QuantLinear) -> str:
     """The layer's bias codes, aligned to the accumulator, as one sized literal (BIAS)."""
-    b_bits = layer.out_features * layer.acc_format.width
-    return sv_literal(pack_codes(layer.bias_codes().tolist(), layer.acc_format.width), b_bits)
+    width = layer.accumulator_width()
+    return sv_literal(pack_codes(layer.bias_codes().tolist(), width), layer.out_features * width)
 
 
 def weight_words(layer: QuantLinear, in_par: int, out_par: int) -> list[int]:

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from flow.hardware.cmvm import bits_for
 from flow.hardware.stages import (
     ActivationStage,
     AddStage,
@@ -28,9 +29,17 @@ def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
         }
         if isinstance(stage, LinearStage):
             c = stage.layer.config
+            if stage.constant is not None:
+                graph = stage.constant.graph
+                multiplier = f"shift-add: {graph.adders} adders, depth {graph.depth}"
+                acc_bits = max(bits_for(*stage.constant.accumulator_bounds(o)) for o in range(stage.out_features))
+            else:
+                multiplier, acc_bits = f"dsp: {stage.in_par * stage.out_par} multipliers", stage.layer.accumulator_width()
             row.update(kind="linear", weight_format=str(c.weight), bias_format=str(c.bias),
-                       accumulator=str(stage.layer.acc_format), rounding=c.rounding.value,
-                       overflow=c.overflow.value, multipliers=stage.in_par * stage.out_par,
+                       accumulator=f"{acc_bits} bits (format bound {stage.layer.acc_format.width}), "
+                                   f"frac {stage.layer.acc_format.frac}",
+                       rounding=c.rounding.value, overflow=c.overflow.value, multiplier=multiplier,
+                       multipliers=stage.in_par * stage.out_par,
                        nonzero_weights=int((stage.layer.weight_codes() != 0).sum()))
         elif isinstance(stage, CastStage):
             row.update(kind="cast", rounding=stage.rounding.value, overflow=stage.overflow.value)
@@ -76,14 +85,14 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Stages",
         "",
-        "| stage | kind | reads | in | out | weights | accumulator | rounding/overflow | par in x out | "
+        "| stage | kind | reads | in | out | weights | accumulator | multiplier | rounding/overflow | par in x out | "
         "cycles per vector | latency |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["stages"]:
         lines.append(
             f"| {row['name']} | {row['kind']} | {', '.join(row.get('inputs', []))} | {row['in_format']} | {row['out_format']} | "
-            f"{row.get('weight_format', '')} | {row.get('accumulator', '')} | "
+            f"{row.get('weight_format', '')} | {row.get('accumulator', '')} | {row.get('multiplier', '')} | "
             f"{row.get('rounding', '')}{'/' + row['overflow'] if 'overflow' in row else ''} | "
             f"{row['in_par']} x {row['out_par']} | {row['initiation_interval']} | {row['latency']} |")
     cycles = report["cycles"]

@@ -134,6 +134,26 @@ class QuantLinear(nn.Linear):
         codes = quantize(self.bias, c.bias, c.rounding, c.overflow)
         return cast_codes(codes, c.bias.frac, self.acc_format, c.rounding, Overflow.SATURATE)
 
+    def accumulator_interval(self) -> tuple[int, int]:
+        """The exact range of every output's sum (products plus bias) over all inputs the data_in
+        format can hold, from the actual weight and bias codes."""
+        fmt = self.config.data_in
+        x_lo, x_hi = (-(1 << (fmt.width - 1)), (1 << (fmt.width - 1)) - 1) if fmt.signed else (0, (1 << fmt.width) - 1)
+        w, b = self.weight_codes(), self.bias_codes()
+        positive, negative = w.clamp(min=0), w.clamp(max=0)
+        hi = positive.sum(dim=1) * x_hi + negative.sum(dim=1) * x_lo + b
+        lo = positive.sum(dim=1) * x_lo + negative.sum(dim=1) * x_hi + b
+        return int(lo.min()), int(hi.max())
+
+    def accumulator_width(self) -> int:
+        """The two's complement bits that hold :meth:`accumulator_interval` (at least 2): what the
+        hardware accumulates in. Never more than ``acc_format.width`` (the formats' worst case)."""
+        lo, hi = self.accumulator_interval()
+        bits = 2
+        while not (-(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1))):
+            bits += 1
+        return min(bits, self.acc_format.width)
+
     def forward_codes(self, x_codes: torch.Tensor) -> torch.Tensor:
         """Exact: input codes of ``data_in`` to output codes of ``data_out`` (int64)."""
         if x_codes.dtype != torch.int64:

@@ -22,7 +22,9 @@
 //   this file); a simulation resolves a relative name against +flow_rtl_dir=<folder> when given
 //   (flow's Verilator runs pass the emitted rtl folder), else its working directory.
 // BIAS packs bias o, already aligned to frac IN_FRAC + W_FRAC, at [o*ACC_WIDTH +: ACC_WIDTH].
-// ACC_WIDTH must hold every sum (flow.nn.linear.accumulator_format computes it).
+// ACC_WIDTH must hold every final sum (QuantLinear.accumulator_width: the interval of the actual
+// weights over the input range); running sums and products wrap modulo 2**ACC_WIDTH, which is exact
+// because the final sum fits.
 module linear #(
     parameter int IN_FEATURES  = 4,
     parameter int OUT_FEATURES = 4,
@@ -72,8 +74,8 @@ module linear #(
         if (OUT_FEATURES % OUT_PAR != 0) begin : g_bad_out_par
             $error("linear: OUT_PAR must divide OUT_FEATURES");
         end
-        if (ACC_WIDTH <= P_WIDTH) begin : g_bad_acc
-            $error("linear: ACC_WIDTH must exceed the product width (signed input + signed weight)");
+        if (ACC_WIDTH < 2) begin : g_bad_acc
+            $error("linear: ACC_WIDTH must be at least 2");
         end
         if (STEPS > 1 && WEIGHTS_FILE == "") begin : g_bad_weights
             $error("linear: a folded layer reads its weights from WEIGHTS_FILE; none given");

@@ -105,3 +105,27 @@ def test_a_large_folded_layer_builds_in_bounded_time(tmp_path):
     layer = random_layer(n_in, n_out, LinearQuantConfig(*formats, rounding, overflow), random.Random(0))
     built = build("linear", library_sources(), linear_parameters(layer, in_par, out_par), build_root=tmp_path)
     assert not built.cached and built.seconds < LARGE_BUILD_SECONDS, built.seconds
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("in_par,out_par", [(2, 2), (8, 4)], ids=["folded", "full"])
+def test_accumulator_sized_by_the_actual_weights_wraps_exactly(in_par, out_par, tmp_path):
+    """Weights in {-1, 0, 1} under 16-bit inputs need a 20-bit accumulator, not the formats' 28 bits
+    (narrower even than one 24-bit product): running sums wrap, the final sums are exact."""
+    config = LinearQuantConfig(F(16, 8), F(8, 4), F(8, 4), F(8, 2), "half_up", "saturate")
+    rng = random.Random(7)
+    layer = QuantLinear(8, 4, config=config)
+    w = torch.tensor([rng.choice((-1, 0, 1)) for _ in range(32)]).view(4, 8)
+    with torch.no_grad():
+        layer.weight.copy_(dequantize(w, config.weight, torch.float64))
+        layer.bias.copy_(torch.tensor([0.5, -0.25, 0.0, 0.0625]))
+    assert (layer.accumulator_width(), layer.acc_format.width) == (20, 28)
+    vectors = 40
+    x = torch.tensor(random_codes(config.data_in, 8 * vectors, rng)).view(vectors, 8)
+    x[0] = -(1 << 15)  # the interval's ends: every input at its extreme
+    x[1] = (1 << 15) - 1
+    results = simulate(f"linear-narrow-{in_par}x{out_par}", "linear", linear_parameters(layer, in_par, out_par),
+                       x.flatten().tolist(), layer.forward_codes(x).flatten().tolist(), in_width=16, out_width=8,
+                       out_par=out_par, vectors=vectors, work_dir=tmp_path,
+                       cycles_per_vector=linear_cycles(8, 4, in_par, out_par)[0])
+    assert results["mismatches"] == 0, results["examples"]
