@@ -8,7 +8,7 @@ CONFIG ?= configs/digits_mlp.toml
 DESIGN ?= hw/gen/digits_mlp
 FUZZ_MINUTES ?= 30
 
-.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-formats bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab2 lab3 lab4 baseline clean
+.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-formats bench-hw bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab2 lab3 lab4 baseline clean
 
 install: $(STAMP)
 
@@ -44,6 +44,9 @@ bench-emit: $(STAMP)
 
 bench-formats: $(STAMP)
 	$(PY) -m benches.bench_formats
+
+bench-hw: $(STAMP)
+	ulimit -s unlimited; $(PY) -m benches.bench_hw --json results/bench_hw.json
 
 bench-sim-engines: $(STAMP)
 	$(PY) -m benches.bench_sim_engines

@@ -1,0 +1,110 @@
+"""Benchmark (not a test): the digits MLP of issue 10 (inputs u8.7, weights and biases s8.6, hidden
+u8.4, round half up, saturate) at several design points, each emitted, simulated bit-exact on the
+whole test split and synthesized with the same flow (`flow estimate`: Yosys xc7 and ECP5, nextpnr-ecp5
+Fmax). One table: LUT, FF, DSP, CARRY4, logic depth, ECP5 Fmax, II, latency, vectors per second at
+Fmax, and the simulation's speed. `make bench-hw` (`--points` picks some, `--no-pnr` skips Fmax).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from flow.design.config import flag_overrides, load_config
+from flow.design.pipeline import emit_design
+from flow.estimate.design import estimate_design
+from flow.hardware.simulate import simulate_design
+
+FORMATS = ["--quantization.default.data_in_signed", "false", "--quantization.default.data_in_frac_width", "4",
+           "--quantization.fc1.data_in_frac_width", "7",
+           "--quantization.default.data_out_signed", "false", "--quantization.default.data_out_frac_width", "4",
+           "--quantization.fc3.data_out_signed", "true"]
+
+
+def parallel(multiplier: str, pipeline_every: int = 0) -> list[str]:
+    return ["--parallelism.default.in_par", "full", "--parallelism.default.out_par", "full",
+            "--parallelism.fc1.in_par", "full", "--parallelism.fc3.out_par", "full",
+            "--parallelism.default.multiplier", multiplier, "--parallelism.default.pipeline_every", str(pipeline_every)]
+
+
+def folded(fc1_in: int, out: int, fc3_out: int) -> list[str]:
+    return ["--parallelism.fc1.in_par", str(fc1_in), "--parallelism.default.out_par", str(out),
+            "--parallelism.fc3.out_par", str(fc3_out), "--parallelism.default.multiplier", "dsp"]
+
+
+POINTS: dict[str, list[str]] = {
+    "parallel-lut": parallel("lut"),  # shift-add, no register inside a layer
+    "parallel-lut-pe2": parallel("lut", 2),  # a register every 2 adder levels
+    "parallel-dsp": parallel("dsp"),
+    "folded-16x8": folded(16, 8, 10),
+    "folded-8x4": folded(8, 4, 5),
+    "folded-4x2": folded(4, 2, 2),
+    "minimal": folded(1, 1, 1),
+}
+DA4ML_ISSUE = {"LUT": 30307, "DSP48E1": 0, "FF": 6103, "II": 1, "latency": 5}  # issue 10's measurement, not rerun
+
+
+def run_point(name: str, flags: list[str], out: Path, pnr: bool) -> dict:
+    config = load_config("configs/digits_mlp.toml", flag_overrides(
+        ["--design.name", name.replace("-", "_"), "--design.output_dir", str(out)] + FORMATS + flags))
+    start = time.perf_counter()
+    emitted = emit_design(config, log=lambda _: None)
+    emit_s = time.perf_counter() - start
+    sim = simulate_design(emitted.folder, log=lambda _: None, build_root=out / "build")
+    est = estimate_design(emitted.folder, pnr=pnr, log=lambda _: None)
+    x, e = est["xc7"], est["ecp5"]
+    fmax = e.get("pnr", {}).get("fmax_mhz")
+    return {"point": name, "LUT": x["total"]["LUT"], "FF": x["total"]["FF"], "DSP": x["total"]["DSP48E1"],
+            "CARRY4": x["total"]["CARRY4"], "BRAM": x["total"]["BRAM"], "depth": x["logic_depth"],
+            "ecp5_lut4": e["total"]["LUT4"], "fmax_mhz": fmax, "fmax_error": e.get("pnr", {}).get("error"),
+            "II": sim["initiation_interval"], "latency": sim["latency_cycles"],
+            "vectors_per_s_at_fmax": est.get("vectors_per_second_at_ecp5_fmax"),
+            "mismatches": sim["mismatches"], "hw_accuracy": sim["hardware_accuracy"],
+            "sim_vectors_per_s": sim["vectors_per_second"], "sim_build_s": sim["build_seconds"],
+            "emit_s": round(emit_s, 1), "synth_s": x["seconds"] + e["seconds"],
+            "pnr_s": e.get("pnr", {}).get("seconds")}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| point | LUT | FF | DSP | CARRY4 | logic depth | ECP5 Fmax (MHz) | II | latency | vectors/s at Fmax | "
+             "LUT+DSP vs parallel-lut | mismatches | sim vectors/s (build s) |",
+             "|---" * 13 + "|"]
+    base = next((r for r in rows if r["point"] == "parallel-lut"), None)
+    for r in rows:
+        ratio = f"{(r['LUT'] + r['DSP']) / (base['LUT'] + base['DSP']):.2f}" if base else ""
+        fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "did not fit/route"
+        vps = f"{r['vectors_per_s_at_fmax']:,.0f}" if r["vectors_per_s_at_fmax"] else ""
+        lines.append(f"| {r['point']} | {r['LUT']:,} | {r['FF']:,} | {r['DSP']} | {r['CARRY4']:,} | {r['depth']} | "
+                     f"{fmax} | {r['II']} | {r['latency']} | {vps} | {ratio} | {r['mismatches']} | "
+                     f"{r['sim_vectors_per_s']:,} ({r['sim_build_s']}) |")
+    d = DA4ML_ISSUE
+    lines.append(f"| da4ml 0.6.0 (issue 10's figures; not rerun: da4ml is not installed) | {d['LUT']:,} | {d['FF']:,} | "
+                 f"{d['DSP48E1']} | | | | {d['II']} | {d['latency']} | | | | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", default=",".join(POINTS), help=f"comma-separated, of {', '.join(POINTS)}")
+    ap.add_argument("--no-pnr", action="store_true", help="skip nextpnr (no Fmax)")
+    ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    a = ap.parse_args(argv)
+    names = [p.strip() for p in a.points.split(",") if p.strip()]
+    unknown = [p for p in names if p not in POINTS]
+    if unknown:
+        ap.error(f"unknown point(s) {unknown}; use {', '.join(POINTS)}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            rows.append(run_point(name, POINTS[name], Path(tmp), not a.no_pnr))
+            print(f"{name}: {json.dumps(rows[-1])}", flush=True)
+    print(table(rows))
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
