@@ -26,12 +26,32 @@ def _sim(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 SEARCHES = {"lab2": "architecture search (random, grid, TPE; compression-aware)",
-            "lab3": "mixed-precision search (per-layer width and format)"}
+            "lab3": "mixed-precision search (per-layer width and format)",
+            "hw": "hardware-aware NSGA-II over width, frac, parallelism and sparsity of a design config"}
+
+
+def _search_hw(argv: list[str]) -> int:
+    from flow.design.hw_search import run
+
+    ap = argparse.ArgumentParser(prog="flow search hw", description=SEARCHES["hw"])
+    ap.add_argument("--config", default=None, help="design TOML (default: the built-in digits MLP)")
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--storage", default="results/hw_search/studies.db",
+                    help="a .db path, journal:<file> or an Optuna storage URL")
+    ap.add_argument("--out", default="results/hw_search", help="figure, results JSON and confirmed designs")
+    ap.add_argument("--confirm", type=int, default=4, help="Pareto points to emit, simulate and synthesize")
+    ap.add_argument("--worker", type=int, default=0, help="join the study as extra worker N (N >= 1)")
+    a = ap.parse_args(argv)
+    run(a.config, a.trials, a.storage, Path(a.out), a.seed, a.confirm, worker=a.worker)
+    return 0
 
 
 def _search(args: argparse.Namespace, extra: list[str]) -> int:
     import importlib
 
+    if args.search == "hw":
+        return _search_hw(extra)
     lab = importlib.import_module(f"flow.labs.{args.search}")
     return lab.main(extra, prog=f"flow search {args.search}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from flow.hardware.components import (
     add_parameters,
@@ -79,6 +80,11 @@ def _folded(stage: LinearStage) -> bool:
 def weights_file(design: str, stage: LinearStage) -> str:
     """The ROM file of a folded layer, a name in the design's rtl folder."""
     return f"{_ident(design)}_{_ident(stage.name)}_weights.hex"
+
+
+def stage_instance(index: int, stage: Any) -> str:
+    """The instance name of stage ``index`` in the emitted top (how synthesis reports it)."""
+    return f"u_s{index}_{_ident(stage.name)}"
 
 
 def _weights_package(package: str, graph: HardwareGraph, design: str = "") -> str:
@@ -217,7 +223,7 @@ def top_module(top: str, package: str, graph: HardwareGraph, design: str = "") -
     ]
     signals = {INPUT: "s_axis"}
     for index, stage in enumerate(graph.stages):
-        base = f"s{index}_{_ident(stage.name)}"
+        base = stage_instance(index, stage).removeprefix("u_")
         for output, suffix in zip(stage.outputs, ["", ""] if len(stage.outputs) == 1 else ["_a", "_b"]):
             signals[output] = base + suffix
         bits = stage.out_par * stage.out_format.width

@@ -1,0 +1,157 @@
+"""An analytical resource and cycle estimator (milliseconds, no synthesis), calibrated on Yosys.
+
+``estimate(graph)`` gives LUT, FF and DSP48E1 per stage and in total for Xilinx 7-series, plus
+the design's II and latency (the cycle model the simulations check). Each stage is described by
+a few counts that drive its hardware (``stage_features``): bits of accumulators and casts, LUT
+multipliers, distributed-ROM bits, shift-add adder bits from the actual adder graph, register
+bits; LUT and FF are a non-negative linear model of them, one per stage kind, whose coefficients
+``benches/calibrate_estimator.py`` fits on a Yosys sweep and stores in ``calibration.json``
+beside this file. DSPs are counted, not fitted: one DSP48E1 per multiplier lane whose product
+Yosys maps to a DSP (both operands at least 2 bits, the product at least 9; a 25x18 block).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flow.hardware.components import linear_steps
+from flow.hardware.stages import ActivationStage, CastStage, FifoStage, HardwareGraph, LinearStage
+
+CALIBRATION = Path(__file__).with_name("calibration.json")
+DSP_A, DSP_B, DSP_MIN, DSP_Y_MIN = 25, 18, 2, 9  # Yosys' xc7 mul2dsp limits
+
+
+def signed_bits(fmt: Any) -> int:
+    return fmt.width + (0 if fmt.signed else 1)
+
+
+def dsp_per_product(x_bits: int, w_bits: int) -> int:
+    """DSP48E1 blocks one signed x_bits by w_bits product takes in Yosys' xc7 mapping (0: LUTs)."""
+    a, b = max(x_bits, w_bits), min(x_bits, w_bits)
+    if b < DSP_MIN or a + b < DSP_Y_MIN:
+        return 0
+    return math.ceil(a / DSP_A) * math.ceil(b / DSP_B)
+
+
+def stage_kind(stage: Any) -> str:
+    if isinstance(stage, LinearStage):
+        return "linear_lut" if stage.constant is not None else (
+            "linear_parallel" if linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par) == 1
+            else "linear_folded")
+    if isinstance(stage, ActivationStage | CastStage):
+        return "elementwise"
+    if isinstance(stage, FifoStage):
+        return "fifo"
+    return "other"
+
+
+def stage_features(stage: Any) -> dict[str, float]:
+    """The counts a stage's LUT and FF grow with (see the module docstring)."""
+    in_bits = stage.in_par * stage.in_format.width
+    out_bits = stage.out_par * stage.out_format.width
+    f: dict[str, float] = {"one": 1.0, "stream_bits": in_bits + out_bits}
+    if isinstance(stage, LinearStage):
+        layer = stage.layer
+        x, w = signed_bits(layer.config.data_in), signed_bits(layer.config.weight)
+        lanes = stage.in_par * stage.out_par
+        steps = linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par)
+        codes = layer.weight_codes()
+        nonzero = int((codes != 0).sum())
+        if stage.constant is not None:
+            graph = stage.constant.graph
+            acc = [max(2, _bits(*stage.constant.accumulator_bounds(o))) for o in range(stage.out_features)]
+            f.update(adder_bits=float(sum(n.width for n in graph.nodes if n.a is not None)),
+                     cast_bits=float(sum(acc)), register_bits=float(_pipeline_bits(stage)))
+            return f
+        acc = layer.accumulator_width()
+        lut_products = dsp_per_product(x, w) == 0
+        if steps == 1:  # fully parallel: constant weights, one product per nonzero weight
+            f.update(lut_mult_bits=float(nonzero * x * w if lut_products else 0),
+                     adder_bits=float(nonzero * acc), cast_bits=float(stage.out_features * acc))
+        else:
+            f.update(lut_mult_bits=float(lanes * x * w if lut_products else 0),
+                     adder_bits=float(lanes * acc), cast_bits=float(stage.out_par * acc),
+                     rom_bits=float(lanes * layer.config.weight.width * steps) / 64.0,
+                     result_bits=float(stage.out_features * acc), counter_bits=float(math.log2(steps)))
+        return f
+    if isinstance(stage, FifoStage):
+        f["fifo_bits"] = float(stage.depth * in_bits)
+    return f
+
+
+def _bits(lo: int, hi: int) -> int:
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1))):
+        bits += 1
+    return bits
+
+
+def _pipeline_bits(stage: LinearStage) -> int:
+    """Register bits inside a pipelined shift-add layer: each node carried across a boundary."""
+    const = stage.constant
+    if const is None or const.segments == 1:
+        return 0
+    last = const.segments - 1
+    uses: dict[int, int] = {}
+    for node in const.graph.nodes:
+        if node.a is not None:
+            for operand in (node.a, node.b):
+                uses[operand] = max(uses.get(operand, 0), const.segment(node.id))
+    for term in const.graph.outputs:
+        if term is not None:
+            uses[term[0]] = max(uses.get(term[0], 0), last)
+    return sum(const.graph.nodes[n].width * (seg - const.segment(n)) for n, seg in uses.items())
+
+
+def dsp_count(stage: Any) -> int:
+    if not isinstance(stage, LinearStage) or stage.constant is not None:
+        return 0
+    c = stage.layer.config
+    per = dsp_per_product(signed_bits(c.data_in), signed_bits(c.weight))
+    if linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par) == 1:
+        # constant weights: Yosys narrows each constant to its own bits first, and +-2**k is a shift
+        x = signed_bits(c.data_in)
+        count = 0
+        for code in stage.layer.weight_codes().flatten().tolist():
+            magnitude = abs(code)
+            if magnitude and magnitude & (magnitude - 1):
+                count += dsp_per_product(x, _bits(code, code))
+        return count
+    return per * stage.in_par * stage.out_par
+
+
+@dataclass
+class Calibration:
+    """Per stage kind and resource: feature name -> coefficient."""
+
+    coefficients: dict[str, dict[str, dict[str, float]]]
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION) -> Calibration:
+        if not path.exists():
+            raise FileNotFoundError(f"no estimator calibration at {path}; run `python -m benches.calibrate_estimator`")
+        return cls(json.loads(path.read_text())["coefficients"])
+
+    def predict(self, kind: str, resource: str, features: dict[str, float]) -> float:
+        weights = self.coefficients.get(kind, self.coefficients.get("other", {})).get(resource, {})
+        return sum(weights.get(name, 0.0) * value for name, value in features.items())
+
+
+def estimate(graph: HardwareGraph, calibration: Calibration | None = None) -> dict[str, Any]:
+    """LUT, FF and DSP per stage (by instance name) and in total, with II and latency."""
+    from flow.hardware.emit import stage_instance
+
+    calibration = calibration or Calibration.load()
+    stages: dict[str, dict[str, int]] = {}
+    for index, stage in enumerate(graph.stages):
+        kind, features = stage_kind(stage), stage_features(stage)
+        stages[stage_instance(index, stage)] = {
+            "LUT": round(calibration.predict(kind, "LUT", features)),
+            "FF": round(calibration.predict(kind, "FF", features)),
+            "DSP48E1": dsp_count(stage)}
+    total = {key: sum(row[key] for row in stages.values()) for key in ("LUT", "FF", "DSP48E1")}
+    return {"total": total, "stages": stages, "initiation_interval": graph.initiation_interval,
+            "latency": graph.latency_estimate}
