@@ -22,7 +22,7 @@ from torch import nn
 
 from flow.labs.common import check_preset, run_metadata, write_json
 from flow.labs.lab1 import fixed_config
-from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, study_summary
+from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, tested_summary
 from flow.models.bert import build_bert, parameter_count
 from flow.passes import make_permanent, prune_module, quantize_module
 from flow.paths import results_dir
@@ -112,16 +112,8 @@ class Lab2:
 
     def finish(self, record: dict[str, Any], name: str, study: optuna.Study, extra: dict[str, Any]) -> None:
         """Summary and test accuracy of the study's best model into the record (kept when present)."""
-        summary = study_summary(study)
-        previous = record["studies"].get(name, {})
-        if previous.get("best", {}).get("number") == summary["best"]["number"] and "test" in previous:
-            summary["test"] = previous["test"]
-        else:
-            model = BestKeeper(self.out, name).load(summary["best"]["number"])
-            if model is None:
-                raise RuntimeError(f"the best model of {name} (trial {summary['best']['number']}) was not kept; "
-                                   f"delete the study from {self.storage} and rerun it")
-            summary["test"] = self.data.test_accuracy(model, f"test ({name} best)")
+        summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
+                                 self.data.test_accuracy, self.storage)
         record["studies"][name] = {**extra, **summary}
         self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, "
                  f"test {summary['test']:.4f}")

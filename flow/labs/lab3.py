@@ -26,7 +26,7 @@ from flow.data.loader import make_loader
 from flow.formats.storage import bits_per_element
 from flow.labs.common import check_preset, run_metadata, write_json
 from flow.labs.lab1 import Lab1
-from flow.labs.search_harness import BestKeeper, load_record, study_summary, subset
+from flow.labs.search_harness import BestKeeper, load_record, subset, tested_summary
 from flow.nn.format_linear import FormatLinear
 from flow.passes import quantize_module
 from flow.passes.quantize import linear_layers
@@ -111,16 +111,8 @@ class Lab3:
         study = run_study(spec, self.objective(space, name, seed), self.log)
         if worker:
             return
-        summary = study_summary(study)
-        previous = record["studies"].get(name, {})
-        if previous.get("best", {}).get("number") == summary["best"]["number"] and "test" in previous:
-            summary["test"] = previous["test"]
-        else:
-            model = BestKeeper(self.out, name).load(summary["best"]["number"])
-            if model is None:
-                raise RuntimeError(f"the best model of {name} was not kept; delete the study from {self.storage} "
-                                   f"and rerun it")
-            summary["test"] = self.lab1.test_accuracy(model, f"test ({name} best)")
+        summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
+                                 self.lab1.test_accuracy, self.storage)
         summary["bits_table"] = bits_table(study)
         record["studies"][name] = {**extra, **summary}
         self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, test "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,21 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
             "best": {"number": best.number, "val": best.value, "params": best.params, "attrs": best.user_attrs},
             "trial_seconds": [t.user_attrs.get("seconds") for t in sorted(trials, key=lambda t: t.number)],
             "wall_seconds": round(sum(t.user_attrs.get("seconds", 0.0) for t in trials), 1)}
+
+
+def tested_summary(study: optuna.Study, previous: dict[str, Any], keeper: BestKeeper,
+                   test: Callable[[nn.Module, str], float], storage: str) -> dict[str, Any]:
+    """:func:`study_summary` with the test accuracy of the best trial's kept model (reused from
+    ``previous``, the study's last record, while the best trial is the same)."""
+    summary = study_summary(study)
+    best = summary["best"]["number"]
+    if previous.get("best", {}).get("number") == best and "test" in previous:
+        return {**summary, "test": previous["test"]}
+    model = keeper.load(best)
+    if model is None:
+        raise RuntimeError(f"the best model of {keeper.study_name} (trial {best}) was not kept; delete the study "
+                           f"from {storage} and rerun it")
+    return {**summary, "test": test(model, f"test ({keeper.study_name} best)")}
 
 
 def load_record(path: Path, header: dict[str, Any]) -> dict[str, Any]:
