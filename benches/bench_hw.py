@@ -53,7 +53,7 @@ def run_point(name: str, flags: list[str], out: Path, pnr: bool) -> dict:
     emitted = emit_design(config, log=lambda _: None)
     emit_s = time.perf_counter() - start
     sim = simulate_design(emitted.folder, log=lambda _: None, build_root=out / "build")
-    est = estimate_design(emitted.folder, pnr=pnr, log=lambda _: None)
+    est = estimate_design(emitted.folder, timeout=5400, pnr=pnr, pnr_timeout=5400, log=lambda _: None)
     x, e = est["xc7"], est["ecp5"]
     fmax = e.get("pnr", {}).get("fmax_mhz")
     return {"point": name, "LUT": x["total"]["LUT"], "FF": x["total"]["FF"], "DSP": x["total"]["DSP48E1"],

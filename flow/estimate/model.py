@@ -7,7 +7,8 @@ multipliers, distributed-ROM bits, shift-add adder bits from the actual adder gr
 bits; LUT and FF are a non-negative linear model of them, one per stage kind, whose coefficients
 ``benches/calibrate_estimator.py`` fits on a Yosys sweep and stores in ``calibration.json``
 beside this file. DSPs are counted, not fitted: one DSP48E1 per multiplier lane whose product
-Yosys maps to a DSP (both operands at least 2 bits, the product at least 9; a 25x18 block).
+Yosys maps to a DSP (data at least 2 bits, weight at least 3, product at least 9; a 25x18 block),
+and for constant weights one per weight whose odd part is not 1 and passes the same rule.
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flow.hardware.cmvm import csd
 from flow.hardware.components import linear_steps
 from flow.hardware.stages import ActivationStage, CastStage, FifoStage, HardwareGraph, LinearStage
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
-DSP_A, DSP_B, DSP_MIN, DSP_Y_MIN = 25, 18, 2, 9  # Yosys' xc7 mul2dsp limits
+DSP_A, DSP_B, DSP_A_MIN, DSP_B_MIN, DSP_Y_MIN = 25, 18, 2, 3, 9  # Yosys' xc7 mul2dsp limits, as measured
 
 
 def signed_bits(fmt: Any) -> int:
@@ -29,18 +31,36 @@ def signed_bits(fmt: Any) -> int:
 
 
 def dsp_per_product(x_bits: int, w_bits: int) -> int:
-    """DSP48E1 blocks one signed x_bits by w_bits product takes in Yosys' xc7 mapping (0: LUTs)."""
-    a, b = max(x_bits, w_bits), min(x_bits, w_bits)
-    if b < DSP_MIN or a + b < DSP_Y_MIN:
+    """DSP48E1 blocks a signed x_bits (data) by w_bits (weight) product takes in Yosys' xc7 mapping
+    (0: LUTs): the data operand at least 2 bits, the weight at least 3, the product at least 9
+    (measured on the calibration sweep); a 25x18 block."""
+    if x_bits < DSP_A_MIN or w_bits < DSP_B_MIN or x_bits + w_bits < DSP_Y_MIN:
         return 0
-    return math.ceil(a / DSP_A) * math.ceil(b / DSP_B)
+    return math.ceil(x_bits / DSP_A) * math.ceil(w_bits / DSP_B)
+
+
+def constant_on_dsp(x_bits: int, code: int) -> int:
+    """DSP48E1s a product by the constant ``code`` takes: Yosys drops the constant's trailing zeros
+    (a shift) and narrows it to its own bits; +-2**k is a shift alone."""
+    odd = abs(code)
+    if not odd:
+        return 0
+    while not odd & 1:
+        odd >>= 1
+    if odd == 1:
+        return 0
+    return dsp_per_product(x_bits, _bits(-odd if code < 0 else odd, -odd if code < 0 else odd))
 
 
 def stage_kind(stage: Any) -> str:
     if isinstance(stage, LinearStage):
-        return "linear_lut" if stage.constant is not None else (
-            "linear_parallel" if linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par) == 1
-            else "linear_folded")
+        if stage.constant is not None:
+            return "linear_lut"
+        if linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par) == 1:
+            return "linear_parallel"
+        c = stage.layer.config
+        on_dsp = dsp_per_product(signed_bits(c.data_in), signed_bits(c.weight)) > 0
+        return "linear_folded" if on_dsp else "linear_folded_lut_products"
     if isinstance(stage, ActivationStage | CastStage):
         return "elementwise"
     if isinstance(stage, FifoStage):
@@ -68,14 +88,18 @@ def stage_features(stage: Any) -> dict[str, float]:
             return f
         acc = layer.accumulator_width()
         lut_products = dsp_per_product(x, w) == 0
-        if steps == 1:  # fully parallel: constant weights, one product per nonzero weight
-            f.update(lut_mult_bits=float(nonzero * x * w if lut_products else 0),
-                     adder_bits=float(nonzero * acc), cast_bits=float(stage.out_features * acc))
+        if steps == 1:  # fully parallel: constant weights; Yosys builds small constant products from LUTs
+            lut_mult = sum(x * max(len(csd(code)) - 1, 0) for code in codes.flatten().tolist()
+                           if code and not constant_on_dsp(x, code))
+            f.update(lut_mult_bits=float(lut_mult), adder_bits=float(nonzero * acc),
+                     cast_bits=float(stage.out_features * acc))
         else:
+            groups = stage.out_features // stage.out_par
             f.update(lut_mult_bits=float(lanes * x * w if lut_products else 0),
                      adder_bits=float(lanes * acc), cast_bits=float(stage.out_par * acc),
                      rom_bits=float(lanes * layer.config.weight.width * steps) / 64.0,
-                     result_bits=float(stage.out_features * acc), counter_bits=float(math.log2(steps)))
+                     result_bits=float(stage.out_features * acc), acc_mux_bits=float(stage.out_par * acc * (groups - 1)),
+                     counter_bits=float(math.log2(steps)), lanes=float(lanes), x_lane_bits=float(stage.in_par * x))
         return f
     if isinstance(stage, FifoStage):
         f["fifo_bits"] = float(stage.depth * in_bits)
@@ -112,14 +136,8 @@ def dsp_count(stage: Any) -> int:
     c = stage.layer.config
     per = dsp_per_product(signed_bits(c.data_in), signed_bits(c.weight))
     if linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par) == 1:
-        # constant weights: Yosys narrows each constant to its own bits first, and +-2**k is a shift
         x = signed_bits(c.data_in)
-        count = 0
-        for code in stage.layer.weight_codes().flatten().tolist():
-            magnitude = abs(code)
-            if magnitude and magnitude & (magnitude - 1):
-                count += dsp_per_product(x, _bits(code, code))
-        return count
+        return sum(constant_on_dsp(x, code) for code in stage.layer.weight_codes().flatten().tolist())
     return per * stage.in_par * stage.out_par
 
 
