@@ -61,3 +61,7 @@ def test_installed_wheel_emits_and_simulates_outside_the_checkout(tmp_path):
     assert report["mismatches"] == 0 and report["vectors"] == 40
     assert report["hardware_accuracy"] == report["reference_accuracy"]
     assert (work / "build" / "sim").is_dir()  # the build cache lives beside the user's work, not in site-packages
+    estimated = subprocess.run([sys.executable, "-c", "from flow.estimate.model import Calibration; "
+                                "print(len(Calibration.load().coefficients))"], cwd=work, env=env,
+                               capture_output=True, text=True)
+    assert estimated.returncode == 0 and int(estimated.stdout) >= 5, estimated.stderr  # the calibration ships
