@@ -189,3 +189,25 @@ def test_two_workers_finish_the_budget_with_no_trial_lost_or_twice(tmp_path, sto
 def test_curve_stats_mean_and_spread():
     mean, low, high = curve_stats([[0.5, 0.6], [0.7, 0.7, 0.8]])
     assert mean == pytest.approx([0.6, 0.65, 0.8]) and low == [0.5, 0.6, 0.8] and high == [0.7, 0.7, 0.8]
+
+
+def test_grid_sampler_never_lists_a_huge_grid_and_visits_distinct_points():
+    space = ArchitectureSpace()  # 1.7e17 grid points with the Linear/Identity choices
+    with pytest.warns(UserWarning, match="the grid has 168,"):
+        sampler = make_sampler("grid", 0, space.grid(), n_trials=5)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(lambda t: float(space.suggest(t).hidden_size), n_trials=5)
+    indices = [t.system_attrs["grid_index"] for t in study.trials]
+    assert len(set(indices)) == 5
+    for trial, index in zip(study.trials, indices):
+        point = sampler.point(index)
+        assert all(point[name] == value for name, value in trial.params.items())
+
+
+def test_a_small_grid_is_visited_exhaustively_then_refused():
+    study = optuna.create_study(sampler=make_sampler("grid", 3, {"a": [1, 2], "b": ["x", "y"]}))
+    study.optimize(lambda t: t.suggest_categorical("a", [1, 2]) + len(t.suggest_categorical("b", ["x", "y"])),
+                   n_trials=4)
+    assert sorted((t.params["a"], t.params["b"]) for t in study.trials) == [(1, "x"), (1, "y"), (2, "x"), (2, "y")]
+    with pytest.raises(ValueError, match="every one of the grid's 4 points has been visited"):
+        study.optimize(lambda t: 0.0, n_trials=1)
