@@ -7,6 +7,7 @@ ports than the package has pins still places; the Fmax is that of the logic betw
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,10 @@ def place_and_route(netlist: Path, target_mhz: float = 100.0, timeout: float = 1
             raise NextpnrError(f"nextpnr-ecp5 did not finish within {timeout:.0f} s; raise --pnr-timeout or skip "
                                f"place and route (--no-pnr)") from error
         if proc.returncode != 0 or not report.exists():
+            full = re.search(r"no BELs remaining to implement cell type '(\w+)'", proc.stdout + proc.stderr)
+            if full:
+                raise NextpnrError(f"the design does not fit the LFE5U-85F: no {full.group(1)} left to place; "
+                                   f"fold the layers further or use fewer multipliers")
             lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
             last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
             raise NextpnrError(f"nextpnr-ecp5 failed (exit {proc.returncode}): {(lines or last)[0]}")
