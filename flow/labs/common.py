@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +53,29 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+def lab_arguments(ap: argparse.ArgumentParser, lab: str, search: bool = False) -> None:
+    """The flags every lab takes (--preset, --out, --imdb-dir, --threads, --no-progress) and, for the
+    Optuna labs, --storage and --worker."""
+    ap.add_argument("--preset", choices=list(PRESETS), default="smoke")
+    if search:
+        ap.add_argument("--storage", default=None, help=f"a .db path, journal:<file> or an Optuna storage URL "
+                                                        f"(default results/{lab}/studies.db)")
+        ap.add_argument("--worker", type=int, default=0, help="join the existing studies as extra worker N (N >= 1)")
+    ap.add_argument("--out", default=None, help=f"output folder (default results/{lab})")
+    ap.add_argument("--imdb-dir", default=None, help="local IMDb folder (else $FLOW_IMDB_DIR or ../shared/data/imdb)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--no-progress", action="store_true")
+
+
+def run_lab(lab: str, threads: int | None, work: Callable[[], Any]) -> int:
+    """Run a lab's work with ``threads`` torch threads; a bad input or a missing file is one line, exit 2."""
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        work()
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"{lab}: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from torch import nn
 
 from flow.data.loader import make_loader
 from flow.data.pipeline import IMDbData, prepare_imdb
-from flow.labs.common import check_preset, run_metadata, write_json
+from flow.labs.common import check_preset, lab_arguments, run_lab, run_metadata, write_json
 from flow.models.bert import build_bert
 from flow.passes import make_permanent, prune_module, quantize_module
 from flow.paths import results_dir
@@ -246,21 +245,9 @@ def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flow.labs.lab1", description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=["quantize", "prune", "all"], default="all")
-    ap.add_argument("--preset", choices=["smoke", "full"], default="smoke")
-    ap.add_argument("--out", default=None, help="output folder (default results/lab1)")
-    ap.add_argument("--imdb-dir", default=None, help="local IMDb folder (else $FLOW_IMDB_DIR or ../shared/data/imdb)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--no-progress", action="store_true")
+    lab_arguments(ap, "lab1")
     a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
-        run(a.task, a.preset, a.out, a.imdb_dir, progress=not a.no_progress)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"lab1: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
+    return run_lab("lab1", a.threads, lambda: run(a.task, a.preset, a.out, a.imdb_dir, progress=not a.no_progress))
 
 if __name__ == "__main__":
     raise SystemExit(main())

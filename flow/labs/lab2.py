@@ -11,16 +11,14 @@ study's best model is tested on the whole test split.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from torch import nn
 
-from flow.labs.common import check_preset, run_metadata, write_json
+from flow.labs.common import check_preset, lab_arguments, run_lab, run_metadata, write_json
 from flow.labs.lab1 import fixed_config
 from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, tested_summary
 from flow.models.bert import build_bert, parameter_count
@@ -78,10 +76,11 @@ def compress(model: nn.Module, seed: int) -> None:
 
 
 class Lab2:
-    def __init__(self, preset: str, out: Path, imdb_dir: str | None, storage: str | None, log=print) -> None:
+    def __init__(self, preset: str, out: Path, imdb_dir: str | None, storage: str | None, log=print,
+                 progress: bool = True) -> None:
         self.preset, self.p, self.out, self.log = preset, PRESETS[preset], out, log
         self.storage = storage or str(out / "studies.db")
-        self.data = SearchData(self.p["budget"], imdb_dir)
+        self.data = SearchData(self.p["budget"], imdb_dir, progress)
 
     def objective(self, study_name: str, seed: int, variant: str | None) -> Callable[[optuna.Trial], float]:
         space: ArchitectureSpace = self.p["space"]
@@ -210,14 +209,14 @@ def plot_compress(record: dict[str, Any], samplers_record: dict[str, Any] | None
 
 def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,
         storage: str | None = None, samplers: tuple[str, ...] = SAMPLER_ORDER, seeds: tuple[int, ...] | None = None,
-        sampler: str | None = None, worker: int = 0, log=print) -> dict[str, Any]:
+        sampler: str | None = None, worker: int = 0, progress: bool = True, log=print) -> dict[str, Any]:
     check_preset(preset)
     unknown = [s for s in (*samplers, *([sampler] if sampler else [])) if s not in SAMPLERS]
     if unknown:
         raise ValueError(f"unknown sampler(s) {unknown}; use {', '.join(SAMPLERS)}")
     folder = Path(out) if out is not None else results_dir("lab2")
     folder.mkdir(parents=True, exist_ok=True)
-    lab = Lab2(preset, folder, imdb_dir, storage, log)
+    lab = Lab2(preset, folder, imdb_dir, storage, log, progress)
     seeds = tuple(seeds) if seeds is not None else tuple(lab.p["seeds"])
     log(f"lab2 {preset}: {lab.p['trials']} trials per study, seeds {list(seeds)}, budget {lab.p['budget'].as_dict()}, "
         f"storage {lab.storage}")
@@ -232,28 +231,19 @@ def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None,
 def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab2") -> int:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=["samplers", "compress", "all"], default="all")
-    ap.add_argument("--preset", choices=["smoke", "full"], default="smoke")
     ap.add_argument("--samplers", default=",".join(SAMPLER_ORDER), help="task 1's samplers, comma-separated")
     ap.add_argument("--sampler", default=None, help="task 2's sampler (default: task 1's winner, else tpe)")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the preset's)")
-    ap.add_argument("--storage", default=None, help="a .db path, journal:<file> or an Optuna storage URL "
-                                                    "(default results/lab2/studies.db)")
-    ap.add_argument("--worker", type=int, default=0, help="join the existing studies as extra worker N (N >= 1)")
-    ap.add_argument("--out", default=None, help="output folder (default results/lab2)")
-    ap.add_argument("--imdb-dir", default=None, help="local IMDb folder (else $FLOW_IMDB_DIR or ../shared/data/imdb)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    lab_arguments(ap, "lab2", search=True)
     a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
+
+    def work() -> None:
         samplers = tuple(s.strip() for s in a.samplers.split(",") if s.strip())
         seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else None
-        run(a.task, a.preset, a.out, a.imdb_dir, a.storage, samplers, seeds, a.sampler, a.worker)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"lab2: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        run(a.task, a.preset, a.out, a.imdb_dir, a.storage, samplers, seeds, a.sampler, a.worker,
+            progress=not a.no_progress)
 
+    return run_lab("lab2", a.threads, work)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from torch import nn
 
 from flow.data.loader import make_loader
 from flow.formats.storage import bits_per_element
-from flow.labs.common import check_preset, run_metadata, write_json
+from flow.labs.common import check_preset, lab_arguments, run_lab, run_metadata, write_json
 from flow.labs.lab1 import Lab1
 from flow.labs.search_harness import BestKeeper, load_record, subset, tested_summary
 from flow.nn.format_linear import FormatLinear
@@ -187,29 +185,14 @@ def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None,
 def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab3") -> int:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=["widths", "formats", "all"], default="all")
-    ap.add_argument("--preset", choices=["smoke", "full"], default="smoke")
     ap.add_argument("--sampler", default="tpe", help="random, tpe or nsga2 (default tpe)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--formats", default=None, help="task 2's formats, comma-separated (default: all)")
-    ap.add_argument("--storage", default=None, help="a .db path, journal:<file> or an Optuna storage URL "
-                                                    "(default results/lab3/studies.db)")
-    ap.add_argument("--worker", type=int, default=0, help="join the existing studies as extra worker N (N >= 1)")
-    ap.add_argument("--out", default=None, help="output folder (default results/lab3)")
-    ap.add_argument("--imdb-dir", default=None, help="local IMDb folder (else $FLOW_IMDB_DIR or ../shared/data/imdb)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--no-progress", action="store_true")
+    lab_arguments(ap, "lab3", search=True)
     a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
-        formats = tuple(f.strip() for f in a.formats.split(",")) if a.formats else None
-        run(a.task, a.preset, a.out, a.imdb_dir, a.storage, a.sampler, a.seed, a.worker, formats,
-            progress=not a.no_progress)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"lab3: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
+    formats = tuple(f.strip() for f in a.formats.split(",")) if a.formats else None
+    return run_lab("lab3", a.threads, lambda: run(a.task, a.preset, a.out, a.imdb_dir, a.storage, a.sampler, a.seed,
+                                                  a.worker, formats, progress=not a.no_progress))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -45,8 +45,8 @@ def subset(dataset: TokenizedDataset, count: int, seed: int = 0) -> TokenizedDat
 class SearchData:
     """IMDb tokenized once for a budget: training and validation subsets, and the test split."""
 
-    def __init__(self, budget: TrialBudget, imdb_dir: str | None = None) -> None:
-        self.budget = budget
+    def __init__(self, budget: TrialBudget, imdb_dir: str | None = None, progress: bool = True) -> None:
+        self.budget, self.progress = budget, progress
         self.imdb: IMDbData = prepare_imdb(budget.max_length, "auto", seed=0, imdb_dir=imdb_dir,
                                            test_limit=budget.test_limit)
         self.pad = self.imdb.tokenizer.pad_token_id
@@ -71,7 +71,7 @@ class SearchData:
         return evaluate(model, self.val_loader, progress=False).accuracy
 
     def test_accuracy(self, model: nn.Module, desc: str = "test") -> float:
-        return evaluate(model, self.test_loader, progress=True, desc=desc).accuracy
+        return evaluate(model, self.test_loader, progress=self.progress, desc=desc).accuracy
 
 
 class BestKeeper:
