@@ -148,16 +148,25 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--designs", type=int, default=80)
     ap.add_argument("--out", default=str(CALIBRATION))
+    ap.add_argument("--remeasure", default=None, metavar="STYLE",
+                    help="synthesize the stored designs of one style again (after its RTL changed), then refit")
     a = ap.parse_args(argv)
     path = Path(a.out)
     data = json.loads(path.read_text()) if path.exists() else {"specs": [], "rows": []}
+    if a.remeasure:
+        again = {s["index"] for s in data["specs"] if s["style"] == a.remeasure}
+        if not again:
+            raise SystemExit(f"no stored design has style {a.remeasure!r}; styles: "
+                             f"{sorted({s['style'] for s in data['specs']})}")
+        data["specs"] = [s for s in data["specs"] if s["index"] not in again]
+        data["rows"] = [r for r in data["rows"] if r["design"] not in again]
     done = {s["index"] for s in data["specs"]}
     for index in range(a.designs):
         if index in done:
             continue
         spec = draw(index)
         rows = measure(spec)
-        data["specs"].append(spec)
+        data["specs"] = sorted([*data["specs"], spec], key=lambda s: s["index"])
         data["rows"] += rows
         data["coefficients"] = fit([r for r in data["rows"] if r["design"] % 2 == 0])
         path.write_text(json.dumps(data, indent=1) + "\n")

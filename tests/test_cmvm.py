@@ -34,8 +34,11 @@ def test_the_adder_graph_computes_w_x_exactly_within_its_intervals(rows, cols, b
     graph = build(weights, lo, hi)
     for vector in [[lo] * cols, [hi] * cols] + [[rng.randint(lo, hi) for _ in range(cols)] for _ in range(50)]:
         assert graph.evaluate(vector) == [sum(w * x for w, x in zip(row, vector)) for row in weights]
-    for node in graph.nodes[cols:]:  # every node's interval holds what it can compute, in its width
-        assert bits_for(node.lo, node.hi) == node.width <= bits + 8 + cols.bit_length() + 1
+    for node in graph.nodes[cols:]:  # the fewest bits that hold the interval; a sign bit only if it is needed
+        fewest = bits_for(node.lo, node.hi) if node.lo < 0 else max(node.hi.bit_length(), 1)
+        assert node.signed == (node.lo < 0) and node.width == fewest <= bits + 8 + cols.bit_length() + 1
+    if not signed:  # unsigned inputs and no subtraction on the way: the node carries no sign bit
+        assert any(not node.signed and node.width == bits_for(node.lo, node.hi) - 1 for node in graph.nodes)
 
 
 def test_zero_weights_cost_nothing_and_powers_of_two_no_adder():
@@ -85,8 +88,8 @@ def test_the_rtl_model_reads_the_netlist_not_the_weights(tmp_path):
     design.emit(tmp_path / "nl", torch.randn(20, 6))
     netlist = tmp_path / "nl" / "rtl" / "nl_0_cmvm.sv"
     text = netlist.read_text()
-    assert "<<< 1)" in text
-    netlist.write_text(text.replace("<<< 1)", "<<< 2)", 1))  # one wrong shift in the emitted RTL
+    assert "<< 1)" in text
+    netlist.write_text(text.replace("<< 1)", "<< 2)", 1))  # one wrong shift in the emitted RTL
     codes = design.quantize_inputs(torch.randn(20, 6))
     model_of_rtl = RtlModel(tmp_path / "nl" / "rtl", "nl_top")
     assert [model_of_rtl(row) for row in codes.tolist()] != design.reference(codes).tolist()
@@ -122,3 +125,33 @@ def test_the_generated_netlist_lints_clean_and_yosys_reads_it(tmp_path):
                           capture_output=True, text=True)
     assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr[:2000]
     assert "Top module:  \\lintme_top" in run_yosys(read_commands(files, "lintme_top"), timeout=300)
+
+
+def test_the_tree_adds_narrow_terms_first_and_the_cse_is_deterministic():
+    rng = random.Random(7)
+    weights = random_matrix(24, 40, 8, 0.1, rng)
+    first, again = build(weights, 0, 255), build(weights, 0, 255)
+    assert [(n.a, n.b, n.a_shift, n.b_shift) for n in first.nodes] == [(n.a, n.b, n.a_shift, n.b_shift)
+                                                                       for n in again.nodes]
+    assert first.adders < adders_without_sharing(weights)
+    small_blocks = build(weights, 0, 255, block=8)  # fewer pairs seen: more adders, the same sums
+    assert small_blocks.adders > first.adders
+    x = [rng.randint(0, 255) for _ in range(40)]
+    assert small_blocks.evaluate(x) == first.evaluate(x) == [sum(w * v for w, v in zip(row, x)) for row in weights]
+
+
+def test_the_netlist_keeps_each_adder_unsigned_where_it_can_and_folds_half_up_into_the_bias(tmp_path):
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(8, 5)).eval()
+    design = flow.compile(model, torch.zeros(2, 8), quant={"data_in_signed": False, "data_in_frac_width": 4},
+                          parallelism={"default": {"multiplier": "lut"}}, name="fold")
+    const = design.graph.linear_stages[0].constant
+    assert const.round_offset == 1 << (const.layer.acc_format.frac - const.layer.config.data_out.frac - 1)
+    design.emit(tmp_path / "fold", torch.rand(20, 8) * 4)
+    text = (tmp_path / "fold" / "rtl" / "fold_0_cmvm.sv").read_text()
+    assert ".ROUNDING(0)" in text  # the cast floors: half an LSB rode in with the bias
+    unsigned_nodes = [n for n in const.graph.nodes[8:] if not n.signed]
+    assert unsigned_nodes and f"(* keep *) logic [{unsigned_nodes[0].width - 1}:0] n{unsigned_nodes[0].id};" in text
+    for o in range(5):
+        assert f"'sd{abs(const.offset(o))})" in text or f"'sd{const.offset(o)} " in text
+        assert const.offset(o) == int(const.layer.bias_codes()[o]) + const.round_offset

@@ -1,9 +1,11 @@
 """Emit a constant linear layer as a shift-add netlist: one generated SystemVerilog module per
 layer, from the adder graph of flow.hardware.cmvm.
 
-Every node is a signed signal exactly as wide as its value interval (two's complement sums are
-exact modulo 2**width, and the interval says the result fits, so operands are cut to that
-width). A register boundary follows every ``pipeline_every`` adder levels; a node used beyond
+Every node is a signal exactly as wide as its value interval, unsigned when it is never
+negative (sums are exact modulo 2**width, and the interval says the result fits, so operands are
+cast to that width). Each node is marked ``keep``: otherwise Yosys merges a chain of adders into
+one multi-operand sum and builds it from full-adder LUTs, about 10 % more LUTs than one carry
+chain per node. A register boundary follows every ``pipeline_every`` adder levels; a node used beyond
 its own segment is carried by a chain of registers. All registers move together when the
 pipeline may advance (the last stage is empty or the output takes its beat), so the module keeps
 the stream protocol with II 1 and latency ``stages + 1`` (the output skid buffer).
@@ -27,10 +29,10 @@ class ConstantLinear:
     pipeline_every: int
 
     @classmethod
-    def of(cls, layer: QuantLinear, pipeline_every: int, cse_seconds: float = 10.0) -> ConstantLinear:
+    def of(cls, layer: QuantLinear, pipeline_every: int) -> ConstantLinear:
         fmt = layer.config.data_in
         lo, hi = (-(1 << (fmt.width - 1)), (1 << (fmt.width - 1)) - 1) if fmt.signed else (0, (1 << fmt.width) - 1)
-        return cls(layer, build(layer.weight_codes().tolist(), lo, hi, cse_seconds), pipeline_every)
+        return cls(layer, build(layer.weight_codes().tolist(), lo, hi), pipeline_every)
 
     @property
     def segments(self) -> int:
@@ -46,9 +48,26 @@ class ConstantLinear:
         level = self.graph.nodes[node_id].level
         return 0 if self.pipeline_every <= 0 or level == 0 else (level - 1) // self.pipeline_every
 
+    @property
+    def round_offset(self) -> int:
+        """Half an output LSB, in accumulator units, when the cast rounds half up: added with the
+        bias, so the cast only floors and one constant adder per output goes."""
+        c = self.layer.config
+        drop = self.layer.acc_format.frac - c.data_out.frac
+        return 1 << (drop - 1) if drop > 0 and Rounding(c.rounding) is Rounding.HALF_UP else 0
+
+    @property
+    def cast_rounding(self) -> Rounding:
+        """The rounding the output cast still does (floor once the offset took half up's place)."""
+        return Rounding.FLOOR if self.round_offset else Rounding(self.layer.config.rounding)
+
+    def offset(self, output: int) -> int:
+        """The constant added to output ``output``'s sum: its bias and the rounding offset."""
+        return int(self.layer.bias_codes()[output]) + self.round_offset
+
     def accumulator_bounds(self, output: int) -> tuple[int, int]:
-        """The exact interval of output ``output``'s sum, bias included."""
-        bias = int(self.layer.bias_codes()[output])
+        """The exact interval of output ``output``'s sum, bias and rounding offset included."""
+        bias = self.offset(output)
         term = self.graph.outputs[output]
         if term is None:
             return bias, bias
@@ -62,9 +81,11 @@ def _signal(node_id: int, segment: int, home: int) -> str:
 
 
 def _operand(width: int, name: str, shift: int, sign: int) -> str:
-    """A term as SystemVerilog; a negative one is ``-(...)`` (Yosys reads ``-9'(x)`` as a cast to
-    size -9)."""
-    text = f"({width}'($signed({name})) <<< {shift})" if shift else f"{width}'($signed({name}))"
+    """A term as SystemVerilog, cast to the width of the sum it enters: the cast extends by the
+    operand's own signedness (or cuts it), and since the sum is exact modulo 2**width, the
+    signedness of the context does not change a bit. A negative term is ``-(...)`` (Yosys reads
+    ``-9'(x)`` as a cast to size -9)."""
+    text = f"({width}'({name}) << {shift})" if shift else f"{width}'({name})"
     return text if sign > 0 else f"-({text})"
 
 
@@ -103,18 +124,17 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
     registers: list[str] = []
     for node in graph.nodes:
         width, home = node.width, const.segment(node.id)
-        body.append(f"    logic signed [{width - 1}:0] n{node.id};")
+        kind = "logic signed" if node.signed else "logic"
+        body.append(f"    (* keep *) {kind} [{width - 1}:0] n{node.id};")
         if node.a is None:
-            lane = f"s_axis_tdata[{node.id * x_w + x_w - 1}:{node.id * x_w}]"
-            value = f"$signed({lane})" if c.data_in.signed else f"$signed({{1'b0, {lane}}})"
-            body.append(f"    assign n{node.id} = {value};")
+            body.append(f"    assign n{node.id} = s_axis_tdata[{node.id * x_w + x_w - 1}:{node.id * x_w}];")
         else:
             a = _operand(width, _signal(node.a, home, const.segment(node.a)), node.a_shift, node.a_sign)
             b = _operand(width, _signal(node.b, home, const.segment(node.b)), node.b_shift, node.b_sign)
             body.append(f"    assign n{node.id} = {a} {'+' if not b.startswith('-') else '-'} "
                         f"{b.removeprefix('-')};")
         for segment in range(home + 1, uses.get(node.id, home) + 1):
-            body.append(f"    logic signed [{width - 1}:0] n{node.id}_r{segment};")
+            body.append(f"    {kind} [{width - 1}:0] n{node.id}_r{segment};")
             registers.append(f"            n{node.id}_r{segment} <= {_signal(node.id, segment - 1, home)};")
     acc_frac = layer.acc_format.frac
     acc_widths = [bits_for(*const.accumulator_bounds(o)) for o in range(n_out)]
@@ -122,7 +142,7 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
     body.append(f"    logic signed [{acc_w - 1}:0] acc [{n_out}];")
     body.append(f"    logic [{n_out * y_w - 1}:0] result;")
     for o, term in enumerate(graph.outputs):
-        bias = int(layer.bias_codes()[o])
+        bias = const.offset(o)
         bias_text = f"{acc_w}'sd{bias}" if bias >= 0 else f"-({acc_w}'sd{-bias})"
         if term is None:
             body.append(f"    assign acc[{o}] = {bias_text};")
@@ -158,7 +178,7 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
             "    assign advance = result_ready;",
             "    assign s_axis_tready = advance;",
         ]
-    rounding, overflow = Rounding(c.rounding).rtl_code, Overflow(c.overflow).rtl_code
+    rounding, overflow = const.cast_rounding.rtl_code, Overflow(c.overflow).rtl_code
     lines += [
         "    for (genvar o = 0; o < " + str(n_out) + "; o++) begin : g_cast",
         "        fixed_cast_lane #(",

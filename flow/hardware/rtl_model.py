@@ -195,10 +195,10 @@ def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]
     raise RtlModelError(f"the model does not know component {module!r}")
 
 
-_DECL = re.compile(r"logic\s+signed\s*\[(\d+):0\]\s*(\w+)\s*(?:\[(\d+)\])?\s*;")
-_INPUT_LANE = re.compile(r"assign\s+(\w+)\s*=\s*\$signed\((\{1'b0,\s*)?s_axis_tdata\[(\d+):(\d+)\]\}?\);")
+_DECL = re.compile(r"logic\s+(signed\s+)?\[(\d+):0\]\s*(\w+)\s*(?:\[(\d+)\])?\s*;")
+_INPUT_LANE = re.compile(r"assign\s+(\w+)\s*=\s*s_axis_tdata\[(\d+):(\d+)\];")
 _SUM = re.compile(r"assign\s+(\w+(?:\[\d+\])?)\s*=\s*(.+?);")
-_CAST_TERM = re.compile(r"^(\d+)'\(\$signed\((\w+)\)\)(?:\s*<<<\s*(\d+))?$")
+_CAST_TERM = re.compile(r"^(\d+)'\((\w+)\)(?:\s*<<\s*(\d+))?$")
 _BIAS_TERM = re.compile(r"^(\d+)'sd(\d+)$")
 _COPY = re.compile(r"(\w+_r\d+)\s*<=\s*(\w+)\s*;")
 _CAST = re.compile(r"fixed_cast_lane\s*#\((.*?)\)\s*u_cast", re.S)
@@ -242,13 +242,12 @@ def _terms(expression: str) -> list[tuple[int, str]]:
 def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
     """A generated constant layer (``*_cmvm``) evaluated as written: every signal wrapped to its
     declared width, registers as copies, then each accumulator through the cast lane."""
-    widths = {name: int(high) + 1 for high, name, _ in _DECL.findall(text)}
+    declared = {name: (int(high) + 1, bool(signed)) for signed, high, name, _ in _DECL.findall(text)}
     in_width = int(re.search(r"input\s+logic\s*\[(\d+):0\]\s*s_axis_tdata", text).group(1)) + 1
     pattern = sum((v & _mask(in_width // len(vector))) << (i * (in_width // len(vector))) for i, v in enumerate(vector))
     values: dict[str, int] = {}
-    for name, unsigned, high, low in _INPUT_LANE.findall(text):
-        bits = (pattern >> int(low)) & _mask(int(high) - int(low) + 1)
-        values[name] = _read(bits, int(high) - int(low) + 1, not unsigned)
+    for name, _high, low in _INPUT_LANE.findall(text):
+        values[name] = _read(pattern >> int(low), *declared[name])
     copies = dict(_COPY.findall(text))
 
     def value(name: str) -> int:
@@ -269,13 +268,13 @@ def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
             cast = _CAST_TERM.match(term)
             if cast is None:
                 raise RtlModelError(f"cannot read the netlist term {term!r} of {target}")
-            width, source, shift = cast.groups()
-            total += sign * (_read(value(source), int(width), True) << int(shift or 0))
+            width, source, shift = cast.groups()  # the cast extends by the source's own signedness
+            total += sign * (_read(value(source), int(width), declared[source][1]) << int(shift or 0))
         if target.startswith("acc["):
             accumulators[int(target[4:-1])] = total
         else:
-            values[target] = _read(total, widths[target], True)
-    acc_width = widths["acc"]
+            values[target] = _read(total, *declared[target])
+    acc_width = declared["acc"][0]
     cast = {key: int(v) for key, v in _PARAM.findall(_CAST.search(text).group(1))}
     return [cast_lane(_read(accumulators[o], acc_width, True) & _mask(acc_width), cast)
             for o in range(len(accumulators))]
