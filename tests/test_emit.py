@@ -198,10 +198,11 @@ def test_compile_is_in_memory_and_emits_what_it_computes(tmp_path):
                           parallelism={"default": {"out_par": 1}}, name="tiny")
     assert list(tmp_path.iterdir()) == []  # nothing written until emit
     # fc1 takes its 6 inputs at once (in_par auto = full) and sends 5 beats; fc2 follows with in_par 1.
-    # Stages: fc1 (II 5), relu, a cast (fc1 sends u8.3, fc2 reads s6.3), fc2 (II 15)
-    assert [type(s).__name__ for s in design.graph.stages] == ["LinearStage", "ActivationStage", "CastStage",
-                                                               "LinearStage"]
-    assert (design.initiation_interval, design.latency) == (5 * 3, (5 + 2) + 1 + 1 + (15 + 2))
+    # Stages: fc1 (II 5), a cast (fc1 sends u8.3, fc2 reads s6.3), fc2 (II 15). The ReLU reads
+    # unsigned codes, so it is the identity and gets no stage.
+    assert [type(s).__name__ for s in design.graph.stages] == ["LinearStage", "CastStage", "LinearStage"]
+    assert list(design.graph.elided) == ["1"] and "identity" in design.graph.elided["1"]
+    assert (design.initiation_interval, design.latency) == (5 * 3, (5 + 2) + 1 + (15 + 2))
     codes = design.quantize_inputs(x)
     assert codes.dtype == torch.int64 and int(codes.max()) <= 31 and int(codes.min()) >= -32
     reference = design.reference(codes)

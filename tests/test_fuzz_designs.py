@@ -50,21 +50,28 @@ def test_rtl_model_reads_the_emitted_design_and_agrees_with_the_reference(tmp_pa
     folder, hw = emit(UNSIGNED_RELU, tmp_path)
     vectors = json.loads((folder / "vectors" / "meta.json").read_text())
     model = RtlModel(folder / "rtl", vectors["top"])
-    assert [i.module for i in model.instances] == ["linear", "relu", "linear"]
-    assert model.instances[1].params["SIGNED"] == 0
+    # The ReLU reads unsigned codes, so it is the identity: no stage, and codes with the top bit set
+    # (which a ReLU reading them as signed would zero: the bug the independent checks found) pass on.
+    assert [i.module for i in model.instances] == ["linear", "linear"]
+    assert list(hw.elided) == ["act1"] and "unsigned" in hw.elided["act1"]
+    assert "relu" not in (folder / "rtl" / "filelist.f").read_text()
     inputs = read_rows(folder / "vectors" / "inputs.txt").tolist()
     expected = hw.forward_codes(torch.tensor(inputs)).tolist()
     assert [model(row) for row in inputs] == expected
     hidden = hw.stages[0].forward_codes(torch.tensor(inputs))
-    assert int((hidden >= 128).sum()) > 0  # codes with the top bit set do cross the unsigned ReLU
+    assert int((hidden >= 128).sum()) > 0
+    report = json.loads((folder / "report.json").read_text())
+    assert report["elided"] == dict(hw.elided)
 
 
-def test_rtl_model_catches_a_relu_that_reads_unsigned_codes_as_signed(tmp_path):
+def test_rtl_model_catches_a_wrong_unsigned_flag(tmp_path):
+    # The second linear reads the unsigned hidden codes; flipping its input to signed (the old bug's
+    # shape, now on the layer that reads them) must change what the RTL-derived model computes.
     folder, hw = emit(UNSIGNED_RELU, tmp_path)
     top = folder / "rtl" / "fuzz_top.sv"
     text = top.read_text()
-    assert text.count(".SIGNED(0)") == 1
-    top.write_text(text.replace(".SIGNED(0)", ".SIGNED(1)"))  # the old bug, as the top would carry it
+    assert text.count(".IN_SIGNED(0)") >= 1
+    top.write_text(text.replace(".IN_SIGNED(0)", ".IN_SIGNED(1)"))
     inputs = read_rows(folder / "vectors" / "inputs.txt").tolist()
     model = RtlModel(folder / "rtl", "fuzz_top")
     assert [model(row) for row in inputs] != hw.forward_codes(torch.tensor(inputs)).tolist()

@@ -97,7 +97,7 @@ def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tens
         report = {"design": name, "top": top, "config_path": source, "vectors": len(labels), **fields}
         report["accuracy"] = {**report.get("accuracy", {}),
                               "hardware_reference": (y_codes.argmax(dim=1) == labels).float().mean().item()}
-        report.update(stages=stage_rows(hw), resources=resources, files=files,
+        report.update(stages=stage_rows(hw), elided=dict(hw.elided), resources=resources, files=files,
                       cycles={"initiation_interval": hw.initiation_interval, "latency_estimate": hw.latency_estimate},
                       emit_seconds=round(time.perf_counter() - (started or start), 2))
         write_reports(tmp, report)
@@ -113,6 +113,7 @@ def summary(report: dict[str, Any], folder: Path) -> str:
         extra = f" w {row['weight_format']} acc {row['accumulator']}" if row["kind"] == "linear" else ""
         lines.append(f"  {row['name']:>12}: {row['kind']:<10} {row['in_format']} -> {row['out_format']}{extra}"
                      f"  par {row['in_par']}x{row['out_par']}  II {row['initiation_interval']}")
+    lines += [f"  {name:>12}: {why}" for name, why in report.get("elided", {}).items()]
     c = report["cycles"]
     lines.append(f"  cycles: II {c['initiation_interval']}, latency {c['latency_estimate']} (cycle model); "
                  f"simulate with `flow sim {folder}`")

@@ -145,6 +145,8 @@ def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> Hardware
     source, _ = _input_stream(layers, config)
     streams = {INPUT: _Stream(source.fmt, source.par, source.features, source.rounding)}
     stages: list[Stage] = []
+    alias: dict[str, str] = {}  # an elided layer's name -> the stream it passes on
+    elided: dict[str, str] = {}
 
     def cast_to(name: str, dst: Format, rounding: Rounding, overflow: Overflow, label: str) -> str:
         info = streams[name]
@@ -155,8 +157,9 @@ def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> Hardware
         return label
 
     for layer in layers:
+        inputs = tuple(alias.get(name, name) for name in layer.inputs)
         if layer.kind == "linear":
-            linear, src = layer.linear, streams[layer.inputs[0]]
+            linear, src = layer.linear, streams[inputs[0]]
             qconfig = _linear_config(layer, config)
             try:
                 qlayer = QuantLinear.from_float(linear, qconfig)
@@ -170,31 +173,36 @@ def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> Hardware
                     f"parallelism.{layer.name}.in_par={in_par} but the previous layer sends {src.par} "
                     f"elements per beat; set it to {src.par} or 'auto' (or change the previous out_par)")
             out_par = parallelism(ptable["out_par"], linear.out_features, f"parallelism.{layer.name}.out_par")
-            feed = cast_to(layer.inputs[0], qconfig.data_in, qconfig.rounding, qconfig.overflow,
+            feed = cast_to(inputs[0], qconfig.data_in, qconfig.rounding, qconfig.overflow,
                            f"{layer.name}_cast_in")
             multiplier = _multiplier(ptable, layer.name, in_par == linear.in_features and out_par == linear.out_features)
             stages.append(LinearStage(layer.name, qlayer, in_par, out_par, inputs=(feed,), multiplier=multiplier,
                                       pipeline_every=_pipeline_every(ptable, layer.name)))
             streams[layer.name] = _Stream(qconfig.data_out, out_par, linear.out_features, qconfig.rounding)
         elif layer.kind in ("relu", "leaky_relu"):
-            src = streams[layer.inputs[0]]
+            src = streams[inputs[0]]
+            last = layer is layers[len(layers) - 1]
+            if not getattr(src.fmt, "signed", True) and (stages or not last):  # no negative code: the identity
+                alias[layer.name] = inputs[0]
+                elided[layer.name] = f"{layer.kind} on unsigned {src.fmt} is the identity: no stage"
+                continue
             stages.append(ActivationStage(layer.name, layer.kind, src.fmt, src.par, src.features, layer.shift,
-                                          src.rounding, inputs=layer.inputs))
+                                          src.rounding, inputs=inputs))
             streams[layer.name] = src
         else:
-            a, b = (streams[name] for name in layer.inputs)
+            a, b = (streams[name] for name in inputs)
             par, qconfig = _join_par(layer, a, b), _join_format(layer, config)
             out, rounding, overflow = qconfig.data_out, qconfig.rounding, qconfig.overflow
             if layer.kind == "add":
                 module = QuantAdd(a.fmt, b.fmt, out, rounding, overflow)
-                stages.append(AddStage(layer.name, module, par, a.features, inputs=layer.inputs))
+                stages.append(AddStage(layer.name, module, par, a.features, inputs=inputs))
                 streams[layer.name] = _Stream(out, par, a.features, rounding)
             else:
                 feeds = tuple(cast_to(name, out, rounding, overflow, f"{layer.name}_cast_{side}")
-                              for name, side in zip(layer.inputs, "ab"))
+                              for name, side in zip(inputs, "ab"))
                 stages.append(ConcatStage(layer.name, out, par, a.features, b.features, inputs=feeds))
                 streams[layer.name] = _Stream(out, par, a.features + b.features, rounding)
-    graph = HardwareGraph(_with_forks(stages, streams), source)
+    graph = HardwareGraph(_with_forks(stages, streams), source, elided)
 
     def fifo(name: str, stream: str, depth: int) -> FifoStage:
         producer = graph.producer(stream)

@@ -95,6 +95,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{row.get('weight_format', '')} | {row.get('accumulator', '')} | {row.get('multiplier', '')} | "
             f"{row.get('rounding', '')}{'/' + row['overflow'] if 'overflow' in row else ''} | "
             f"{row['in_par']} x {row['out_par']} | {row['initiation_interval']} | {row['latency']} |")
+    lines += [f"\nLayer `{name}`: {why}." for name, why in report.get("elided", {}).items()]
     cycles = report["cycles"]
     lines += [
         "",

@@ -269,6 +269,7 @@ class HardwareGraph:
 
     stages: list[Stage]
     input: InputStream
+    elided: dict[str, str] = field(default_factory=dict)  # layer -> why it needs no hardware
 
     @property
     def output(self) -> str:

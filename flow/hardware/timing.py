@@ -141,4 +141,4 @@ def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], FifoStage
                     inputs[side] = fifo.outputs[0]
             stage.inputs = tuple(inputs)
         stages.append(stage)
-    return HardwareGraph(stages, graph.input)
+    return HardwareGraph(stages, graph.input, graph.elided)
