@@ -36,6 +36,7 @@ def folded(fc1_in: int, out: int, fc3_out: int) -> list[str]:
 
 POINTS: dict[str, list[str]] = {
     "parallel-lut": parallel("lut"),  # shift-add, no register inside a layer
+    "parallel-lut-pe6": parallel("lut", 6),  # a register every 6 adder levels: latency 5, da4ml's
     "parallel-lut-pe2": parallel("lut", 2),  # a register every 2 adder levels
     "parallel-dsp": parallel("dsp"),
     "folded-16x8": folded(16, 8, 10),
@@ -44,6 +45,39 @@ POINTS: dict[str, list[str]] = {
     "minimal": folded(1, 1, 1),
 }
 DA4ML_ISSUE = {"LUT": 30307, "DSP48E1": 0, "FF": 6103, "II": 1, "latency": 5}  # issue 10's measurement, not rerun
+
+
+def run_peer(out: Path, stages: int, pnr: bool) -> dict:
+    """da4ml on the same weights (fully parallel, ``stages`` register stages), checked bit-exact
+    against flow's reference on the whole test split, through the same Yosys and nextpnr flow."""
+    from benches import da4ml_peer
+    from flow.data.tabular import load_split
+    from flow.design.compile import compile_config
+    from flow.design.train import trained_float_model
+    from flow.estimate.design import synth_ecp5, synth_xc7, throughput
+
+    config = load_config("configs/digits_mlp.toml", flag_overrides(FORMATS + parallel("lut")))
+    d = config["dataset"]
+    data = load_split(d["name"], d["path"], d["test_fraction"], d["seed"])
+    design = compile_config(trained_float_model(config, data, log=lambda _: None), data.x_test[:2], config)
+    codes = design.quantize_inputs(data.x_test)
+    folder = out / "da4ml"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def synthesize(files: list[Path], top: str) -> dict:
+        return {"xc7": synth_xc7(files, top, 5400, folder),
+                "ecp5": synth_ecp5(files, top, 5400, folder, pnr, 5400)}
+
+    peer = da4ml_peer.run(design.graph, codes, folder, stages, synthesize)
+    x, e = peer["synthesis"]["xc7"], peer["synthesis"]["ecp5"]
+    fmax = e.get("pnr", {}).get("fmax_mhz")
+    return {"point": f"da4ml {peer['version']}", "LUT": x["total"]["LUT"], "FF": x["total"]["FF"],
+            "DSP": x["total"]["DSP48E1"], "CARRY4": x["total"]["CARRY4"], "BRAM": x["total"]["BRAM"],
+            "depth": x["logic_depth"], "ecp5_lut4": e["total"]["LUT4"], "fmax_mhz": fmax,
+            "fmax_error": e.get("pnr", {}).get("error"), "II": 1, "latency": peer["register_stages"],
+            "vectors_per_s_at_fmax": throughput({"cycles": {"initiation_interval": 1}}, fmax) if fmax else None,
+            "mismatches": peer["mismatches"], "sim_vectors_per_s": "(da4ml's interpreter)", "sim_build_s": "",
+            "emit_s": peer["build_s"], "synth_s": x["seconds"] + e["seconds"], "pnr_s": e.get("pnr", {}).get("seconds")}
 
 
 def run_point(name: str, flags: list[str], out: Path, pnr: bool) -> dict:
@@ -67,6 +101,10 @@ def run_point(name: str, flags: list[str], out: Path, pnr: bool) -> dict:
             "pnr_s": e.get("pnr", {}).get("seconds")}
 
 
+def _number(value: object) -> str:
+    return f"{value:,}" if isinstance(value, (int, float)) else str(value)
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| point | LUT | FF | DSP | CARRY4 | logic depth | ECP5 Fmax (MHz) | II | latency | vectors/s at Fmax | "
              "LUT+DSP vs parallel-lut | mismatches | sim vectors/s (build s) |",
@@ -78,10 +116,17 @@ def table(rows: list[dict]) -> str:
         vps = f"{r['vectors_per_s_at_fmax']:,.0f}" if r["vectors_per_s_at_fmax"] else ""
         lines.append(f"| {r['point']} | {r['LUT']:,} | {r['FF']:,} | {r['DSP']} | {r['CARRY4']:,} | {r['depth']} | "
                      f"{fmax} | {r['II']} | {r['latency']} | {vps} | {ratio} | {r['mismatches']} | "
-                     f"{r['sim_vectors_per_s']:,} ({r['sim_build_s']}) |")
-    d = DA4ML_ISSUE
-    lines.append(f"| da4ml 0.6.0 (issue 10's figures; not rerun: da4ml is not installed) | {d['LUT']:,} | {d['FF']:,} | "
-                 f"{d['DSP48E1']} | | | | {d['II']} | {d['latency']} | | | | |")
+                     f"{_number(r['sim_vectors_per_s'])} ({r['sim_build_s']}) |")
+    peer = next((r for r in rows if r["point"].startswith("da4ml")), None)
+    if peer:
+        lines.append("")
+        lines += [f"{r['point']}: LUT {r['LUT'] / peer['LUT']:.3f}x {peer['point']} at latency {r['latency']} "
+                  f"(da4ml {peer['latency']}), logic depth {r['depth']} (da4ml {peer['depth']})"
+                  for r in rows if r["point"].startswith("parallel-lut")]
+    else:
+        d = DA4ML_ISSUE
+        lines.append(f"| da4ml 0.6.0 (issue 10's figures; not rerun: da4ml is not installed) | {d['LUT']:,} | "
+                     f"{d['FF']:,} | {d['DSP48E1']} | | | | {d['II']} | {d['latency']} | | | | |")
     return "\n".join(lines)
 
 
@@ -90,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", default=",".join(POINTS), help=f"comma-separated, of {', '.join(POINTS)}")
     ap.add_argument("--no-pnr", action="store_true", help="skip nextpnr (no Fmax)")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--da4ml-stages", type=int, default=5,
+                    help="register stages of the da4ml peer (run when da4ml is installed; 0 skips it)")
     a = ap.parse_args(argv)
     names = [p.strip() for p in a.points.split(",") if p.strip()]
     unknown = [p for p in names if p not in POINTS]
@@ -100,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             rows.append(run_point(name, POINTS[name], Path(tmp), not a.no_pnr))
             print(f"{name}: {json.dumps(rows[-1])}", flush=True)
+        from benches.da4ml_peer import available
+        if a.da4ml_stages and available():
+            rows.append(run_peer(Path(tmp), a.da4ml_stages, not a.no_pnr))
+            print(f"da4ml: {json.dumps(rows[-1])}", flush=True)
     print(table(rows))
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
