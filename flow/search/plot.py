@@ -25,6 +25,7 @@ def plot_best_so_far(groups: Mapping[str, Sequence[Sequence[float]]], path: str 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, curves in groups.items():
@@ -36,6 +37,7 @@ def plot_best_so_far(groups: Mapping[str, Sequence[Sequence[float]]], path: str 
         if len(curves) > 1:
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)
     ax.set(xlabel="trial", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
