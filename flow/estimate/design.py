@@ -92,7 +92,8 @@ def group_ecp5(cells: Counter) -> dict[str, int]:
 def synth_xc7(files: list[Path], top: str, timeout: float, tmp: Path) -> dict[str, Any]:
     start = time.perf_counter()
     run_yosys(_read(files, top) + [
-        f"select {top}", f"write_json -selected {tmp / 'top.json'}", "select -clear",
+        # proc first: a top written with always blocks (as da4ml's) cannot be written as JSON before it
+        f"proc {top}", f"select {top}", f"write_json -selected {tmp / 'top.json'}", "select -clear",
         "scratchpad -set abc9.verify false",  # &verify can run for tens of minutes
         f"synth_xilinx -family xc7 -top {top}",
         f"tee -q -o {tmp / 'stat.json'} stat -json -top {top}",
@@ -113,7 +114,7 @@ def synth_ecp5(files: list[Path], top: str, timeout: float, tmp: Path, pnr: bool
     start = time.perf_counter()
     netlist = tmp / "ecp5.json"
     run_yosys(_read(files, top) + [
-        f"select {top}", f"write_json -selected {tmp / 'top5.json'}", "select -clear",
+        f"proc {top}", f"select {top}", f"write_json -selected {tmp / 'top5.json'}", "select -clear",
         f"synth_ecp5 -noflatten -top {top}", f"tee -q -o {tmp / 'stat5.json'} stat -json -top {top}",
         "flatten", f"write_json {netlist}",
     ], timeout, tmp / "ecp5.log")
