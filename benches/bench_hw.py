@@ -125,7 +125,7 @@ def table(rows: list[dict]) -> str:
                   for r in rows if r["point"].startswith("parallel-lut")]
     else:
         d = DA4ML_ISSUE
-        lines.append(f"| da4ml 0.6.0 (issue 10's figures; not rerun: da4ml is not installed) | {d['LUT']:,} | "
+        lines.append(f"| da4ml 0.6.0 (issue 10's figures; not run here: da4ml not installed or --da4ml-stages 0) | {d['LUT']:,} | "
                      f"{d['FF']:,} | {d['DSP48E1']} | | | | {d['II']} | {d['latency']} | | | | |")
     return "\n".join(lines)
 
@@ -142,18 +142,22 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in names if p not in POINTS]
     if unknown:
         ap.error(f"unknown point(s) {unknown}; use {', '.join(POINTS)}")
-    rows = []
+    rows: list[dict] = []
+
+    def keep(row: dict) -> None:
+        """Print a finished row and store every row so far: a long run killed midway keeps its points."""
+        rows.append(row)
+        print(f"{row['point']}: {json.dumps(row)}", flush=True)
+        if a.json:
+            Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            rows.append(run_point(name, POINTS[name], Path(tmp), not a.no_pnr))
-            print(f"{name}: {json.dumps(rows[-1])}", flush=True)
+            keep(run_point(name, POINTS[name], Path(tmp), not a.no_pnr))
         from benches.da4ml_peer import available
         if a.da4ml_stages and available():
-            rows.append(run_peer(Path(tmp), a.da4ml_stages, not a.no_pnr))
-            print(f"da4ml: {json.dumps(rows[-1])}", flush=True)
+            keep(run_peer(Path(tmp), a.da4ml_stages, not a.no_pnr))
     print(table(rows))
-    if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 
 

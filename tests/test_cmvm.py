@@ -1,6 +1,7 @@
 """The shift-add constant layer: CSD digits, the adder graph's exactness, what sharing saves,
 exact widths, and the generated netlist read back by the RTL model."""
 import random
+import re
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from torch import nn
 
 import flow
 from flow.hardware.cmvm import adders_without_sharing, bits_for, build, csd
+from flow.hardware.held import HeldGraph, hold, wrap
 from flow.hardware.rtl_model import RtlModel
 
 
@@ -58,20 +60,22 @@ def test_sharing_saves_adders_on_a_dense_matrix():
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("pipeline_every", [0, 1, 3])
-def test_a_constant_design_simulates_bit_exact_at_the_modelled_cycles(pipeline_every, tmp_path):
+@pytest.mark.parametrize("pipeline_every,signed_in", [(0, False), (1, True), (3, False)])
+def test_a_constant_design_simulates_bit_exact_at_the_modelled_cycles(pipeline_every, signed_in, tmp_path):
     torch.manual_seed(pipeline_every)
     model = nn.Sequential(nn.Linear(12, 9), nn.ReLU(), nn.Linear(9, 4)).eval()
     with torch.no_grad():
         model[0].weight[2].zero_()  # an all-zero row: the output is its bias alone
     design = flow.compile(model, torch.zeros(2, 12),
-                          quant={"data_in_signed": False, "data_in_width": 6, "data_in_frac_width": 3},
+                          quant={"data_in_signed": signed_in, "data_in_width": 6, "data_in_frac_width": 3},
                           parallelism={"default": {"multiplier": "lut", "pipeline_every": pipeline_every}},
                           name=f"cmvm{pipeline_every}")
     assert [s.constant is not None for s in design.graph.linear_stages] == [True, True]
-    x = torch.rand(60, 12) * 8
+    x = torch.rand(60, 12) * 8 - 4 * signed_in
     folder = tmp_path / "d"
     design.emit(folder, x)
+    netlist = (folder / "rtl" / f"cmvm{pipeline_every}_0_cmvm.sv").read_text()
+    assert re.search(r"\^ \d+'h[0-9a-f]+\)", netlist)  # operands read with their top bit flipped (held.py)
     sim = design.simulate(folder)
     assert sim["mismatches"] == 0 and sim["elements_compared"] >= 60 * 4
     assert (sim["initiation_interval"], sim["initiation_interval_max"], sim["latency_cycles"]) == (
@@ -150,8 +154,52 @@ def test_the_netlist_keeps_each_adder_unsigned_where_it_can_and_folds_half_up_in
     design.emit(tmp_path / "fold", torch.rand(20, 8) * 4)
     text = (tmp_path / "fold" / "rtl" / "fold_0_cmvm.sv").read_text()
     assert ".ROUNDING(0)" in text  # the cast floors: half an LSB rode in with the bias
-    unsigned_nodes = [n for n in const.graph.nodes[8:] if not n.signed]
-    assert unsigned_nodes and f"(* keep *) logic [{unsigned_nodes[0].width - 1}:0] n{unsigned_nodes[0].id};" in text
+    unsigned_nodes = [i for i, held in enumerate(const.held.nodes) if i >= 8 and not held.signed]
+    assert unsigned_nodes and f"(* keep *) logic [{const.held.nodes[unsigned_nodes[0]].width - 1}:0] " \
+                              f"n{unsigned_nodes[0]};" in text
+    acc_lines = [line for line in text.splitlines() if line.strip().startswith("assign acc[")]
+    acc_w = int(re.search(r"logic signed \[(\d+):0\] acc", text).group(1)) + 1
     for o in range(5):
-        assert f"'sd{abs(const.offset(o))})" in text or f"'sd{const.offset(o)} " in text
         assert const.offset(o) == int(const.layer.bias_codes()[o]) + const.round_offset
+        constant = wrap(const.held.output_constant(const.graph, o, const.offset(o)), acc_w)
+        assert f"'sd{abs(constant)}" in acc_lines[o] and acc_lines[o].count("-(") == (constant < 0) + (
+            const.graph.outputs[o] is not None and const.graph.outputs[o][2] < 0)
+
+
+@pytest.mark.parametrize("seed,signed_inputs", [(0, True), (1, False), (2, True)])
+def test_held_nodes_read_no_operand_sign_extended_and_stay_exact(seed, signed_inputs):
+    rng = random.Random(seed)
+    weights = random_matrix(9, 14, 8, 0.2, rng)
+    lo, hi = (-128, 127) if signed_inputs else (0, 255)
+    graph = build(weights, lo, hi)
+    held = hold(graph)
+
+    def read(values, source, flipped):  # the operand's bit pattern, top bit flipped and read unsigned
+        width = held.nodes[source].width
+        return (values[source] % (1 << width)) ^ (1 << (width - 1)) if flipped else values[source]
+
+    for x in [[lo] * 14, [hi] * 14] + [[rng.randint(lo, hi) for _ in range(14)] for _ in range(40)]:
+        true, kept = {}, {}
+        for node in graph.nodes:
+            if node.a is None:
+                true[node.id] = kept[node.id] = x[node.id]
+                continue
+            true[node.id] = node.a_sign * (true[node.a] << node.a_shift) + node.b_sign * (true[node.b] << node.b_shift)
+            kept[node.id] = (node.a_sign * (read(kept, node.a, (node.id, 0) in held.flipped) << node.a_shift)
+                             + node.b_sign * (read(kept, node.b, (node.id, 1) in held.flipped) << node.b_shift))
+            h = held.nodes[node.id]
+            assert kept[node.id] == true[node.id] + h.offset and h.lo <= kept[node.id] <= h.hi
+        for o, term in enumerate(graph.outputs):
+            total = held.output_constant(graph, o, 5)
+            if term is not None:
+                total += term[2] * (read(kept, term[0], o in held.flipped_outputs) << term[1])
+            assert total == 5 + sum(w * v for w, v in zip(weights[o], x))
+    for node in graph.nodes[14:]:  # the narrower operand is never read sign-extended
+        tops = [(shift + held.nodes[src].width, i, src) for i, (src, shift) in
+                enumerate(((node.a, node.a_shift), (node.b, node.b_shift)))]
+        _, index, source = min(tops, key=lambda t: (t[0], -t[1]))
+        assert not held.nodes[source].signed or (node.id, index) in held.flipped
+    if signed_inputs:  # signed operands everywhere: the flips spare many LUT bits
+        assert held.lut_bits(graph) < 0.95 * HeldGraph.plain(graph).lut_bits(graph)
+    else:
+        assert held.lut_bits(graph) <= HeldGraph.plain(graph).lut_bits(graph)

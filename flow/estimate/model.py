@@ -81,9 +81,9 @@ def stage_features(stage: Any) -> dict[str, float]:
         codes = layer.weight_codes()
         nonzero = int((codes != 0).sum())
         if stage.constant is not None:
-            graph = stage.constant.graph
-            acc = [max(2, _bits(*stage.constant.accumulator_bounds(o))) for o in range(stage.out_features)]
-            f.update(adder_bits=float(sum(n.width for n in graph.nodes if n.a is not None)),
+            const = stage.constant
+            acc = [max(2, _bits(*const.accumulator_bounds(o))) for o in range(stage.out_features)]
+            f.update(adder_bits=float(const.held.lut_bits(const.graph)),  # the bits that take a LUT
                      cast_bits=float(sum(acc)), register_bits=float(_pipeline_bits(stage)))
             return f
         acc = layer.accumulator_width()
@@ -127,7 +127,7 @@ def _pipeline_bits(stage: LinearStage) -> int:
     for term in const.graph.outputs:
         if term is not None:
             uses[term[0]] = max(uses.get(term[0], 0), last)
-    return sum(const.graph.nodes[n].width * (seg - const.segment(n)) for n, seg in uses.items())
+    return sum(const.held.nodes[n].width * (seg - const.segment(n)) for n, seg in uses.items())
 
 
 def dsp_count(stage: Any) -> int:

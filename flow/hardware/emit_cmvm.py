@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from flow.formats.base import Overflow, Rounding
 from flow.hardware.cmvm import AdderGraph, bits_for, build
+from flow.hardware.held import HeldGraph, hold, wrap
 from flow.nn import QuantLinear
 
 
@@ -61,9 +63,18 @@ class ConstantLinear:
         """The rounding the output cast still does (floor once the offset took half up's place)."""
         return Rounding.FLOOR if self.round_offset else Rounding(self.layer.config.rounding)
 
+    @cached_property
+    def held(self) -> HeldGraph:
+        """How the netlist holds each node (offsets that spare every sign extension)."""
+        return hold(self.graph)
+
+    @cached_property
+    def _bias(self) -> list[int]:
+        return [int(b) for b in self.layer.bias_codes()]
+
     def offset(self, output: int) -> int:
         """The constant added to output ``output``'s sum: its bias and the rounding offset."""
-        return int(self.layer.bias_codes()[output]) + self.round_offset
+        return self._bias[output] + self.round_offset
 
     def accumulator_bounds(self, output: int) -> tuple[int, int]:
         """The exact interval of output ``output``'s sum, bias and rounding offset included."""
@@ -80,18 +91,21 @@ def _signal(node_id: int, segment: int, home: int) -> str:
     return f"n{node_id}" if segment == home else f"n{node_id}_r{segment}"
 
 
-def _operand(width: int, name: str, shift: int, sign: int) -> str:
+def _operand(width: int, name: str, shift: int, sign: int, flip_width: int = 0) -> str:
     """A term as SystemVerilog, cast to the width of the sum it enters: the cast extends by the
     operand's own signedness (or cuts it), and since the sum is exact modulo 2**width, the
-    signedness of the context does not change a bit. A negative term is ``-(...)`` (Yosys reads
-    ``-9'(x)`` as a cast to size -9)."""
+    signedness of the context does not change a bit. ``flip_width`` > 0 reads the operand with its
+    top bit flipped (``x ^ w'h80..``: unsigned, so it zero-extends). A negative term is ``-(...)``
+    (Yosys reads ``-9'(x)`` as a cast to size -9)."""
+    if flip_width:
+        name = f"{name} ^ {flip_width}'h{1 << (flip_width - 1):x}"
     text = f"({width}'({name}) << {shift})" if shift else f"{width}'({name})"
     return text if sign > 0 else f"-({text})"
 
 
 def cmvm_module(name: str, const: ConstantLinear) -> str:
     """The SystemVerilog text of one constant linear layer."""
-    layer, graph = const.layer, const.graph
+    layer, graph, held = const.layer, const.graph, const.held
     c = layer.config
     n_in, n_out = layer.in_features, layer.out_features
     x_w, y_w = c.data_in.width, c.data_out.width
@@ -123,14 +137,16 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
     body: list[str] = ["    logic advance, last_valid, result_ready;"]
     registers: list[str] = []
     for node in graph.nodes:
-        width, home = node.width, const.segment(node.id)
-        kind = "logic signed" if node.signed else "logic"
+        width, home = held.nodes[node.id].width, const.segment(node.id)
+        kind = "logic signed" if held.nodes[node.id].signed else "logic"
         body.append(f"    (* keep *) {kind} [{width - 1}:0] n{node.id};")
         if node.a is None:
             body.append(f"    assign n{node.id} = s_axis_tdata[{node.id * x_w + x_w - 1}:{node.id * x_w}];")
         else:
-            a = _operand(width, _signal(node.a, home, const.segment(node.a)), node.a_shift, node.a_sign)
-            b = _operand(width, _signal(node.b, home, const.segment(node.b)), node.b_shift, node.b_sign)
+            a, b = (_operand(width, _signal(src, home, const.segment(src)), shift, sign,
+                             held.nodes[src].width if (node.id, index) in held.flipped else 0)
+                    for index, (src, shift, sign) in enumerate(((node.a, node.a_shift, node.a_sign),
+                                                                (node.b, node.b_shift, node.b_sign))))
             body.append(f"    assign n{node.id} = {a} {'+' if not b.startswith('-') else '-'} "
                         f"{b.removeprefix('-')};")
         for segment in range(home + 1, uses.get(node.id, home) + 1):
@@ -142,13 +158,14 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
     body.append(f"    logic signed [{acc_w - 1}:0] acc [{n_out}];")
     body.append(f"    logic [{n_out * y_w - 1}:0] result;")
     for o, term in enumerate(graph.outputs):
-        bias = const.offset(o)
+        bias = wrap(held.output_constant(graph, o, const.offset(o)), acc_w)
         bias_text = f"{acc_w}'sd{bias}" if bias >= 0 else f"-({acc_w}'sd{-bias})"
         if term is None:
             body.append(f"    assign acc[{o}] = {bias_text};")
         else:
-            node = graph.nodes[term[0]]
-            operand = _operand(acc_w, _signal(node.id, last, const.segment(node.id)), term[1], term[2])
+            node = term[0]
+            flip = held.nodes[node].width if o in held.flipped_outputs else 0
+            operand = _operand(acc_w, _signal(node, last, const.segment(node)), term[1], term[2], flip)
             body.append(f"    assign acc[{o}] = {bias_text} {'+' if not operand.startswith('-') else '-'} "
                         f"{operand.removeprefix('-')};")
     lines += body
