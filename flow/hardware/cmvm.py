@@ -151,10 +151,26 @@ class _Unit:
         return None
 
 
+def _overlap(graph: AdderGraph, x: Term, y: Term) -> int:
+    """Bits where both shifted terms may be nonzero: the part of their sum that needs a LUT per bit
+    on a carry chain (below it one term passes through, above it only the carry runs)."""
+    top = min(x[1] + graph.nodes[x[0]].width, y[1] + graph.nodes[y[0]].width)
+    return max(top - max(x[1], y[1]), 0)
+
+
+ADDER_OVERHEAD = 2  # LUT bits an adder costs besides its overlap (carry in, sign), in a pair's value
+
+
 def _eliminate(graph: AdderGraph, units: list[_Unit]) -> None:
-    """Greedy CSE: build the term pair the most units share (two at least) once and reuse it,
-    round after round, until no pair is shared. Deterministic: ties go to the smallest key. Pair
-    counts change only around the terms a round rewrote, so a round costs one unit's length."""
+    """Greedy CSE: build the term pair that saves the most once and reuse it, round after round,
+    until no pair is shared. A pair shared by n units saves n - 1 adders of its LUT bits each
+    (overlap plus ADDER_OVERHEAD): on the digits MLP 2 % fewer LUT bits than taking the most
+    shared pair, on random matrices 4 %. Deterministic: ties go to the smallest key. Pair counts
+    change only around the terms a round rewrote, so a round costs one unit's length."""
+    def priority(shared: int, key: tuple[Term, Term]) -> int:
+        (a, _, _), (b, shift, _) = key
+        return -(shared - 1) * (_overlap(graph, (a, 0, 1), (b, shift, 1)) + ADDER_OVERHEAD)
+
     counts: list[dict[tuple[Term, Term], int]] = []
     users: dict[tuple[Term, Term], set[int]] = {}
     for index, unit in enumerate(units):
@@ -175,14 +191,15 @@ def _eliminate(graph: AdderGraph, units: list[_Unit]) -> None:
             del count[key]
             users[key].discard(index)
 
-    heap = [(-len(rows_of), key) for key, rows_of in users.items() if len(rows_of) > 1]
+    heap = [(priority(len(rows_of), key), key) for key, rows_of in users.items() if len(rows_of) > 1]
     heapq.heapify(heap)
     while heap:
-        count, key = heapq.heappop(heap)
+        value, key = heapq.heappop(heap)
         current = len(users.get(key, ()))
-        if current != -count:  # a stale entry: requeue with the current count
-            if current > 1:
-                heapq.heappush(heap, (-current, key))
+        if current < 2:
+            continue
+        if priority(current, key) != value:  # a stale entry: requeue with the current value
+            heapq.heappush(heap, (priority(current, key), key))
             continue
         made = _combine(graph, *key)[0]
         for index in sorted(users[key]):
@@ -199,15 +216,8 @@ def _eliminate(graph: AdderGraph, units: list[_Unit]) -> None:
                     new = _pair_key(z, t)
                     bump(index, new, 1)
                     if len(users[new]) > 1:
-                        heapq.heappush(heap, (-len(users[new]), new))
+                        heapq.heappush(heap, (priority(len(users[new]), new), new))
                 unit.add(z)
-
-
-def _overlap(graph: AdderGraph, x: Term, y: Term) -> int:
-    """Bits where both shifted terms may be nonzero: the part of their sum that needs a LUT per bit
-    on a carry chain (below it one term passes through, above it only the carry runs)."""
-    top = min(x[1] + graph.nodes[x[0]].width, y[1] + graph.nodes[y[0]].width)
-    return max(top - max(x[1], y[1]), 0)
 
 
 def _sum_tree(graph: AdderGraph, terms: list[Term]) -> Term | None:
