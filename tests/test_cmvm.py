@@ -9,7 +9,7 @@ from torch import nn
 
 import flow
 from flow.hardware.cmvm import adders_without_sharing, bits_for, build, csd
-from flow.hardware.held import HeldGraph, hold, wrap
+from flow.hardware.held import SIGNED_INVERT, HeldGraph, hold, wrap
 from flow.hardware.rtl_model import RtlModel
 
 
@@ -167,16 +167,19 @@ def test_the_netlist_keeps_each_adder_unsigned_where_it_can_and_folds_half_up_in
 
 
 @pytest.mark.parametrize("seed,signed_inputs", [(0, True), (1, False), (2, True)])
-def test_held_nodes_read_no_operand_sign_extended_and_stay_exact(seed, signed_inputs):
+def test_held_nodes_add_only_read_no_operand_sign_extended_and_stay_exact(seed, signed_inputs):
     rng = random.Random(seed)
     weights = random_matrix(9, 14, 8, 0.2, rng)
     lo, hi = (-128, 127) if signed_inputs else (0, 255)
     graph = build(weights, lo, hi)
     held = hold(graph)
 
-    def read(values, source, flipped):  # the operand's bit pattern, top bit flipped and read unsigned
+    def contribution(values, source, sign, mask):  # a masked read: the bit pattern XOR the mask
         width = held.nodes[source].width
-        return (values[source] % (1 << width)) ^ (1 << (width - 1)) if flipped else values[source]
+        if mask == SIGNED_INVERT:  # every bit inverted, read signed
+            pattern = (values[source] % (1 << width)) ^ ((1 << width) - 1)
+            return pattern - (1 << width) if pattern >> (width - 1) else pattern
+        return (values[source] % (1 << width)) ^ mask if mask else sign * values[source]
 
     for x in [[lo] * 14, [hi] * 14] + [[rng.randint(lo, hi) for _ in range(14)] for _ in range(40)]:
         true, kept = {}, {}
@@ -185,21 +188,21 @@ def test_held_nodes_read_no_operand_sign_extended_and_stay_exact(seed, signed_in
                 true[node.id] = kept[node.id] = x[node.id]
                 continue
             true[node.id] = node.a_sign * (true[node.a] << node.a_shift) + node.b_sign * (true[node.b] << node.b_shift)
-            kept[node.id] = (node.a_sign * (read(kept, node.a, (node.id, 0) in held.flipped) << node.a_shift)
-                             + node.b_sign * (read(kept, node.b, (node.id, 1) in held.flipped) << node.b_shift))
+            kept[node.id] = (
+                (contribution(kept, node.a, node.a_sign, held.masks.get((node.id, 0), 0)) << node.a_shift)
+                + (contribution(kept, node.b, node.b_sign, held.masks.get((node.id, 1), 0)) << node.b_shift))
             h = held.nodes[node.id]
             assert kept[node.id] == true[node.id] + h.offset and h.lo <= kept[node.id] <= h.hi
         for o, term in enumerate(graph.outputs):
             total = held.output_constant(graph, o, 5)
             if term is not None:
-                total += term[2] * (read(kept, term[0], o in held.flipped_outputs) << term[1])
+                total += contribution(kept, term[0], term[2], held.output_masks.get(o, 0)) << term[1]
             assert total == 5 + sum(w * v for w, v in zip(weights[o], x))
-    for node in graph.nodes[14:]:  # the narrower operand is never read sign-extended
-        tops = [(shift + held.nodes[src].width, i, src) for i, (src, shift) in
-                enumerate(((node.a, node.a_shift), (node.b, node.b_shift)))]
-        _, index, source = min(tops, key=lambda t: (t[0], -t[1]))
-        assert not held.nodes[source].signed or (node.id, index) in held.flipped
-    if signed_inputs:  # signed operands everywhere: the flips spare many LUT bits
-        assert held.lut_bits(graph) < 0.95 * HeldGraph.plain(graph).lut_bits(graph)
-    else:
-        assert held.lut_bits(graph) <= HeldGraph.plain(graph).lut_bits(graph)
+    assert any(node.a_sign < 0 or node.b_sign < 0 for node in graph.nodes)
+    for node in graph.nodes[14:]:
+        terms = [(shift + held.nodes[src].width, i, src, sign) for i, (src, shift, sign) in
+                 enumerate(((node.a, node.a_shift, node.a_sign), (node.b, node.b_shift, node.b_sign)))]
+        _, narrow, source, _ = min(terms, key=lambda t: (t[0], -t[1]))
+        assert not held.nodes[source].signed or held.masks.get((node.id, narrow), 0) > 0  # never sign-extended
+        assert all(sign > 0 or (node.id, index) in held.masks for _, index, _, sign in terms)  # no subtraction
+    assert held.lut_bits(graph) < 0.95 * HeldGraph.plain(graph).lut_bits(graph)

@@ -18,7 +18,7 @@ from functools import cached_property
 
 from flow.formats.base import Overflow, Rounding
 from flow.hardware.cmvm import AdderGraph, bits_for, build
-from flow.hardware.held import HeldGraph, hold, wrap
+from flow.hardware.held import SIGNED_INVERT, HeldGraph, hold, wrap
 from flow.nn import QuantLinear
 
 
@@ -91,14 +91,17 @@ def _signal(node_id: int, segment: int, home: int) -> str:
     return f"n{node_id}" if segment == home else f"n{node_id}_r{segment}"
 
 
-def _operand(width: int, name: str, shift: int, sign: int, flip_width: int = 0) -> str:
+def _operand(width: int, name: str, shift: int, sign: int, mask: int = 0, mask_width: int = 0) -> str:
     """A term as SystemVerilog, cast to the width of the sum it enters: the cast extends by the
     operand's own signedness (or cuts it), and since the sum is exact modulo 2**width, the
-    signedness of the context does not change a bit. ``flip_width`` > 0 reads the operand with its
-    top bit flipped (``x ^ w'h80..``: unsigned, so it zero-extends). A negative term is ``-(...)``
-    (Yosys reads ``-9'(x)`` as a cast to size -9)."""
-    if flip_width:
-        name = f"{name} ^ {flip_width}'h{1 << (flip_width - 1):x}"
+    signedness of the context does not change a bit. A ``mask`` reads ``x ^ w'hmask``: unsigned,
+    so it zero-extends, and always added (see flow.hardware.held); SIGNED_INVERT reads
+    ``x ^ w'sh<all ones>``, signed. An unmasked negative term is ``-(...)`` (Yosys reads ``-9'(x)``
+    as a cast to size -9)."""
+    if mask == SIGNED_INVERT:  # a signed literal keeps the read signed: it sign-extends
+        name, sign = f"{name} ^ {mask_width}'sh{(1 << mask_width) - 1:x}", 1
+    elif mask:
+        name, sign = f"{name} ^ {mask_width}'h{mask:x}", 1
     text = f"({width}'({name}) << {shift})" if shift else f"{width}'({name})"
     return text if sign > 0 else f"-({text})"
 
@@ -144,7 +147,7 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
             body.append(f"    assign n{node.id} = s_axis_tdata[{node.id * x_w + x_w - 1}:{node.id * x_w}];")
         else:
             a, b = (_operand(width, _signal(src, home, const.segment(src)), shift, sign,
-                             held.nodes[src].width if (node.id, index) in held.flipped else 0)
+                             held.masks.get((node.id, index), 0), held.nodes[src].width)
                     for index, (src, shift, sign) in enumerate(((node.a, node.a_shift, node.a_sign),
                                                                 (node.b, node.b_shift, node.b_sign))))
             body.append(f"    assign n{node.id} = {a} {'+' if not b.startswith('-') else '-'} "
@@ -164,8 +167,8 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
             body.append(f"    assign acc[{o}] = {bias_text};")
         else:
             node = term[0]
-            flip = held.nodes[node].width if o in held.flipped_outputs else 0
-            operand = _operand(acc_w, _signal(node, last, const.segment(node)), term[1], term[2], flip)
+            operand = _operand(acc_w, _signal(node, last, const.segment(node)), term[1], term[2],
+                               held.output_masks.get(o, 0), held.nodes[node].width)
             body.append(f"    assign acc[{o}] = {bias_text} {'+' if not operand.startswith('-') else '-'} "
                         f"{operand.removeprefix('-')};")
     lines += body
