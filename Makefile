@@ -46,7 +46,7 @@ bench-formats: $(STAMP)
 	$(PY) -m benches.bench_formats
 
 bench-hw: $(STAMP)
-	ulimit -s unlimited; $(PY) -m benches.bench_hw --json results/bench_hw.json
+	ulimit -s unlimited; $(PY) -m benches.bench_hw --json results/bench/bench_hw.json
 
 bench-sim-engines: $(STAMP)
 	$(PY) -m benches.bench_sim_engines

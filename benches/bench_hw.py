@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ POINTS: dict[str, list[str]] = {
 DA4ML_ISSUE = {"LUT": 30307, "DSP48E1": 0, "FF": 6103, "II": 1, "latency": 5}  # issue 10's measurement, not rerun
 
 
-def run_peer(out: Path, stages: int, pnr: bool) -> dict:
+def run_peer(out: Path, stages: int, pnr: bool, netlists: Path | None = None) -> dict:
     """da4ml on the same weights (fully parallel, ``stages`` register stages), checked bit-exact
     against flow's reference on the whole test split, through the same Yosys and nextpnr flow."""
     from benches import da4ml_peer
@@ -69,6 +70,8 @@ def run_peer(out: Path, stages: int, pnr: bool) -> dict:
                 "ecp5": synth_ecp5(files, top, 5400, folder, pnr, 5400)}
 
     peer = da4ml_peer.run(design.graph, codes, folder, stages, synthesize)
+    if netlists is not None:
+        shutil.copyfile(folder / "ecp5.json", netlists / "da4ml.json")
     x, e = peer["synthesis"]["xc7"], peer["synthesis"]["ecp5"]
     fmax = e.get("pnr", {}).get("fmax_mhz")
     return {"point": f"da4ml {peer['version']}", "LUT": x["total"]["LUT"], "FF": x["total"]["FF"],
@@ -80,14 +83,15 @@ def run_peer(out: Path, stages: int, pnr: bool) -> dict:
             "emit_s": peer["build_s"], "synth_s": x["seconds"] + e["seconds"], "pnr_s": e.get("pnr", {}).get("seconds")}
 
 
-def run_point(name: str, flags: list[str], out: Path, pnr: bool) -> dict:
+def run_point(name: str, flags: list[str], out: Path, pnr: bool, netlists: Path | None = None) -> dict:
     config = load_config("configs/digits_mlp.toml", flag_overrides(
         ["--design.name", name.replace("-", "_"), "--design.output_dir", str(out)] + FORMATS + flags))
     start = time.perf_counter()
     emitted = emit_design(config, log=lambda _: None)
     emit_s = time.perf_counter() - start
     sim = simulate_design(emitted.folder, log=lambda _: None, build_root=out / "build")
-    est = estimate_design(emitted.folder, timeout=5400, pnr=pnr, pnr_timeout=5400, log=lambda _: None)
+    est = estimate_design(emitted.folder, timeout=5400, pnr=pnr, pnr_timeout=5400, log=lambda _: None,
+                          keep_ecp5_netlist=netlists / f"{name}.json" if netlists else None)
     x, e = est["xc7"], est["ecp5"]
     fmax = e.get("pnr", {}).get("fmax_mhz")
     return {"point": name, "LUT": x["total"]["LUT"], "FF": x["total"]["FF"], "DSP": x["total"]["DSP48E1"],
@@ -112,7 +116,8 @@ def table(rows: list[dict]) -> str:
     base = next((r for r in rows if r["point"] == "parallel-lut"), None)
     for r in rows:
         ratio = f"{(r['LUT'] + r['DSP']) / (base['LUT'] + base['DSP']):.2f}" if base else ""
-        fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "did not fit/route"
+        fmax = (f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else
+                 "not placed" if r.get("pnr_s") is None else "did not fit/route")
         vps = f"{r['vectors_per_s_at_fmax']:,.0f}" if r["vectors_per_s_at_fmax"] else ""
         lines.append(f"| {r['point']} | {r['LUT']:,} | {r['FF']:,} | {r['DSP']} | {r['CARRY4']:,} | {r['depth']} | "
                      f"{fmax} | {r['II']} | {r['latency']} | {vps} | {ratio} | {r['mismatches']} | "
@@ -135,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", default=",".join(POINTS), help=f"comma-separated, of {', '.join(POINTS)}")
     ap.add_argument("--no-pnr", action="store_true", help="skip nextpnr (no Fmax)")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--pnr-points", default=None,
+                    help="comma-separated points to place and route (default all; nextpnr takes tens of minutes "
+                         "on a fully parallel design); 'da4ml' names the peer")
+    ap.add_argument("--netlists", default=None, help="keep each point's ECP5 netlist here (to place and route elsewhere)")
     ap.add_argument("--da4ml-stages", type=int, default=5,
                     help="register stages of the da4ml peer (run when da4ml is installed; 0 skips it)")
     a = ap.parse_args(argv)
@@ -151,13 +160,19 @@ def main(argv: list[str] | None = None) -> int:
         if a.json:
             Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
 
+    routed = set(names) | {"da4ml"} if a.pnr_points is None else {p.strip() for p in a.pnr_points.split(",")}
+    netlists = Path(a.netlists) if a.netlists else None
+    if netlists:
+        netlists.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            keep(run_point(name, POINTS[name], Path(tmp), not a.no_pnr))
+            keep(run_point(name, POINTS[name], Path(tmp), not a.no_pnr and name in routed, netlists))
         from benches.da4ml_peer import available
         if a.da4ml_stages and available():
-            keep(run_peer(Path(tmp), a.da4ml_stages, not a.no_pnr))
+            keep(run_peer(Path(tmp), a.da4ml_stages, not a.no_pnr and "da4ml" in routed, netlists))
     print(table(rows))
+    if a.json:
+        Path(a.json).with_suffix(".md").write_text(table(rows) + "\n")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -134,8 +135,9 @@ def synth_ecp5(files: list[Path], top: str, timeout: float, tmp: Path, pnr: bool
 
 
 def estimate_design(folder: str | Path, targets: tuple[str, ...] = TARGETS, timeout: float = 900.0, pnr: bool = True,
-                    pnr_timeout: float = 1800.0, log=print) -> dict[str, Any]:
-    """Synthesize ``folder``'s RTL for each target; write the figures into its report.json/.md; return them."""
+                    pnr_timeout: float = 1800.0, log=print, keep_ecp5_netlist: Path | None = None) -> dict[str, Any]:
+    """Synthesize ``folder``'s RTL for each target; write the figures into its report.json/.md; return them.
+    ``keep_ecp5_netlist`` copies the flattened ECP5 netlist there (to place and route it elsewhere)."""
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise ValueError(f"unknown target(s) {unknown}; use {', '.join(TARGETS)}")
@@ -150,6 +152,8 @@ def estimate_design(folder: str | Path, targets: tuple[str, ...] = TARGETS, time
         if "ecp5" in targets:
             log(f"{top}: Yosys synth_ecp5" + (" + nextpnr-ecp5 place and route ..." if pnr else " ..."))
             results["ecp5"] = synth_ecp5(files, top, timeout, tmp, pnr, pnr_timeout)
+            if keep_ecp5_netlist is not None:
+                shutil.copyfile(tmp / "ecp5.json", keep_ecp5_netlist)
     write_estimate(folder, results)
     return results
 
