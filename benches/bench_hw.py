@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", default=",".join(POINTS), help=f"comma-separated, of {', '.join(POINTS)}")
     ap.add_argument("--no-pnr", action="store_true", help="skip nextpnr (no Fmax)")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    ap.add_argument("--pnr-points", default=None,
-                    help="comma-separated points to place and route (default all; nextpnr takes tens of minutes "
-                         "on a fully parallel design); 'da4ml' names the peer")
+    ap.add_argument("--pnr-points", default=",".join(p for p in POINTS if not p.startswith("parallel")),
+                    help="comma-separated points to place and route, or 'all' ('da4ml' names the peer). Default: the "
+                         "folded ones; nextpnr-ecp5 (WebAssembly) had not routed a fully parallel point after 530 s")
     ap.add_argument("--netlists", default=None, help="keep each point's ECP5 netlist here (to place and route elsewhere)")
     ap.add_argument("--da4ml-stages", type=int, default=5,
                     help="register stages of the da4ml peer (run when da4ml is installed; 0 skips it)")
@@ -160,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.json:
             Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
 
-    routed = set(names) | {"da4ml"} if a.pnr_points is None else {p.strip() for p in a.pnr_points.split(",")}
+    routed = set(POINTS) | {"da4ml"} if a.pnr_points == "all" else {p.strip() for p in a.pnr_points.split(",") if p.strip()}
+    if routed - set(POINTS) - {"da4ml"}:
+        ap.error(f"unknown --pnr-points {sorted(routed - set(POINTS) - {'da4ml'})}; use 'all', 'da4ml' or "
+                 f"{', '.join(POINTS)}")
     netlists = Path(a.netlists) if a.netlists else None
     if netlists:
         netlists.mkdir(parents=True, exist_ok=True)
