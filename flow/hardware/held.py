@@ -43,7 +43,8 @@ SIGNED_INVERT = -1  # the mask of a read through ``x ^ w'sh<all ones>``: every b
 
 
 def read_mask(held: Held, sign: int, narrower: bool) -> int:
-    """The XOR mask a term is read through: 0 reads it as held (a positive term only)."""
+    """The XOR mask a term is read through. 0 reads it as held: a positive term, or a negative
+    1-bit signed narrower one (its mask would be 0), which is then subtracted."""
     top, every = 1 << (held.width - 1), (1 << held.width) - 1
     if sign > 0:
         return top if held.signed and narrower else 0
