@@ -201,7 +201,7 @@ def test_held_nodes_add_only_read_no_operand_sign_extended_and_stay_exact(seed, 
     assert any(node.a_sign < 0 or node.b_sign < 0 for node in graph.nodes)
     for node in graph.nodes[14:]:
         terms = [(shift + held.nodes[src].width, i, src, sign) for i, (src, shift, sign) in
-                 enumerate(((node.a, node.a_shift, node.a_sign), (node.b, node.b_shift, node.b_sign)))]
+                 enumerate(node.operands)]
         _, narrow, source, _ = min(terms, key=lambda t: (t[0], -t[1]))
         assert not held.nodes[source].signed or held.masks.get((node.id, narrow), 0) > 0  # never sign-extended
         assert all(sign > 0 or (node.id, index) in held.masks for _, index, _, sign in terms)  # no subtraction

@@ -118,16 +118,7 @@ def _pipeline_bits(stage: LinearStage) -> int:
     const = stage.constant
     if const is None or const.segments == 1:
         return 0
-    last = const.segments - 1
-    uses: dict[int, int] = {}
-    for node in const.graph.nodes:
-        if node.a is not None:
-            for operand in (node.a, node.b):
-                uses[operand] = max(uses.get(operand, 0), const.segment(node.id))
-    for term in const.graph.outputs:
-        if term is not None:
-            uses[term[0]] = max(uses.get(term[0], 0), last)
-    return sum(const.held.nodes[n].width * (seg - const.segment(n)) for n, seg in uses.items())
+    return sum(const.held.nodes[n].width * (seg - const.segment(n)) for n, seg in const.last_uses.items())
 
 
 def dsp_count(stage: Any) -> int:

@@ -40,6 +40,11 @@ def bits_for(lo: int, hi: int) -> int:
     return bits
 
 
+def interval_width(lo: int, hi: int) -> int:
+    """Bits of a signal holding [lo, hi]: two's complement when lo < 0, else unsigned."""
+    return bits_for(lo, hi) if lo < 0 else max(hi.bit_length(), 1)
+
+
 @dataclass
 class Node:
     """An input (``a`` is None) or ``a_sign * (a << a_shift) + b_sign * (b << b_shift)``, with the
@@ -64,7 +69,13 @@ class Node:
 
     @property
     def width(self) -> int:
-        return bits_for(self.lo, self.hi) if self.signed else max(self.hi.bit_length(), 1)
+        return interval_width(self.lo, self.hi)
+
+    @property
+    def operands(self) -> tuple[Term, Term]:
+        """The adder's two terms, ``a`` then ``b``, as (node id, shift, sign)."""
+        assert self.a is not None and self.b is not None, "an input node has no operands"
+        return (self.a, self.a_shift, self.a_sign), (self.b, self.b_shift, self.b_sign)
 
 
 @dataclass

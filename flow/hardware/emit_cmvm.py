@@ -64,6 +64,21 @@ class ConstantLinear:
         return Rounding.FLOOR if self.round_offset else Rounding(self.layer.config.rounding)
 
     @cached_property
+    def last_uses(self) -> dict[int, int]:
+        """Node -> the last segment that reads it (the outputs are read in the last): a node is
+        carried by registers from its own segment to that one."""
+        last = self.segments - 1
+        uses: dict[int, int] = {}
+        for node in self.graph.nodes:
+            if node.a is not None:
+                for operand in (node.a, node.b):
+                    uses[operand] = max(uses.get(operand, 0), self.segment(node.id))
+        for term in self.graph.outputs:
+            if term is not None:
+                uses[term[0]] = max(uses.get(term[0], 0), last)
+        return uses
+
+    @cached_property
     def held(self) -> HeldGraph:
         """How the netlist holds each node (offsets that spare every sign extension)."""
         return hold(self.graph)
@@ -129,14 +144,7 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
         "    input  logic m_axis_tready",
         ");",
     ]
-    uses: dict[int, int] = {}  # node -> the last segment that reads it
-    for node in graph.nodes:
-        if node.a is not None:
-            for operand in (node.a, node.b):
-                uses[operand] = max(uses.get(operand, 0), const.segment(node.id))
-    for term in graph.outputs:
-        if term is not None:
-            uses[term[0]] = max(uses.get(term[0], 0), last)
+    uses = const.last_uses
     body: list[str] = ["    logic advance, last_valid, result_ready;"]
     registers: list[str] = []
     for node in graph.nodes:
@@ -148,8 +156,7 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
         else:
             a, b = (_operand(width, _signal(src, home, const.segment(src)), shift, sign,
                              held.masks.get((node.id, index), 0), held.nodes[src].width)
-                    for index, (src, shift, sign) in enumerate(((node.a, node.a_shift, node.a_sign),
-                                                                (node.b, node.b_shift, node.b_sign))))
+                    for index, (src, shift, sign) in enumerate(node.operands))
             body.append(f"    assign n{node.id} = {a} {'+' if not b.startswith('-') else '-'} "
                         f"{b.removeprefix('-')};")
         for segment in range(home + 1, uses.get(node.id, home) + 1):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flow.hardware.cmvm import AdderGraph, Term, bits_for
+from flow.hardware.cmvm import AdderGraph, Term, interval_width
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Held:
 
     @property
     def width(self) -> int:
-        return bits_for(self.lo, self.hi) if self.signed else max(self.hi.bit_length(), 1)
+        return interval_width(self.lo, self.hi)
 
 
 SIGNED_INVERT = -1  # the mask of a read through ``x ^ w'sh<all ones>``: every bit inverted, signed
@@ -91,7 +91,7 @@ class HeldGraph:
         for node in graph.nodes:
             if node.a is None:
                 continue
-            terms = ((node.a, node.a_shift, node.a_sign), (node.b, node.b_shift, node.b_sign))
+            terms = node.operands
             index = _narrower(self.nodes, terms)
             source, shift, _ = terms[index]
             extended = self.nodes[source].signed and not self.masks.get((node.id, index))
@@ -126,7 +126,7 @@ def hold(graph: AdderGraph) -> HeldGraph:
         if node.a is None:
             held.append(Held(node.lo, node.hi, 0))
             continue
-        terms = ((node.a, node.a_shift, node.a_sign), (node.b, node.b_shift, node.b_sign))
+        terms = node.operands
         narrow = _narrower(held, terms)
         lo = hi = offset = 0
         for index, (source, shift, sign) in enumerate(terms):
