@@ -162,7 +162,27 @@ def test_cell_groups():
     from flow.estimate.yosys import summarize_cells
 
     cells = {"LUT2": 3, "LUT6": 1, "FDRE": 4, "FDSE": 1, "CARRY4": 2, "RAMB18E1": 1, "DSP48E1": 5, "BUFG": 1}
-    assert summarize_cells(cells) == {"LUT": 4, "FF": 5, "DSP48E1": 5, "BRAM": 1, "CARRY4": 2, "MUXF": 0}
+    assert summarize_cells(cells) == {"LUT": 4, "INV": 0, "FF": 5, "DSP48E1": 5, "BRAM": 1, "CARRY4": 2, "MUXF": 0}
+    # inverters, shift registers and LUT RAM take slice LUTs too: a figure without them is a wrong figure
+    cells = {"LUT2": 3, "INV": 7, "SRLC32E": 2, "RAM64M": 1, "$scopeinfo": 9, "IBUF": 4}
+    assert summarize_cells(cells) == {"LUT": 3 + 7 + 2 + 4, "INV": 7, "FF": 0, "DSP48E1": 0, "BRAM": 0, "CARRY4": 0,
+                                      "MUXF": 0}
+
+
+def test_an_inverter_heavy_netlist_counts_its_inverters(tmp_path):
+    """Operands read inverted into a carry chain's DI leave INV cells after synth_xilinx; LUT counts them."""
+    from flow.estimate.yosys import run_yosys, summarize_cells
+
+    source = tmp_path / "inverted.sv"
+    source.write_text("module inverted (input logic [7:0] a, input logic [7:0] b, output logic [8:0] y);\n"
+                      "  assign y = 9'(a) + 9'(b ^ 8'hff);\nendmodule\n")
+    stat = tmp_path / "stat.json"
+    run_yosys([f"read_verilog -sv {source}", "synth_xilinx -family xc7 -flatten -top inverted",
+               f"tee -q -o {stat} stat -json"], timeout=120)
+    cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    counts = summarize_cells(cells)
+    assert cells["INV"] == 8 and counts["INV"] == 8  # each inverted bit feeds the carry chain's DI as it is
+    assert counts["LUT"] == sum(n for name, n in cells.items() if name.startswith("LUT")) + 8
 
 
 def test_every_library_file_is_described_and_compile_order_puts_uses_first():

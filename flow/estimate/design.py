@@ -78,7 +78,8 @@ def per_instance(stat: dict[str, Any], top_cells: dict[str, Any], group) -> dict
 
 
 def _lut_sizes(cells: Counter) -> dict[str, int]:
-    return {name: n for name, n in sorted(cells.items()) if re.fullmatch(r"LUT\d", name)}
+    """LUTs by size, stand-alone inverters (LUT1s on the device) as ``INV``."""
+    return {name: n for name, n in sorted(cells.items()) if re.fullmatch(r"LUT\d|INV", name)}
 
 
 def group_ecp5(cells: Counter) -> dict[str, int]:
@@ -105,7 +106,7 @@ def synth_xc7(files: list[Path], top: str, timeout: float, tmp: Path) -> dict[st
     cells = hierarchy_totals(stat, top)
     depth = re.search(r"length=(\d+)", (tmp / "ltp.txt").read_text())
     top_cells = json.loads((tmp / "top.json").read_text())["modules"][top]["cells"]
-    return {"total": summarize_cells(dict(cells)), "lut_sizes": _lut_sizes(cells),
+    return {"total": summarize_cells(dict(cells)), "lut_sizes": _lut_sizes(cells), "cells": dict(sorted(cells.items())),
             "logic_depth": int(depth.group(1)) if depth else None,
             "layers": per_instance(stat, top_cells, lambda c: summarize_cells(dict(c))),
             "seconds": round(time.perf_counter() - start, 1)}

@@ -83,15 +83,27 @@ def synthesize_xilinx(
     return summarize_cells(cells)
 
 
-CELL_GROUPS = {"LUT": "LUT", "FD": "FF", "DSP48E1": "DSP48E1", "RAMB": "BRAM", "CARRY4": "CARRY4",
+CELL_GROUPS = {"FD": "FF", "DSP48E1": "DSP48E1", "RAMB": "BRAM", "CARRY4": "CARRY4",
                "MUXF": "MUXF"}  # Xilinx primitive name prefix -> the figure people compare
+# Cells that take LUTs of a 7-series slice, and how many: logic LUTs, the stand-alone inverters
+# Yosys leaves (each a LUT1 on the device), shift registers and distributed RAM (LUTs as memory,
+# as Vivado's "Slice LUTs" counts them).
+LUT_CELLS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1, "SRL16E": 1,
+             "SRLC32E": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1S": 2,
+             "RAM128X1D": 4, "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4}
 
 
 def summarize_cells(cells: dict[str, int]) -> dict[str, int]:
-    """Group Xilinx primitive counts (LUT1..LUT6, FDRE/FDSE/..., RAMB18E1/...) into figures."""
-    groups = dict.fromkeys(CELL_GROUPS.values(), 0)
+    """Group Xilinx primitive counts into the figures people compare: ``LUT`` is every LUT a cell
+    takes (LUT1..LUT6, INV, SRL and LUT RAM, weighted by ``LUT_CELLS``) and ``INV`` the inverters
+    among them, so a netlist full of inverters cannot look small; FDRE/FDSE/... are ``FF``."""
+    groups = {"LUT": 0, "INV": 0, **dict.fromkeys(CELL_GROUPS.values(), 0)}
     for cell, count in cells.items():
         name = cell.lstrip("\\$")
+        if name in LUT_CELLS:
+            groups["LUT"] += LUT_CELLS[name] * count
+            groups["INV"] += count if name == "INV" else 0
+            continue
         for prefix, group in CELL_GROUPS.items():
             if name.startswith(prefix):
                 groups[group] += count
