@@ -9,7 +9,7 @@ from torch import nn
 
 import flow
 from flow.hardware.cmvm import adders_without_sharing, bits_for, build, csd
-from flow.hardware.held import SIGNED_INVERT, HeldGraph, hold, wrap
+from flow.hardware.held import SIGNED_INVERT, Held, HeldGraph, Read, adder_cost, hold, wrap
 from flow.hardware.rtl_model import RtlModel
 
 
@@ -162,24 +162,26 @@ def test_the_netlist_keeps_each_adder_unsigned_where_it_can_and_folds_half_up_in
     for o in range(5):
         assert const.offset(o) == int(const.layer.bias_codes()[o]) + const.round_offset
         constant = wrap(const.held.output_constant(const.graph, o, const.offset(o)), acc_w)
-        assert f"'sd{abs(constant)}" in acc_lines[o] and acc_lines[o].count("-(") == (constant < 0) + (
-            const.graph.outputs[o] is not None and const.graph.outputs[o][2] < 0)
+        subtracted = const.held.output_reads.get(o, Read()).subtract
+        assert f"'sd{abs(constant)}" in acc_lines[o] and len(re.findall(r"-\s*\(", acc_lines[o])) == (constant < 0) + subtracted
 
 
 @pytest.mark.parametrize("seed,signed_inputs", [(0, True), (1, False), (2, True)])
-def test_held_nodes_add_only_read_no_operand_sign_extended_and_stay_exact(seed, signed_inputs):
+def test_held_nodes_read_no_operand_sign_extended_stay_exact_and_cost_fewer_luts(seed, signed_inputs):
     rng = random.Random(seed)
     weights = random_matrix(9, 14, 8, 0.2, rng)
     lo, hi = (-128, 127) if signed_inputs else (0, 255)
     graph = build(weights, lo, hi)
     held = hold(graph)
 
-    def contribution(values, source, sign, mask):  # a masked read: the bit pattern XOR the mask
-        width = held.nodes[source].width
-        if mask == SIGNED_INVERT:  # every bit inverted, read signed
-            pattern = (values[source] % (1 << width)) ^ ((1 << width) - 1)
-            return pattern - (1 << width) if pattern >> (width - 1) else pattern
-        return (values[source] % (1 << width)) ^ mask if mask else sign * values[source]
+    def contribution(values, source, read):  # the bit pattern through the mask, then added or subtracted
+        width, value = held.nodes[source].width, values[source]
+        if read.mask == SIGNED_INVERT:  # every bit inverted, read signed
+            pattern = (value % (1 << width)) ^ ((1 << width) - 1)
+            pattern = pattern - (1 << width) if pattern >> (width - 1) else pattern
+        else:
+            pattern = (value % (1 << width)) ^ read.mask if read.mask else value
+        return -pattern if read.subtract else pattern
 
     for x in [[lo] * 14, [hi] * 14] + [[rng.randint(lo, hi) for _ in range(14)] for _ in range(40)]:
         true, kept = {}, {}
@@ -188,21 +190,37 @@ def test_held_nodes_add_only_read_no_operand_sign_extended_and_stay_exact(seed, 
                 true[node.id] = kept[node.id] = x[node.id]
                 continue
             true[node.id] = node.a_sign * (true[node.a] << node.a_shift) + node.b_sign * (true[node.b] << node.b_shift)
-            kept[node.id] = (
-                (contribution(kept, node.a, node.a_sign, held.masks.get((node.id, 0), 0)) << node.a_shift)
-                + (contribution(kept, node.b, node.b_sign, held.masks.get((node.id, 1), 0)) << node.b_shift))
+            kept[node.id] = sum(contribution(kept, source, held.read(node.id, i)) << shift
+                                for i, (source, shift, _) in enumerate(node.operands))
             h = held.nodes[node.id]
-            assert kept[node.id] == true[node.id] + h.offset and h.lo <= kept[node.id] <= h.hi
+            assert kept[node.id] == h.polarity * true[node.id] + h.offset and h.lo <= kept[node.id] <= h.hi
         for o, term in enumerate(graph.outputs):
             total = held.output_constant(graph, o, 5)
             if term is not None:
-                total += contribution(kept, term[0], term[2], held.output_masks.get(o, 0)) << term[1]
+                total += contribution(kept, term[0], held.output_reads.get(o, Read())) << term[1]
             assert total == 5 + sum(w * v for w, v in zip(weights[o], x))
     assert any(node.a_sign < 0 or node.b_sign < 0 for node in graph.nodes)
+    assert any(h.polarity < 0 for h in held.nodes)  # some nodes are held negated
     for node in graph.nodes[14:]:
-        terms = [(shift + held.nodes[src].width, i, src, sign) for i, (src, shift, sign) in
-                 enumerate(node.operands)]
-        _, narrow, source, _ = min(terms, key=lambda t: (t[0], -t[1]))
-        assert not held.nodes[source].signed or held.masks.get((node.id, narrow), 0) > 0  # never sign-extended
-        assert all(sign > 0 or (node.id, index) in held.masks for _, index, _, sign in terms)  # no subtraction
-    assert held.lut_bits(graph) < 0.95 * HeldGraph.plain(graph).lut_bits(graph)
+        terms = [(shift + held.nodes[src].width, i, src) for i, (src, shift, _) in enumerate(node.operands)]
+        _, narrow, source = min(terms, key=lambda t: (t[0], -t[1]))
+        assert not held.nodes[source].signed or held.read(node.id, narrow).mask != 0  # never sign-extended
+        assert not all(held.read(node.id, i).subtract for i in range(2))
+    inverted = sum(held.read(node.id, i) != Read() for node in graph.nodes[14:] for i in range(2)
+                   if held.read(node.id, i).mask != 1 << (held.nodes[node.operands[i][0]].width - 1))
+    negative_terms = sum((node.a_sign < 0) + (node.b_sign < 0) for node in graph.nodes[14:])
+    assert inverted < negative_terms  # polarity spares inversions
+    assert held.lut_bits(graph) < 0.97 * HeldGraph.plain(graph).lut_bits(graph)
+
+
+def test_the_cost_model_prices_inverters_as_yosys_leaves_them():
+    """adder_cost on single adders whose xc7 cells were measured (LUT + INV): an inverted
+    narrower operand feeds DI as it is; an inverted wider one costs only outside the overlap."""
+    unsigned8, unsigned4 = Held(0, 255, 0), Held(0, 15, 0)
+    every8, every4 = Read(0xFF), Read(0xF)
+    assert adder_cost([(unsigned8, Read(), 0), (unsigned8, every8, 0)], 9) == 8 + 8
+    assert adder_cost([(unsigned8, Read(), 0), (unsigned4, every4, 2)], 12) == 4 + 4
+    assert adder_cost([(unsigned8, every8, 0), (unsigned4, Read(), 2)], 12) == 4 + 4
+    assert adder_cost([(unsigned8, Read(), 0), (unsigned4, every4, 6)], 12) == 2 + 2
+    assert adder_cost([(unsigned8, Read(), 0), (unsigned8, Read(), 0)], 9) == 8
+    assert adder_cost([(unsigned8, Read(), 0), (unsigned8, Read(subtract=True), 0)], 9) == 8

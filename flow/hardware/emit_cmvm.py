@@ -18,7 +18,7 @@ from functools import cached_property
 
 from flow.formats.base import Overflow, Rounding
 from flow.hardware.cmvm import AdderGraph, bits_for, build
-from flow.hardware.held import SIGNED_INVERT, HeldGraph, hold, wrap
+from flow.hardware.held import SIGNED_INVERT, HeldGraph, Read, hold, wrap
 from flow.nn import QuantLinear
 
 
@@ -87,6 +87,29 @@ class ConstantLinear:
     def _bias(self) -> list[int]:
         return [int(b) for b in self.layer.bias_codes()]
 
+    @cached_property
+    def acc_width(self) -> int:
+        """Bits of the widest output sum (every accumulator is declared this wide)."""
+        return max(bits_for(*self.accumulator_bounds(o)) for o in range(self.layer.out_features))
+
+    @cached_property
+    def widths(self) -> list[int]:
+        """Each node's signal width: its held width, or the low bits its readers take when none
+        needs more (sums are exact modulo 2**width, so the bits above are never seen)."""
+        held, need = self.held.nodes, [0] * len(self.graph.nodes)
+        for term in self.graph.outputs:
+            if term is not None:
+                need[term[0]] = max(need[term[0]], self.acc_width - term[1])
+        widths = [h.width for h in held]
+        for node in reversed(self.graph.nodes):
+            if node.a is None:
+                continue
+            if need[node.id]:
+                widths[node.id] = min(widths[node.id], need[node.id])
+            for source, shift, _ in node.operands:
+                need[source] = max(need[source], widths[node.id] - shift)
+        return widths
+
     def offset(self, output: int) -> int:
         """The constant added to output ``output``'s sum: its bias and the rounding offset."""
         return self._bias[output] + self.round_offset
@@ -106,17 +129,24 @@ def _signal(node_id: int, segment: int, home: int) -> str:
     return f"n{node_id}" if segment == home else f"n{node_id}_r{segment}"
 
 
-def _operand(width: int, name: str, shift: int, sign: int, mask: int = 0, mask_width: int = 0) -> str:
+def _operand(width: int, name: str, shift: int, read: Read, held_width: int, source_width: int) -> str:
     """A term as SystemVerilog, cast to the width of the sum it enters: the cast extends by the
-    operand's own signedness (or cuts it), and since the sum is exact modulo 2**width, the
-    signedness of the context does not change a bit. A ``mask`` reads ``x ^ w'hmask``: unsigned,
-    so it zero-extends, and always added (see flow.hardware.held); SIGNED_INVERT reads
-    ``x ^ w'sh<all ones>``, signed. An unmasked negative term is ``-(...)`` (Yosys reads ``-9'(x)``
-    as a cast to size -9)."""
+    operand's own signedness, and since the sum is exact modulo 2**width, the signedness of the
+    context does not change a bit; of a source wider than the sum above the shift only the low
+    bits are read (``x[k:0]``). A mask reads ``x ^ w'hmask`` (unsigned, so it zero-extends);
+    SIGNED_INVERT reads ``x ^ w'sh<all ones>``, signed; a source kept to fewer bits than it is
+    held in takes the mask's low bits (see flow.hardware.held). A subtracted term is ``-(...)``
+    (Yosys reads ``-9'(x)`` as a cast to size -9)."""
+    mask, sign = read.mask, -1 if read.subtract else 1
+    keep = min(width - shift, source_width)
+    if keep < held_width:  # its low bits only: nothing is extended, the mask's low bits invert them
+        mask = (1 << keep) - 1 if mask == SIGNED_INVERT else mask & ((1 << keep) - 1)
+    if keep < source_width:
+        name = f"{name}[{keep - 1}:0]"
     if mask == SIGNED_INVERT:  # a signed literal keeps the read signed: it sign-extends
-        name, sign = f"{name} ^ {mask_width}'sh{(1 << mask_width) - 1:x}", 1
+        name = f"{name} ^ {keep}'sh{(1 << keep) - 1:x}"
     elif mask:
-        name, sign = f"{name} ^ {mask_width}'h{mask:x}", 1
+        name = f"{name} ^ {keep}'h{mask:x}"
     text = f"({width}'({name}) << {shift})" if shift else f"{width}'({name})"
     return text if sign > 0 else f"-({text})"
 
@@ -144,27 +174,28 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
         "    input  logic m_axis_tready",
         ");",
     ]
-    uses = const.last_uses
+    uses, widths = const.last_uses, const.widths
     body: list[str] = ["    logic advance, last_valid, result_ready;"]
     registers: list[str] = []
     for node in graph.nodes:
-        width, home = held.nodes[node.id].width, const.segment(node.id)
-        kind = "logic signed" if held.nodes[node.id].signed else "logic"
+        width, home = widths[node.id], const.segment(node.id)
+        kind = "logic signed" if held.nodes[node.id].signed and width == held.nodes[node.id].width else "logic"
         body.append(f"    (* keep *) {kind} [{width - 1}:0] n{node.id};")
         if node.a is None:
             body.append(f"    assign n{node.id} = s_axis_tdata[{node.id * x_w + x_w - 1}:{node.id * x_w}];")
         else:
-            a, b = (_operand(width, _signal(src, home, const.segment(src)), shift, sign,
-                             held.masks.get((node.id, index), 0), held.nodes[src].width)
-                    for index, (src, shift, sign) in enumerate(node.operands))
+            a, b = (_operand(width, _signal(src, home, const.segment(src)), shift, held.read(node.id, index),
+                             held.nodes[src].width, widths[src])
+                    for index, (src, shift, _) in enumerate(node.operands))
+            if a.startswith("-"):
+                a, b = b, a  # the minuend first
             body.append(f"    assign n{node.id} = {a} {'+' if not b.startswith('-') else '-'} "
                         f"{b.removeprefix('-')};")
         for segment in range(home + 1, uses.get(node.id, home) + 1):
             body.append(f"    {kind} [{width - 1}:0] n{node.id}_r{segment};")
             registers.append(f"            n{node.id}_r{segment} <= {_signal(node.id, segment - 1, home)};")
     acc_frac = layer.acc_format.frac
-    acc_widths = [bits_for(*const.accumulator_bounds(o)) for o in range(n_out)]
-    acc_w = max(acc_widths)
+    acc_w = const.acc_width
     body.append(f"    logic signed [{acc_w - 1}:0] acc [{n_out}];")
     body.append(f"    logic [{n_out * y_w - 1}:0] result;")
     for o, term in enumerate(graph.outputs):
@@ -174,8 +205,8 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
             body.append(f"    assign acc[{o}] = {bias_text};")
         else:
             node = term[0]
-            operand = _operand(acc_w, _signal(node, last, const.segment(node)), term[1], term[2],
-                               held.output_masks.get(o, 0), held.nodes[node].width)
+            operand = _operand(acc_w, _signal(node, last, const.segment(node)), term[1],
+                               held.output_reads.get(o, Read()), held.nodes[node].width, widths[node])
             body.append(f"    assign acc[{o}] = {bias_text} {'+' if not operand.startswith('-') else '-'} "
                         f"{operand.removeprefix('-')};")
     lines += body

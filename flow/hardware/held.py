@@ -1,19 +1,23 @@
-"""How the shift-add netlist holds each adder-graph node: its value plus a constant offset, chosen
-so that every adder adds (no subtraction) and none sign-extends its narrower operand.
+"""How the shift-add netlist holds each adder-graph node: ``polarity * value + offset``, and how
+each adder reads its operands, chosen to spend the fewest LUTs, inverters included.
 
-On a carry chain (Xilinx CARRY4, ECP5 CCU2C) the bits of a sum above its narrower operand cost
-no LUT when that operand is zero-extended, and one LUT each when it is sign-extended; a
-subtraction costs one LUT more than an addition. So an operand is read through an XOR mask, an
-inverter that folds into the adder's LUT, and read unsigned:
+A read takes a held value ``h`` through an XOR mask and adds or subtracts the pattern:
 
-- a signed narrower term, top bit flipped: ``h + 2**(w-1)``;
-- a negative unsigned term, all bits inverted: ``2**w - 1 - h``;
-- a negative signed narrower term, all bits but the top inverted: ``2**(w-1) - 1 - h``;
-- a negative signed wider term, all bits inverted and read signed (``SIGNED_INVERT``): ``-1 - h``
-  (its sign extension costs nothing: no bit of the sum lies above it but the carry).
+- no mask: ``h`` as it is (a signed one is sign-extended, which costs a LUT a bit above it);
+- a signed narrower term, top bit flipped: ``h + 2**(w-1)``, read unsigned (no extension);
+- all bits inverted, unsigned: ``2**w - 1 - h``;
+- all bits but the top inverted, signed narrower: ``2**(w-1) - 1 - h``;
+- all bits inverted, signed wider (``SIGNED_INVERT``): ``-1 - h``.
 
-Each read is the term plus a constant. The constants ride along each node as its offset and fold
-into the output's bias, which is one constant adder per output already.
+Each read is ``±h`` plus a constant; the constants ride along each node as its offset and fold
+into the output's bias, which is one constant adder per output already. A node may be held
+negated (polarity -1), so an adder whose terms enter with one sign adds them as held.
+
+Which form is cheapest is decided on a model of Yosys' xc7 mapping (``adder_cost``): ``a + b``
+becomes a CARRY4 chain with S = A ^ B in a LUT and DI = A read as it is, ``A`` being the operand
+with the lower top bit (either on a tie); ``a - b`` keeps the minuend as ``A`` and inverts ``B``
+inside the LUT. An inverted bit is free where the S LUT absorbs it, and costs an INV cell (a LUT1)
+where it feeds DI or passes through alone.
 """
 from __future__ import annotations
 
@@ -24,11 +28,12 @@ from flow.hardware.cmvm import AdderGraph, Term, interval_width
 
 @dataclass(frozen=True)
 class Held:
-    """A node as hardware holds it: ``true value + offset``, in [lo, hi]."""
+    """A node as hardware holds it: ``polarity * true value + offset``, in [lo, hi]."""
 
     lo: int
     hi: int
     offset: int
+    polarity: int = 1
 
     @property
     def signed(self) -> bool:
@@ -42,35 +47,111 @@ class Held:
 SIGNED_INVERT = -1  # the mask of a read through ``x ^ w'sh<all ones>``: every bit inverted, signed
 
 
-def read_mask(held: Held, sign: int, narrower: bool) -> int:
-    """The XOR mask a term is read through. 0 reads it as held: a positive term, or a negative
-    1-bit signed narrower one (its mask would be 0), which is then subtracted."""
+@dataclass(frozen=True)
+class Read:
+    """How an adder reads a held value: through ``mask``, then added or (``subtract``) subtracted."""
+
+    mask: int = 0
+    subtract: bool = False
+
+
+def negating_mask(held: Held, narrower: bool) -> int:
+    """The mask that reads ``held`` negated (plus a constant); 0 when none does (1-bit signed narrower)."""
     top, every = 1 << (held.width - 1), (1 << held.width) - 1
-    if sign > 0:
-        return top if held.signed and narrower else 0
     if not held.signed:
         return every
     return every ^ top if narrower else SIGNED_INVERT
 
 
-def read_interval(held: Held, sign: int, mask: int) -> tuple[int, int, int]:
-    """A term's contribution to its sum, as (lo, hi, constant): the read value is ``sign * held +
-    constant`` and lies in [lo, hi]. A masked read is unsigned and always added, and each of the
-    three masks adds itself: ``h ^ top = h + top`` for a signed h, ``h ^ all = all - h`` for an
-    unsigned one, ``h ^ (all ^ top) = (top - 1) - h`` for a signed one; SIGNED_INVERT reads
-    ``-1 - h``, signed."""
-    ends = (sign * held.lo + mask, sign * held.hi + mask)
-    return min(ends), max(ends), mask
+def plain_mask(held: Held, narrower: bool) -> int:
+    """The mask that reads ``held`` as it is, unsigned where it would be sign-extended."""
+    return 1 << (held.width - 1) if held.signed and narrower else 0
+
+
+def read_value(held: Held, read: Read) -> tuple[int, int]:
+    """The read as ``(k, c)``: its value is ``k * h + c``, k = ±1."""
+    top = 1 << (held.width - 1)
+    if read.mask == 0:
+        k, c = 1, 0
+    elif read.mask == SIGNED_INVERT:
+        k, c = -1, -1
+    elif held.signed and read.mask == top:
+        k, c = 1, top
+    elif held.signed:  # every ^ top
+        k, c = -1, top - 1
+    else:  # every bit of an unsigned value
+        k, c = -1, read.mask
+    return (-k, -c) if read.subtract else (k, c)
+
+
+def read_interval(held: Held, read: Read) -> tuple[int, int]:
+    """The interval of a read's value."""
+    k, c = read_value(held, read)
+    ends = (k * held.lo + c, k * held.hi + c)
+    return min(ends), max(ends)
+
+
+def _bits(held: Held, read: Read, shift: int, width: int) -> dict[int, tuple[bool, bool]]:
+    """Bit position in the sum -> (a signal rather than a constant, inverted) of the pattern the
+    adder port sees, subtraction's inversion included; positions missing are constant 0 (1 when
+    subtracted)."""
+    w = held.width
+    extended = held.signed and (read.mask == 0 or read.mask == SIGNED_INVERT)
+    bits = {}
+    for p in range(shift, width):
+        bit = min(p - shift, w - 1)
+        if p - shift >= w and not extended:
+            break
+        inverted = read.mask == SIGNED_INVERT or (read.mask != SIGNED_INVERT and bool(read.mask >> bit & 1))
+        bits[p] = (True, inverted != read.subtract)
+    return bits
+
+
+def adder_cost(operands: list[tuple[Held, Read, int]], width: int) -> int:
+    """LUTs (INV cells included) that one adder of the netlist takes after Yosys' xc7 mapping."""
+    subtracted = [read.subtract for _, read, _ in operands]
+    if all(subtracted):  # -a - b: a sum, then a negation across the width
+        return width + adder_cost([(held, Read(read.mask), shift) for held, read, shift in operands], width)
+    ports = [_bits(held, read, shift, width) for held, read, shift in operands]
+    tops = [max(port, default=-1) for port in ports]
+    if any(subtracted):
+        orders = [(subtracted.index(False), subtracted.index(True))]
+    elif tops[0] != tops[1]:
+        orders = [(0, 1) if tops[0] < tops[1] else (1, 0)]
+    else:
+        orders = [(0, 1), (1, 0)]  # a tie: Yosys picks by a hash; count the worse
+    costs = []
+    for a, b in orders:
+        luts, inverters = 0, set()
+        for p in range(min(min(port, default=width) for port in ports), width):
+            pa, pb = ports[a].get(p), ports[b].get(p)
+            if pa and pb:
+                luts += 1
+            elif pa or pb:
+                signal, constant = (pa, subtracted[b]) if pa else (pb, False)
+                if signal[1] != constant:  # S is the signal inverted: an inverter alone
+                    inverters.add((a if pa else b, p))
+            if pa and pa[1]:  # DI reads A as it is
+                inverters.add((a, p))
+        costs.append(luts + len(inverters))
+    return max(costs)
 
 
 @dataclass(frozen=True)
 class HeldGraph:
-    """Every node's held form and the XOR mask of each masked read: adder operands by (node id,
-    0 for ``a`` / 1 for ``b``), output terms by output index."""
+    """Every node's held form and how each adder reads its operands (by (node id, 0 for ``a`` /
+    1 for ``b``)) and each output its term (by output index)."""
 
     nodes: list[Held]
-    masks: dict[tuple[int, int], int]
-    output_masks: dict[int, int]
+    reads: dict[tuple[int, int], Read]
+    output_reads: dict[int, Read]
+
+    @property
+    def masks(self) -> dict[tuple[int, int], int]:
+        return {key: read.mask for key, read in self.reads.items() if read.mask}
+
+    def read(self, node: int, index: int) -> Read:
+        return self.reads.get((node, index), Read())
 
     def output_constant(self, graph: AdderGraph, output: int, offset: int) -> int:
         """The constant an output adds to its read term so the sum is ``offset`` (bias and
@@ -78,32 +159,24 @@ class HeldGraph:
         term = graph.outputs[output]
         if term is None:
             return offset
-        node, shift, sign = term
+        node, shift, _ = term
         held = self.nodes[node]
-        _, _, constant = read_interval(held, sign, self.output_masks.get(output, 0))
-        return offset - ((sign * held.offset + constant) << shift)
+        k, c = read_value(held, self.output_reads.get(output, Read()))
+        return offset - ((k * held.offset + c) << shift)
 
     def lut_bits(self, graph: AdderGraph) -> int:
-        """LUTs the adders take on a carry chain: from the larger operand shift (the bits below
-        pass through) to the narrower operand's top (above it only the carry runs), or to the
-        sum's top when the narrower operand is read sign-extended; one more for a subtraction."""
-        total = 0
-        for node in graph.nodes:
-            if node.a is None:
-                continue
-            terms = node.operands
-            index = _narrower(self.nodes, terms)
-            source, shift, _ = terms[index]
-            extended = self.nodes[source].signed and not self.masks.get((node.id, index))
-            end = self.nodes[node.id].width if extended else shift + self.nodes[source].width
-            subtracts = any(sign < 0 and not self.masks.get((node.id, i)) for i, (_, _, sign) in enumerate(terms))
-            total += max(end - max(node.a_shift, node.b_shift), 0) + subtracts
-        return total
+        """LUTs the adders take, inverters included (``adder_cost`` of every adder)."""
+        return sum(adder_cost([(self.nodes[src], self.read(node.id, i), shift)
+                               for i, (src, shift, _) in enumerate(node.operands)], self.nodes[node.id].width)
+                   for node in graph.nodes if node.a is not None)
 
     @classmethod
     def plain(cls, graph: AdderGraph) -> HeldGraph:
-        """Every node held as its true value, nothing masked: the netlist without this module."""
-        return cls([Held(node.lo, node.hi, 0) for node in graph.nodes], {}, {})
+        """Every node held as its true value, negative terms subtracted: the netlist without this module."""
+        reads = {(node.id, i): Read(0, sign < 0) for node in graph.nodes if node.a is not None
+                 for i, (_, _, sign) in enumerate(node.operands) if sign < 0}
+        return cls([Held(node.lo, node.hi, 0) for node in graph.nodes], reads,
+                   {o: Read(0, True) for o, term in enumerate(graph.outputs) if term is not None and term[2] < 0})
 
 
 def wrap(value: int, width: int) -> int:
@@ -118,30 +191,54 @@ def _narrower(held: list[Held], terms: tuple[Term, Term]) -> int:
     return 0 if terms[0][1] + held[terms[0][0]].width < terms[1][1] + held[terms[1][0]].width else 1
 
 
+def _candidates(held: list[Held], terms: tuple[Term, Term], signs: tuple[int, int]) -> list[tuple[Read, Read]]:
+    """The ways to read two operands with the signs ``signs`` (on their held values)."""
+    narrow = _narrower(held, terms)
+    options: list[list[Read]] = []
+    for index, ((source, _, _), sign) in enumerate(zip(terms, signs)):
+        h, narrower = held[source], index == narrow
+        if sign > 0:
+            options.append([Read(plain_mask(h, narrower))])
+        else:
+            ways = [Read(plain_mask(h, narrower), subtract=True)]
+            if negating_mask(h, narrower):
+                ways.append(Read(negating_mask(h, narrower)))
+            options.append(ways)
+    return [(a, b) for a in options[0] for b in options[1] if not (a.subtract and b.subtract)]
+
+
 def hold(graph: AdderGraph) -> HeldGraph:
-    """Each node's held form and the masks its adder reads its operands through."""
+    """Each node's held form and how its adder reads its operands: of every polarity and read
+    form that keeps the sum exact, the one ``adder_cost`` prices lowest (then the narrower)."""
     held: list[Held] = []
-    masks: dict[tuple[int, int], int] = {}
+    reads: dict[tuple[int, int], Read] = {}
     for node in graph.nodes:
         if node.a is None:
             held.append(Held(node.lo, node.hi, 0))
             continue
         terms = node.operands
-        narrow = _narrower(held, terms)
-        lo = hi = offset = 0
-        for index, (source, shift, sign) in enumerate(terms):
-            h = held[source]
-            mask = read_mask(h, sign, index == narrow)
-            if mask:
-                masks[node.id, index] = mask
-            read_lo, read_hi, constant = read_interval(h, sign, mask)
-            lo, hi = lo + (read_lo << shift), hi + (read_hi << shift)
-            offset += (sign * h.offset + constant) << shift
-        held.append(Held(lo, hi, offset))
+        coefficients = [sign * held[source].polarity for source, _, sign in terms]
+        best = None
+        for polarity in dict.fromkeys(coefficients):
+            signs = (polarity * coefficients[0], polarity * coefficients[1])
+            for pair in _candidates(held, terms, signs):
+                lo = hi = offset = 0
+                for (source, shift, _), read in zip(terms, pair):
+                    r_lo, r_hi = read_interval(held[source], read)
+                    k, c = read_value(held[source], read)
+                    lo, hi, offset = lo + (r_lo << shift), hi + (r_hi << shift), offset + ((k * held[source].offset + c) << shift)
+                candidate = Held(lo, hi, offset, polarity)
+                cost = adder_cost([(held[s], read, shift) for (s, shift, _), read in zip(terms, pair)], candidate.width)
+                if best is None or (cost, candidate.width) < best[0]:
+                    best = ((cost, candidate.width), candidate, pair)
+        _, node_held, pair = best
+        held.append(node_held)
+        reads.update({(node.id, i): read for i, read in enumerate(pair) if read != Read()})
     outputs = {}
     for o, term in enumerate(graph.outputs):
         if term is not None:
-            mask = read_mask(held[term[0]], term[2], True)
-            if mask:
-                outputs[o] = mask
-    return HeldGraph(held, masks, outputs)
+            h = held[term[0]]
+            read = Read(plain_mask(h, True), subtract=term[2] * h.polarity < 0)
+            if read != Read():
+                outputs[o] = read
+    return HeldGraph(held, reads, outputs)

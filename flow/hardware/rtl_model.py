@@ -198,7 +198,7 @@ def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]
 _DECL = re.compile(r"logic\s+(signed\s+)?\[(\d+):0\]\s*(\w+)\s*(?:\[(\d+)\])?\s*;")
 _INPUT_LANE = re.compile(r"assign\s+(\w+)\s*=\s*s_axis_tdata\[(\d+):(\d+)\];")
 _SUM = re.compile(r"assign\s+(\w+(?:\[\d+\])?)\s*=\s*(.+?);")
-_CAST_TERM = re.compile(r"^(\d+)'\((\w+)(?:\s*\^\s*(\d+)'(s?)h([0-9a-fA-F]+))?\)(?:\s*<<\s*(\d+))?$")
+_CAST_TERM = re.compile(r"^(\d+)'\((\w+)(?:\[(\d+):0\])?(?:\s*\^\s*(\d+)'(s?)h([0-9a-fA-F]+))?\)(?:\s*<<\s*(\d+))?$")
 _BIAS_TERM = re.compile(r"^(\d+)'sd(\d+)$")
 _COPY = re.compile(r"(\w+_r\d+)\s*<=\s*(\w+)\s*;")
 _CAST = re.compile(r"fixed_cast_lane\s*#\((.*?)\)\s*u_cast", re.S)
@@ -268,8 +268,14 @@ def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
             cast = _CAST_TERM.match(term)
             if cast is None:
                 raise RtlModelError(f"cannot read the netlist term {term!r} of {target}")
-            width, source, mask_width, mask_signed, mask, shift = cast.groups()
-            if mask_width:  # x ^ w'h..: a w-bit pattern, unsigned (zero-extended) unless the literal is 'sh
+            width, source, top, mask_width, mask_signed, mask, shift = cast.groups()
+            if top is not None:  # the low bits of a wider source: a part-select is unsigned
+                low = value(source) & _mask(int(top) + 1)
+                operand = low ^ int(mask, 16) if mask_width else low
+                if mask_signed:
+                    operand = _read(operand, int(mask_width), True)
+                operand = _read(operand, int(width), bool(mask_signed))
+            elif mask_width:  # x ^ w'h..: a w-bit pattern, unsigned (zero-extended) unless the literal is 'sh
                 pattern = (value(source) & _mask(int(mask_width))) ^ int(mask, 16)
                 operand = _read(_read(pattern, int(mask_width), bool(mask_signed)), int(width), bool(mask_signed))
             else:  # the cast extends by the source's own signedness
