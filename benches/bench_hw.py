@@ -15,7 +15,8 @@ from pathlib import Path
 
 from flow.design.config import flag_overrides, load_config
 from flow.design.pipeline import emit_design
-from flow.estimate.design import estimate_design
+from flow.estimate.design import design_sources, estimate_design
+from flow.estimate.yosys import synthesize_xilinx
 from flow.hardware.simulate import simulate_design
 
 FORMATS = ["--quantization.default.data_in_signed", "false", "--quantization.default.data_in_frac_width", "4",
@@ -76,7 +77,8 @@ def run_peer(out: Path, stages: int, pnr: bool, netlists: Path | None = None) ->
     fmax = e.get("pnr", {}).get("fmax_mhz")
     return {"point": f"da4ml {peer['version']}", "LUT": x["total"]["LUT"], "FF": x["total"]["FF"],
             "DSP": x["total"]["DSP48E1"], "CARRY4": x["total"]["CARRY4"], "BRAM": x["total"]["BRAM"],
-            "depth": x["logic_depth"], "ecp5_lut4": e["total"]["LUT4"], "fmax_mhz": fmax,
+            "depth": x["logic_depth"], "ecp5_lut4": e["total"]["LUT4"], "ecp5_ccu2c": e["total"]["CCU2C"],
+            "INV": x["total"]["INV"], "flat": flat_counts(peer["files"], peer["top"]), "fmax_mhz": fmax,
             "fmax_error": e.get("pnr", {}).get("error"), "II": 1, "latency": peer["register_stages"],
             "vectors_per_s_at_fmax": throughput({"cycles": {"initiation_interval": 1}}, fmax) if fmax else None,
             "mismatches": peer["mismatches"], "sim_vectors_per_s": "(da4ml's interpreter)", "sim_build_s": "",
@@ -96,7 +98,9 @@ def run_point(name: str, flags: list[str], out: Path, pnr: bool, netlists: Path 
     fmax = e.get("pnr", {}).get("fmax_mhz")
     return {"point": name, "LUT": x["total"]["LUT"], "FF": x["total"]["FF"], "DSP": x["total"]["DSP48E1"],
             "CARRY4": x["total"]["CARRY4"], "BRAM": x["total"]["BRAM"], "depth": x["logic_depth"],
-            "ecp5_lut4": e["total"]["LUT4"], "fmax_mhz": fmax, "fmax_error": e.get("pnr", {}).get("error"),
+            "ecp5_lut4": e["total"]["LUT4"], "ecp5_ccu2c": e["total"]["CCU2C"], "INV": x["total"]["INV"],
+            "flat": flat_counts(*design_sources(emitted.folder)) if name.startswith("parallel-lut") else None,
+            "fmax_mhz": fmax, "fmax_error": e.get("pnr", {}).get("error"),
             "II": sim["initiation_interval"], "latency": sim["latency_cycles"],
             "vectors_per_s_at_fmax": est.get("vectors_per_second_at_ecp5_fmax"),
             "mismatches": sim["mismatches"], "hw_accuracy": sim["hardware_accuracy"],
@@ -105,28 +109,39 @@ def run_point(name: str, flags: list[str], out: Path, pnr: bool, netlists: Path 
             "pnr_s": e.get("pnr", {}).get("seconds")}
 
 
+def flat_counts(files: list[Path], top: str) -> dict[str, int]:
+    """The same synth_xilinx flattened (``-flatten``): LUT (INV included) and INV."""
+    counts = synthesize_xilinx(files, top, timeout=5400)
+    return {"LUT": counts["LUT"], "INV": counts["INV"], "CARRY4": counts["CARRY4"], "FF": counts["FF"]}
+
+
 def _number(value: object) -> str:
     return f"{value:,}" if isinstance(value, (int, float)) else str(value)
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| point | LUT | FF | DSP | CARRY4 | logic depth | ECP5 Fmax (MHz) | II | latency | vectors/s at Fmax | "
-             "LUT+DSP vs parallel-lut | mismatches | sim vectors/s (build s) |",
-             "|---" * 13 + "|"]
+    lines = ["| point | LUT (INV incl.) | INV | flattened LUT (INV) | FF | DSP | CARRY4 | ECP5 LUT4 + CCU2C | logic depth | "
+             "ECP5 Fmax (MHz) | II | latency | vectors/s at Fmax | LUT+DSP vs parallel-lut | mismatches | "
+             "sim vectors/s (build s) |",
+             "|---" * 16 + "|"]
     base = next((r for r in rows if r["point"] == "parallel-lut"), None)
     for r in rows:
         ratio = f"{(r['LUT'] + r['DSP']) / (base['LUT'] + base['DSP']):.2f}" if base else ""
         fmax = (f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else
                  "not placed" if r.get("pnr_s") is None else "did not fit/route")
         vps = f"{r['vectors_per_s_at_fmax']:,.0f}" if r["vectors_per_s_at_fmax"] else ""
-        lines.append(f"| {r['point']} | {r['LUT']:,} | {r['FF']:,} | {r['DSP']} | {r['CARRY4']:,} | {r['depth']} | "
+        flat = f"{r['flat']['LUT']:,} ({r['flat']['INV']:,})" if r.get("flat") else ""
+        lines.append(f"| {r['point']} | {r['LUT']:,} | {r['INV']:,} | {flat} | {r['FF']:,} | {r['DSP']} | {r['CARRY4']:,} | "
+                     f"{r['ecp5_lut4'] + r['ecp5_ccu2c']:,} | {r['depth']} | "
                      f"{fmax} | {r['II']} | {r['latency']} | {vps} | {ratio} | {r['mismatches']} | "
                      f"{_number(r['sim_vectors_per_s'])} ({r['sim_build_s']}) |")
     peer = next((r for r in rows if r["point"].startswith("da4ml")), None)
     if peer:
         lines.append("")
-        lines += [f"{r['point']}: LUT {r['LUT'] / peer['LUT']:.3f}x {peer['point']} at latency {r['latency']} "
-                  f"(da4ml {peer['latency']}), logic depth {r['depth']} (da4ml {peer['depth']})"
+        lines += [f"{r['point']}: LUT (INV included) {r['LUT'] / peer['LUT']:.3f}x {peer['point']} hierarchical"
+                  + (f", {r['flat']['LUT'] / peer['flat']['LUT']:.3f}x flattened" if r.get("flat") else "")
+                  + f", ECP5 LUT4 + CCU2C {(r['ecp5_lut4'] + r['ecp5_ccu2c']) / (peer['ecp5_lut4'] + peer['ecp5_ccu2c']):.3f}x"
+                  f", at latency {r['latency']} (da4ml {peer['latency']}), logic depth {r['depth']} (da4ml {peer['depth']})"
                   for r in rows if r["point"].startswith("parallel-lut")]
     else:
         d = DA4ML_ISSUE

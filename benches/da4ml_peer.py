@@ -106,4 +106,4 @@ def run(graph: HardwareGraph, codes: torch.Tensor, folder: Path, stages: int, sy
     files, top, stages = write_verilog(comb, folder, "da4ml_mlp", cutoff_for(comb, stages))
     return {"version": version(), "mismatches": wrong, "vectors": len(codes), "build_s": round(build_s, 1),
             "register_stages": stages, "adders": int(sum(op.opcode in (0, 1) for op in comb.ops)),
-            "synthesis": synthesize(files, top)}
+            "synthesis": synthesize(files, top), "files": files, "top": top}

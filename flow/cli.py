@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -64,6 +65,9 @@ def _estimate(args: argparse.Namespace, extra: list[str]) -> int:
     targets = tuple(t.strip() for t in args.target.split(",") if t.strip())
     results = estimate_design(Path(args.design), targets, args.timeout, not args.no_pnr, args.pnr_timeout)
     print(estimate_markdown(results))
+    if args.json:  # a copy to commit (the design folder is generated, so git-ignored)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"design": Path(args.design).name, **results}, indent=2) + "\n")
     return 0
 
 
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     est.add_argument("--timeout", type=float, default=900.0, help="seconds per Yosys run (default 900)")
     est.add_argument("--no-pnr", action="store_true", help="skip nextpnr-ecp5 place and route (no Fmax)")
     est.add_argument("--pnr-timeout", type=float, default=1800.0, help="seconds for nextpnr (default 1800)")
+    est.add_argument("--json", default=None, help="also write the figures to this file (e.g. under results/)")
     est.set_defaults(handler=_estimate)
     search = sub.add_parser("search", help="run or join an Optuna study: " + "; ".join(
         f"{k}: {v}" for k, v in SEARCHES.items()), description="The lab's own flags follow the lab name, e.g. "
