@@ -1,5 +1,5 @@
-"""broadcast, add and concat (the components that fork and join streams) against the Python
-reference: one table each, every port driven and checked by the two-port testbench."""
+"""broadcast, add, concat and concat_lockstep (the components that fork and join streams) against
+the Python reference: one table each, every port driven and checked by the two-port testbench."""
 import itertools
 import random
 
@@ -10,9 +10,11 @@ from flow.formats.fixed import FixedFormat
 from flow.hardware.components import (
     ADD_CYCLES,
     BROADCAST_CYCLES,
+    CONCAT_LOCKSTEP_CYCLES,
     add_parameters,
     broadcast_parameters,
     concat_cycles,
+    concat_lockstep_parameters,
     concat_parameters,
 )
 from flow.nn import Concat, QuantAdd
@@ -45,6 +47,19 @@ CONCAT_TABLE = [  # (element width, lanes per beat, A beats per vector, B beats 
     (4, 3, 1, 4),
     (16, 4, 2, 5),
     (3, 2, 5, 2),
+]
+
+CONCAT_LOCKSTEP_TABLE = [  # (element width, signed, A elements, B elements): each input one beat a vector
+    (8, True, 1, 1),
+    (1, False, 1, 1),
+    (1, True, 7, 3),
+    (4, False, 3, 8),
+    (6, True, 16, 2),
+    (16, True, 2, 9),
+    (12, False, 5, 5),
+    (3, True, 64, 1),
+    (2, False, 1, 64),
+    (16, False, 32, 32),
 ]
 
 
@@ -126,3 +141,27 @@ def test_concat(row, tmp_path):
     cycles, latency = concat_cycles(a_beats, b_beats)
     assert (results["initiation_interval"], results["initiation_interval_max"], results["latency_cycles"]) == (
         cycles, cycles, latency)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("row", CONCAT_LOCKSTEP_TABLE, ids=_row_id)
+def test_concat_lockstep(row, tmp_path):
+    width, signed, a_elements, b_elements = row
+    vectors = 150
+    fmt = FixedFormat(width, 0, signed)
+    rng = random.Random(hash(row) & 0xFFFF)
+    a = random_codes(fmt, vectors * a_elements, rng)
+    b = random_codes(fmt, vectors * b_elements, rng)
+    expected = Concat().forward_codes(torch.tensor(a).view(vectors, -1),
+                                      torch.tensor(b).view(vectors, -1)).flatten().tolist()
+    assert expected[: a_elements + b_elements] == a[:a_elements] + b[:b_elements]  # a's elements first
+    results = simulate(f"concat_lockstep{row}", "concat_lockstep",
+                       concat_lockstep_parameters(width, a_elements, b_elements), vectors=vectors, work_dir=tmp_path,
+                       ports={"in": {"s_axis_a": {"data": a, "width": width},
+                                     "s_axis_b": {"data": b, "width": width}},
+                              "out": {"m_axis": {"data": expected, "width": width, "par": a_elements + b_elements}}})
+    assert results["mismatches"] == 0, results["examples"]
+    assert results["in_beats"] == 2 * vectors and results["out_beats"] == vectors  # one beat a vector each
+    ii, latency = CONCAT_LOCKSTEP_CYCLES
+    assert (results["initiation_interval"], results["initiation_interval_max"], results["latency_cycles"]) == (
+        ii, ii, latency)
