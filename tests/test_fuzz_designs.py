@@ -1,6 +1,7 @@
 """The design fuzzer in `make test`: every corpus design (each once failed) is replayed, and a
 small seeded slice of fresh designs is drawn. `make fuzz-designs` runs the fuzzer for real."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -81,6 +82,30 @@ def test_features_name_the_design_classes():
     found = features(UNSIGNED_RELU)
     assert {"relu on unsigned", "none on signed", "in unsigned", "rounding floor", "overflow wrap",
             "partly parallel layer", "depth 2"} <= set(found)
+
+
+LOCKSTEP = DesignSpec(5, 5, (  # fc1's output and its input, both one beat: a lockstep concat; fc2 reads 8 at once
+    LayerSpec(3, (6, 2, True), (5, 3, True), (6, 2, True), (7, 3, True), "half_even", "wrap", activation="relu",
+              out_par=3, join="concat", join_out=(5, 1, True), multiplier="auto", pipeline_every=1),
+    LayerSpec(2, (5, 1, True), (4, 2, True), (4, 2, True), (6, 1, False), out_par=2, multiplier="auto"),
+), vectors=16, seed=3)
+
+
+def test_features_count_a_lockstep_concat_and_the_shift_add_layer_reading_it():
+    assert LOCKSTEP.streams() == [(5, 5, 8), (8, 8, 2)]  # fc2 reads the concat's one beat of 3 + 5
+    assert {"lockstep concat (one beat of both inputs)", "shift-add layer reading a lockstep concat",
+            "concat join with a cast"} <= set(features(LOCKSTEP))
+    serial = DesignSpec(4, 2, (replace(LOCKSTEP.layers[0], out_features=2, out_par=2), LOCKSTEP.layers[1]))
+    assert serial.streams() == [(4, 2, 6), (6, 2, 2)]  # input two per beat: beat-serial
+    assert not {f for f in features(serial) if "lockstep" in f}
+
+
+@pytest.mark.sim
+def test_a_lockstep_concat_design_keeps_ii_1_and_passes_every_check():
+    result = check_design(LOCKSTEP)
+    assert result["stages"].count("ConcatStage") == 1 and result["stages"].count("LinearStage") == 2
+    assert result["initiation_interval"] == 1 and result["mismatches"] == 0
+    assert result["elements_compared"] >= LOCKSTEP.vectors * 2
 
 
 def test_a_failure_names_every_broken_promise(tmp_path, monkeypatch):

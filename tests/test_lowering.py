@@ -5,10 +5,11 @@ from torch import nn
 
 from flow.design.config import ConfigError, load_config
 from flow.design.quantize import build_hardware_graph
-from flow.formats.fixed import dequantize
+from flow.formats.fixed import FixedFormat, dequantize
 from flow.graph import capture
+from flow.hardware.components import CONCAT_LOCKSTEP_CYCLES, concat_cycles
 from flow.hardware.lower import LoweringError, lower
-from flow.hardware.stages import CastStage, LinearStage
+from flow.hardware.stages import CastStage, ConcatStage, LinearStage
 from flow.models.mlp import build_mlp
 
 
@@ -184,3 +185,51 @@ def test_a_join_of_streams_with_different_beat_widths_names_the_parallelism_to_c
     with pytest.raises(ConfigError, match=r"add 'add' joins fc1 \(2 elements per beat\) and input \(4\); "
                                           r"give both the same parallelism"):
         build_hardware_graph(lower(capture(model, {"x": torch.zeros(2, 4)}, mode="eval"), model), config)
+
+
+class _Concat(nn.Module):
+    """fc2(cat([fc1(x), x])): a concat of 4 and 6 features."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 4), nn.Linear(10, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.cat([self.fc1(x), x], dim=-1))
+
+
+def _concat_graph(**overrides):
+    model = _Concat().eval()
+    layers = lower(capture(model, {"x": torch.zeros(2, 6)}, mode="eval"), model)
+    return build_hardware_graph(layers, load_config(None, {"parallelism.default.multiplier": "auto", **overrides}))
+
+
+def test_a_concat_of_two_fully_parallel_streams_is_one_lockstep_beat_and_its_reader_shift_add():
+    hw = _concat_graph()
+    (cat,) = [s for s in hw.stages if isinstance(s, ConcatStage)]
+    assert cat.lockstep and (cat.a_par, cat.b_par, cat.in_par, cat.out_par) == (4, 6, 4, 10)
+    assert (cat.initiation_interval, cat.latency) == CONCAT_LOCKSTEP_CYCLES == (1, 1)
+    fc2 = hw.linear_stages[-1]
+    assert fc2.in_par == 10 and fc2.constant is not None  # fully parallel, so shift-add
+    assert hw.initiation_interval == 1
+    codes = hw.quantize_input(torch.randn(20, 6) * 4)
+    hidden = hw.linear_stages[0].forward_codes(codes)
+    assert torch.equal(cat.forward_codes(hidden, codes), torch.cat([hidden, codes], dim=-1))
+    assert _concat_graph(**{"parallelism.fc2.multiplier": "lut"}).linear_stages[-1].constant is not None
+
+
+def test_a_concat_of_folded_streams_stays_beat_serial_and_its_reader_folded():
+    hw = _concat_graph(**{"parallelism.fc1.in_par": 2, "parallelism.fc1.out_par": 2})
+    (cat,) = [s for s in hw.stages if isinstance(s, ConcatStage)]
+    assert not cat.lockstep and (cat.in_par, cat.out_par, cat.a_beats, cat.b_beats) == (2, 2, 2, 3)
+    assert (cat.initiation_interval, cat.latency) == concat_cycles(2, 3) == (5, 1)
+    assert hw.linear_stages[-1].in_par == 2 and hw.linear_stages[-1].constant is None
+
+
+def test_a_concat_of_one_folded_and_one_other_stream_names_both_fixes():
+    with pytest.raises(ConfigError, match=r"concat 'cat' joins fc1 \(2 elements per beat\) and input \(6\); give "
+                                          r"both the same parallelism .*, or make both fully parallel$"):
+        _concat_graph(**{"parallelism.fc1.out_par": 2})
+    with pytest.raises(ValueError, match=r"concat 'c': a beat-serial concatenation needs one beat width on both "
+                                         r"inputs \(a: 2, b: 3 elements per beat\)"):
+        ConcatStage("c", FixedFormat(8, 4), 2, 3, 4, 6)

@@ -15,6 +15,7 @@ from flow.hardware.components import (
     broadcast_parameters,
     cast_parameters,
     compile_order,
+    concat_lockstep_parameters,
     concat_parameters,
     fifo_parameters,
     leaky_relu_parameters,
@@ -25,7 +26,7 @@ from flow.nn import LinearQuantConfig
 from flow.toolchain import rtl_dir, setup_verilator
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
-from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_TABLE
+from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
 from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE, linear_parameters, random_layer
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
@@ -51,6 +52,8 @@ def component_rows():
         yield "add", add_parameters(FixedFormat(*a), FixedFormat(*b), FixedFormat(*out), rounding, overflow, par)
     for width, par, a_beats, b_beats in CONCAT_TABLE:
         yield "concat", concat_parameters(width * par, a_beats, b_beats)
+    for width, _, a_elements, b_elements in CONCAT_LOCKSTEP_TABLE:
+        yield "concat_lockstep", concat_lockstep_parameters(width, a_elements, b_elements)
 
 
 def lint(top, parameters):
@@ -143,6 +146,8 @@ def test_bad_rounding_code_is_an_elaboration_error():
     ("add", dict(ROUNDING=3), "add: ROUNDING must be"),
     ("add", dict(OVERFLOW=2), "add: OVERFLOW must be"),
     ("concat", dict(B_BEATS=0), "concat: A_BEATS and B_BEATS must be at least 1"),
+    ("concat_lockstep", dict(A_ELEMENTS=0), "concat_lockstep: A_ELEMENTS and B_ELEMENTS must be at least 1"),
+    ("concat_lockstep", dict(WIDTH=0), "concat_lockstep: WIDTH must be at least 1"),
 ])
 def test_join_components_reject_bad_parameters(top, parameters, message):
     result = lint(top, parameters)

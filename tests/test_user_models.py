@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import flow
 from flow.cli import main
@@ -114,3 +115,65 @@ def test_bad_models_and_data_are_one_line_errors(case, tmp_path, capsys, monkeyp
         err = one_line_error(capsys, *base, "--model.checkpoint", str(tmp_path / "pickled.pt"))
         assert "can load safely" in err or "not a state_dict" in err
     assert not (tmp_path / "out").exists()
+
+
+class ResidualConcatNet(nn.Module):
+    """fc_out(cat([h + relu(fc_res(h)), x])) with h = relu(fc_in(x)): a residual add, then a concat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_in, self.fc_res, self.fc_out = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(14, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc_in(x))
+        return self.fc_out(torch.cat([h + torch.relu(self.fc_res(h)), x], dim=-1))
+
+
+@pytest.mark.sim
+def test_a_fully_parallel_residual_concat_model_keeps_ii_1_with_shift_add_on_every_layer(tmp_path):
+    """Both inputs of the concat are one beat a vector, so it is a lockstep join (one beat of
+    8 + 6 elements): fc_out reads it fully parallel and is shift-add too, and the design keeps II 1."""
+    from flow.hardware.bulk import CLEAN_VECTORS
+    from flow.hardware.emit import component_of
+    from flow.hardware.rtl_model import RtlModel, RtlModelError
+    from flow.hardware.stages import ConcatStage
+    from tests.fuzz.check import model_check
+
+    torch.manual_seed(0)
+    model = ResidualConcatNet().eval()
+    design = flow.compile(model, torch.zeros(2, 6), name="rescat",
+                          quant={"default": dict(data_in_width=8, data_in_frac_width=4),
+                                 "cat": dict(data_out_width=7, data_out_frac_width=3, rounding="half_even")},
+                          parallelism={"default": {"multiplier": "auto"}, "fc_res": {"pipeline_every": 2}})
+    graph = design.graph
+    assert [s.name for s in graph.linear_stages] == ["fc_in", "fc_res", "fc_out"]
+    assert all(s.constant is not None for s in graph.linear_stages)  # every Linear is shift-add
+    assert graph.linear_stages[-1].in_par == 14
+    (cat,) = [s for s in graph.stages if isinstance(s, ConcatStage)]
+    assert cat.lockstep and (cat.in_par, cat.out_par, cat.initiation_interval, cat.latency) == (8, 14, 1, 1)
+    assert component_of(cat) == "concat_lockstep"
+    assert design.initiation_interval == 1
+
+    x = (torch.rand(300, 6) * 2 - 1) * 10  # s8.4 holds [-8, 7.9375]: many inputs saturate
+    x[0], x[1] = 7.9375, -8.0  # every input element at its largest and smallest code
+    codes = design.quantize_inputs(x)
+    assert int(codes.max()) == 127 and int(codes.min()) == -128
+    folder = tmp_path / "rescat"
+    report = design.emit(folder, x)
+    assert "concat_lockstep.sv" in (folder / "rtl" / "filelist.f").read_text().split()
+    assert "concat.sv" not in (folder / "rtl" / "filelist.f").read_text().split()
+    sim = design.simulate(folder)
+    assert sim["mismatches"] == 0, sim["examples"]
+    # every vector of the random phase and the first CLEAN_VECTORS again in the clean (timing) phase
+    assert sim["elements_compared"] == (300 + CLEAN_VECTORS) * 3
+    assert sim["out_beats"] == sim["expected_out_beats"] == 300
+    assert sim["hardware_accuracy"] == sim["reference_accuracy"] == 1.0
+    assert (sim["initiation_interval"], sim["initiation_interval_max"], sim["latency_cycles"]) == (
+        1, 1, design.latency)
+    assert report["cycles"]["initiation_interval"] == 1
+    assert model_check(folder) == {"model_vs_reference": 0, "model_vs_rtl": 0, "reference_vs_rtl": 0}
+    top = folder / "rtl" / "rescat_top.sv"  # the RTL model reads the concat's own parameters
+    assert top.read_text().count(".A_ELEMENTS(8)") == 1
+    top.write_text(top.read_text().replace(".A_ELEMENTS(8)", ".A_ELEMENTS(7)"))
+    with pytest.raises(RtlModelError, match=r"concat_lockstep takes 7 \+ 6 elements, the streams carry 8 \+ 6"):
+        RtlModel(folder / "rtl", "rescat_top")(codes[0].tolist())

@@ -74,11 +74,18 @@ def _join_format(layer: FloatLayer, config: dict[str, Any]) -> LinearQuantConfig
 
 
 def _join_par(layer: FloatLayer, a: _Stream, b: _Stream) -> int:
+    """The beat width both inputs of a join share (an add's lanes, a beat-serial concat's beats)."""
     if a.par != b.par:
         raise ConfigError(f"{layer.kind} '{layer.name}' joins {layer.inputs[0]} ({a.par} elements per beat) and "
                           f"{layer.inputs[1]} ({b.par}); give both the same parallelism (out_par of the "
-                          f"layers feeding it, or parallelism.<first layer>.in_par for the input)")
+                          f"layers feeding it, or parallelism.<first layer>.in_par for the input)"
+                          + (", or make both fully parallel" if layer.kind == "concat" else ""))
     return a.par
+
+
+def _lockstep(a: _Stream, b: _Stream) -> bool:
+    """Both inputs carry a whole vector in one beat: a concat of them is one beat (II 1)."""
+    return a.par == a.features and b.par == b.features
 
 
 def _with_forks(stages: list[Stage], streams: dict[str, _Stream]) -> list[Stage]:
@@ -191,17 +198,20 @@ def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> Hardware
             streams[layer.name] = src
         else:
             a, b = (streams[name] for name in inputs)
-            par, qconfig = _join_par(layer, a, b), _join_format(layer, config)
+            qconfig = _join_format(layer, config)
             out, rounding, overflow = qconfig.data_out, qconfig.rounding, qconfig.overflow
             if layer.kind == "add":
+                par = _join_par(layer, a, b)
                 module = QuantAdd(a.fmt, b.fmt, out, rounding, overflow)
                 stages.append(AddStage(layer.name, module, par, a.features, inputs=inputs))
                 streams[layer.name] = _Stream(out, par, a.features, rounding)
-            else:
+            else:  # lockstep when both inputs are fully parallel, else beat-serial on one beat width
+                a_par, b_par = (a.par, b.par) if _lockstep(a, b) else (_join_par(layer, a, b),) * 2
                 feeds = tuple(cast_to(name, out, rounding, overflow, f"{layer.name}_cast_{side}")
                               for name, side in zip(inputs, "ab"))
-                stages.append(ConcatStage(layer.name, out, par, a.features, b.features, inputs=feeds))
-                streams[layer.name] = _Stream(out, par, a.features + b.features, rounding)
+                concat = ConcatStage(layer.name, out, a_par, b_par, a.features, b.features, inputs=feeds)
+                stages.append(concat)
+                streams[layer.name] = _Stream(out, concat.out_par, concat.out_features, rounding)
     graph = HardwareGraph(_with_forks(stages, streams), source, elided)
 
     def fifo(name: str, stream: str, depth: int) -> FifoStage:

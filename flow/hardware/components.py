@@ -33,6 +33,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("broadcast", (), "identity on both outputs"),
     Component("add", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantAdd.forward_codes"),
     Component("concat", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
+    Component("concat_lockstep", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
 ]}
 
 
@@ -69,6 +70,9 @@ ADD_CYCLES = (1, 1)
 def concat_cycles(a_beats: int, b_beats: int) -> tuple[int, int]:
     """(cycles per vector, latency): the A beats of a vector leave first, then the B beats."""
     return a_beats + b_beats, 1
+
+
+CONCAT_LOCKSTEP_CYCLES = (1, 1)  # one vector a beat, both inputs taken in the same cycle, as add
 
 
 def linear_cycles(in_features: int, out_features: int, in_par: int, out_par: int) -> tuple[int, int]:
@@ -108,6 +112,11 @@ def add_parameters(a: Format, b: Format, out: Format, rounding: Rounding, overfl
 
 def concat_parameters(beat_bits: int, a_beats: int, b_beats: int) -> dict[str, int]:
     return dict(WIDTH=beat_bits, A_BEATS=a_beats, B_BEATS=b_beats)
+
+
+def concat_lockstep_parameters(width: int, a_elements: int, b_elements: int) -> dict[str, int]:
+    """``width``: bits of one element (both inputs carry one format); each input is one beat a vector."""
+    return dict(WIDTH=width, A_ELEMENTS=a_elements, B_ELEMENTS=b_elements)
 
 
 def linear_steps(in_features: int, out_features: int, in_par: int, out_par: int) -> int:

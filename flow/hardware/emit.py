@@ -12,6 +12,7 @@ from flow.hardware.components import (
     broadcast_parameters,
     cast_parameters,
     compile_order,
+    concat_lockstep_parameters,
     concat_parameters,
     fifo_parameters,
     leaky_relu_parameters,
@@ -45,6 +46,8 @@ def component_of(stage: Stage, design: str = "") -> str:
         return "fixed_cast"
     if isinstance(stage, ActivationStage):
         return stage.kind
+    if isinstance(stage, ConcatStage) and stage.lockstep:
+        return "concat_lockstep"
     return {FifoStage: "fifo", BroadcastStage: "broadcast", AddStage: "add", ConcatStage: "concat"}[type(stage)]
 
 
@@ -162,6 +165,8 @@ def stage_parameters(stage: Stage, package: str, design: str = "") -> dict[str, 
     if isinstance(stage, AddStage):
         m = stage.module
         return add_parameters(m.a, m.b, m.out, m.rounding, m.overflow, stage.par)
+    if isinstance(stage, ConcatStage) and stage.lockstep:
+        return concat_lockstep_parameters(stage.fmt.width, stage.a_features, stage.b_features)
     if isinstance(stage, ConcatStage):
         return concat_parameters(beat_bits, stage.a_beats, stage.b_beats)
     if stage.kind == "relu":
@@ -185,7 +190,8 @@ def _describe(stage: Stage) -> str:
     if isinstance(stage, AddStage):
         return f"add {stage.module.extra_repr()}, {stage.par} per beat"
     if isinstance(stage, ConcatStage):
-        return f"concat {stage.a_features}+{stage.b_features} elements {stage.fmt}, {stage.par} per beat"
+        return (f"concat {stage.a_features}+{stage.b_features} elements {stage.fmt}, "
+                + ("lockstep, one beat a vector" if stage.lockstep else f"{stage.a_par} per beat"))
     return f"{stage.kind} on {stage.fmt}" + (f", slope 2**-{stage.shift}" if stage.kind != "relu" else "")
 
 

@@ -50,8 +50,10 @@ def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
                        rounding=stage.rounding.value, overflow=stage.overflow.value)
         elif isinstance(stage, FifoStage):
             row.update(kind="fifo", depth=stage.depth)
+        elif isinstance(stage, ConcatStage):
+            row.update(kind="concat", lockstep=stage.lockstep)  # lockstep: one beat of both inputs a vector
         else:
-            row.update(kind={BroadcastStage: "fork", ConcatStage: "concat"}[type(stage)])
+            row.update(kind={BroadcastStage: "fork"}[type(stage)])
         row["inputs"] = list(stage.inputs)
         rows.append(row)
     return rows

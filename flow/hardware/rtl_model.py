@@ -179,6 +179,14 @@ def _add(a: list[int], b: list[int], p: dict[str, int]) -> list[int]:
     return out
 
 
+def _concat_lockstep(a: list[int], b: list[int], p: dict[str, int]) -> list[int]:
+    """concat_lockstep.sv: one output beat {b, a}, a's A_ELEMENTS elements first (least significant)."""
+    if (len(a), len(b)) != (p["A_ELEMENTS"], p["B_ELEMENTS"]):
+        raise RtlModelError(f"concat_lockstep takes {p['A_ELEMENTS']} + {p['B_ELEMENTS']} elements, "
+                            f"the streams carry {len(a)} + {len(b)}")
+    return [v & _mask(p["WIDTH"]) for v in a + b]
+
+
 def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]:
     if module == "fixed_cast":
         return [cast_lane(v, p) for v in vector]
@@ -313,7 +321,7 @@ class RtlModel:
             producer = next((i for i in self.instances if stream in i.sinks), None)
             if producer is None:
                 raise RtlModelError(f"nothing computes the elements of {stream}")
-            if producer.module not in ("fifo", "broadcast", "concat"):
+            if producer.module not in ("fifo", "broadcast", "concat", "concat_lockstep"):
                 break
             stream = producer.sources[0]
         p = producer.params
@@ -337,6 +345,8 @@ class RtlModel:
                 result = _add(data[0], data[1], inst.params)
             elif inst.module == "concat":
                 result = data[0] + data[1]
+            elif inst.module == "concat_lockstep":
+                result = _concat_lockstep(data[0], data[1], inst.params)
             else:
                 result = _elementwise(data[0], inst.module, inst.params)
             for sink in inst.sinks:

@@ -16,6 +16,7 @@ from flow.formats.base import Format, Overflow, Rounding
 from flow.hardware.components import (
     ADD_CYCLES,
     BROADCAST_CYCLES,
+    CONCAT_LOCKSTEP_CYCLES,
     ELEMENTWISE_CYCLES,
     concat_cycles,
     fifo_cycles,
@@ -205,27 +206,43 @@ class AddStage(ElementwiseStage):
 
 @dataclass
 class ConcatStage:
-    """Concatenation of features: a vector's A beats leave first, then its B beats."""
+    """Concatenation of features. Beat-serial (concat.sv): a vector's A beats of PAR elements leave
+    first, then its B beats. Lockstep (concat_lockstep.sv) when both inputs are fully parallel: one
+    beat of A + B elements a vector, both inputs taken in one cycle, so the design keeps II 1."""
 
     name: str
     fmt: Format
-    par: int
+    a_par: int
+    b_par: int
     a_features: int
     b_features: int
     inputs: tuple[str, ...] = (INPUT, INPUT)
     module: nn.Module = field(default_factory=Concat)
 
-    in_par = property(lambda self: self.par)
-    out_par = property(lambda self: self.par)
+    def __post_init__(self) -> None:
+        if not self.lockstep and self.a_par != self.b_par:
+            raise ValueError(f"concat '{self.name}': a beat-serial concatenation needs one beat width on both "
+                             f"inputs (a: {self.a_par}, b: {self.b_par} elements per beat); give both the same "
+                             f"parallelism, or make both fully parallel for a lockstep concatenation")
+
+    @property
+    def lockstep(self) -> bool:
+        """Both inputs carry a whole vector in one beat: the output is one beat of both."""
+        return self.a_par == self.a_features and self.b_par == self.b_features
+
+    in_par = property(lambda self: self.a_par)
+    out_par = property(lambda self: self.out_features if self.lockstep else self.a_par)
     in_features = property(lambda self: self.a_features)
     out_features = property(lambda self: self.a_features + self.b_features)
     in_format = property(lambda self: self.fmt)
     out_format = property(lambda self: self.fmt)
     outputs = property(lambda self: (self.name,))
-    a_beats = property(lambda self: self.a_features // self.par)
-    b_beats = property(lambda self: self.b_features // self.par)
-    initiation_interval = property(lambda self: concat_cycles(self.a_beats, self.b_beats)[0])
-    latency = property(lambda self: concat_cycles(self.a_beats, self.b_beats)[1])
+    a_beats = property(lambda self: self.a_features // self.a_par)
+    b_beats = property(lambda self: self.b_features // self.b_par)
+    cycles = property(lambda self: CONCAT_LOCKSTEP_CYCLES if self.lockstep else concat_cycles(self.a_beats,
+                                                                                              self.b_beats))
+    initiation_interval = property(lambda self: self.cycles[0])
+    latency = property(lambda self: self.cycles[1])
 
     def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.cat([a, b], dim=-1)

@@ -5,10 +5,11 @@ the cycle in which every beat of every stream is handed over. Each stage follows
 component's cycle rules (components.py): an element-wise stage passes a beat one cycle after
 taking it; a linear takes one beat every OUT_GROUPS cycles and offers a vector's first output
 beat two cycles after it finished its last input beat; a fork hands a beat to both branches
-when the slower one takes it; an add takes both operands in the same cycle; a concat passes a
-vector's A beats, then its B beats. The design's latency is the output's first beat minus the
-input's first beat. Branches that meet again at an add or a concat get a FIFO on the side that
-arrives early, deep enough that the early side never waits for room.
+when the slower one takes it; an add, and a lockstep concat (both inputs one beat a vector),
+take both operands in the same cycle; a beat-serial concat passes a vector's A beats, then its B
+beats. The design's latency is the output's first beat minus the input's first beat. Branches
+that meet again at an add or a concat get a FIFO on the side that arrives early, deep enough
+that the early side never waits for room.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def schedule(graph: HardwareGraph, vectors: int) -> tuple[dict[str, Times], dict
         return taken[stream]
 
     for stage in graph.stages:
-        if isinstance(stage, AddStage):
+        if isinstance(stage, AddStage) or isinstance(stage, ConcatStage) and stage.lockstep:
             a, b = (offered[name] for name in stage.inputs)
             both = _take([max(x, y) for x, y in zip(a, b)], 1)
             taken[stage.inputs[0]] = taken[stage.inputs[1]] = both

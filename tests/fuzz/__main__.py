@@ -31,8 +31,10 @@ SHRINK_MINUTES = 15  # each shrink step is a Verilator build; Hypothesis' own ca
 
 def features(spec) -> list[str]:
     """The design classes a spec exercises (for the coverage table of the summary)."""
+    from tests.fuzz.spec import lockstep_concat
+
     found = [f"depth {len(spec.layers)}"]
-    previous_out = None
+    previous_out, after_lockstep = None, False
     for layer, (n_in, in_par, _) in zip(spec.layers, spec.streams()):
         fmts = {"in": layer.data_in, "weight": layer.weight, "bias": layer.bias, "out": layer.data_out}
         for role, (width, frac, signed) in fmts.items():
@@ -59,6 +61,11 @@ def features(spec) -> list[str]:
         if layer.join != "none":
             found.append(f"{layer.join} join" + (" with a cast" if layer.join == "concat" and
                                                   layer.join_out not in (layer.data_out, previous_out) else ""))
+        if lockstep_concat(layer, n_in, in_par):
+            found.append("lockstep concat (one beat of both inputs)")
+        if after_lockstep and layer.multiplier == "auto" and par == [n_in, layer.out_features]:
+            found.append("shift-add layer reading a lockstep concat")
+        after_lockstep = lockstep_concat(layer, n_in, in_par)
         previous_out = layer.join_out if layer.join != "none" else layer.data_out
     return sorted(set(found))
 

@@ -71,12 +71,18 @@ class DesignSpec:
         for layer in self.layers:
             n_out = layer.out_features + (n_in if layer.join == "concat" else 0)
             shapes.append((n_in, par, n_out))
-            n_in, par = n_out, layer.out_par
+            n_in, par = n_out, n_out if lockstep_concat(layer, shapes[-1][0], par) else layer.out_par
         return shapes
 
     def describe(self) -> str:
         sizes = " -> ".join(str(n) for n in [self.in_features, *(n for _, _, n in self.streams())])
         return f"{sizes} ({len(self.layers)} layers, {self.vectors} vectors)"
+
+
+def lockstep_concat(layer: LayerSpec, n_in: int, par: int) -> bool:
+    """Whether the layer's concat joins two fully parallel streams (its output and its input of
+    ``n_in`` features at ``par`` per beat): flow makes it one beat of both, II 1."""
+    return layer.join == "concat" and par == n_in and layer.out_par == layer.out_features
 
 
 def _fmt_text(fmt: Fmt) -> str:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from tests.fuzz.spec import DesignSpec, LayerSpec
+from tests.fuzz.spec import DesignSpec, LayerSpec, lockstep_concat
 
 MAX_WIDTH = 16
 MAX_FEATURES = 64
@@ -70,7 +70,10 @@ def designs(draw: st.DrawFn) -> DesignSpec:
         if layer.join == "residual":  # the branch must match its input: same size, same beat width
             layer = replace(layer, out_features=n_in, out_par=par)
         elif layer.join == "concat" and n_in + layer.out_features <= 2 * MAX_FEATURES:
-            layer = replace(layer, out_features=max(par, layer.out_features // par * par), out_par=par)
+            if par == n_in and draw(st.booleans()):  # both inputs fully parallel: a lockstep concat, one beat
+                layer = replace(layer, out_par=layer.out_features)
+            else:  # beat-serial: the branch carries the input's beat width
+                layer = replace(layer, out_features=max(par, layer.out_features // par * par), out_par=par)
         else:
             layer = replace(layer, join="none")
         if layer.join == "none":
@@ -78,19 +81,19 @@ def designs(draw: st.DrawFn) -> DesignSpec:
         if layer.multiplier == "dsp":
             layer = replace(layer, pipeline_every=0)
         chain.append(layer)
-        n_in = layer.out_features + (n_in if layer.join == "concat" else 0)
-        par = layer.out_par
+        n_out = layer.out_features + (n_in if layer.join == "concat" else 0)
+        n_in, par = n_out, n_out if lockstep_concat(layer, n_in, par) else layer.out_par
     vectors = min(draw(st.integers(8, 40)), max(8, CYCLE_BUDGET // slowest_stage(in_features, in_par, chain)))
     return DesignSpec(in_features=in_features, in_par=in_par, layers=tuple(chain), vectors=vectors,
                       seed=draw(st.integers(0, 2**16)))
 
 
 def slowest_stage(in_features: int, in_par: int, chain: list[LayerSpec]) -> int:
-    """The design's initiation interval in cycles (its slowest linear or concatenation)."""
+    """The design's initiation interval in cycles (its slowest linear, or the beats of a join's output)."""
     spec = DesignSpec(in_features, in_par, tuple(chain))
     intervals = []
     for layer, (n_in, par, n_out) in zip(chain, spec.streams()):
         constant = layer.multiplier == "auto" and par == n_in and layer.out_par == layer.out_features
         intervals.append(1 if constant else (n_in // par) * (layer.out_features // layer.out_par))
-        intervals.append(n_out // layer.out_par)
+        intervals.append(1 if lockstep_concat(layer, n_in, par) else n_out // layer.out_par)
     return max(intervals)

@@ -1,5 +1,5 @@
-"""broadcast, add and concat (the components that fork and join streams) against the Python
-reference: one table each, every port driven and checked by the two-port testbench."""
+"""broadcast, add, concat and concat_lockstep (the components that fork and join streams) against
+the Python reference: one table each, every port driven and checked by the two-port testbench."""
 import itertools
 import random
 
@@ -10,9 +10,11 @@ from flow.formats.fixed import FixedFormat
 from flow.hardware.components import (
     ADD_CYCLES,
     BROADCAST_CYCLES,
+    CONCAT_LOCKSTEP_CYCLES,
     add_parameters,
     broadcast_parameters,
     concat_cycles,
+    concat_lockstep_parameters,
     concat_parameters,
 )
 from flow.nn import Concat, QuantAdd
@@ -45,6 +47,19 @@ CONCAT_TABLE = [  # (element width, lanes per beat, A beats per vector, B beats 
     (4, 3, 1, 4),
     (16, 4, 2, 5),
     (3, 2, 5, 2),
+]
+
+CONCAT_LOCKSTEP_TABLE = [  # (element width, signed, A elements, B elements): each input one beat a vector
+    (8, True, 1, 1),
+    (1, False, 1, 1),
+    (1, True, 7, 3),
+    (4, False, 3, 8),
+    (6, True, 16, 2),
+    (16, True, 2, 9),
+    (12, False, 5, 5),
+    (3, True, 64, 1),
+    (2, False, 1, 64),
+    (16, False, 32, 32),
 ]
 
 
@@ -104,25 +119,42 @@ def test_add(row, tmp_path):
     assert (results["initiation_interval"], results["latency_cycles"]) == ADD_CYCLES
 
 
+def _check_concat(row, top: str, parameters: dict, fmt: FixedFormat, a: tuple[int, int], b: tuple[int, int],
+                  out_par: int, cycles: tuple[int, int], tmp_path) -> None:
+    """Random vectors of a and b (``(elements, elements per beat)`` each, extremes included) through
+    a concatenation: every element compared, beat counts, and II and latency equal to ``cycles``."""
+    vectors = 120
+    rng = random.Random(hash(row) & 0xFFFF)
+    a_codes = random_codes(fmt, vectors * a[0], rng)
+    b_codes = random_codes(fmt, vectors * b[0], rng)
+    expected = Concat().forward_codes(torch.tensor(a_codes).view(vectors, -1),
+                                      torch.tensor(b_codes).view(vectors, -1)).flatten().tolist()
+    assert expected[: a[0] + b[0]] == a_codes[: a[0]] + b_codes[: b[0]]  # a's elements first
+    results = simulate(f"{top}{row}", top, parameters, vectors=vectors, work_dir=tmp_path, cycles_per_vector=cycles[0],
+                       ports={"in": {"s_axis_a": {"data": a_codes, "width": fmt.width},
+                                     "s_axis_b": {"data": b_codes, "width": fmt.width}},
+                              "out": {"m_axis": {"data": expected, "width": fmt.width, "par": out_par}}})
+    assert results["mismatches"] == 0, results["examples"]
+    assert results["in_beats"] == vectors * (a[0] // a[1] + b[0] // b[1])
+    assert results["out_beats"] == vectors * (a[0] + b[0]) // out_par
+    ii, latency = cycles
+    assert (results["initiation_interval"], results["initiation_interval_max"], results["latency_cycles"]) == (
+        ii, ii, latency)
+
+
 @pytest.mark.sim
 @pytest.mark.parametrize("row", CONCAT_TABLE, ids=_row_id)
 def test_concat(row, tmp_path):
     width, par, a_beats, b_beats = row
-    vectors = 100
-    fmt = FixedFormat(width, 0, True)
-    rng = random.Random(hash(row) & 0xFFFF)
-    a = random_codes(fmt, vectors * a_beats * par, rng)
-    b = random_codes(fmt, vectors * b_beats * par, rng)
-    expected = Concat().forward_codes(torch.tensor(a).view(vectors, -1),
-                                      torch.tensor(b).view(vectors, -1)).flatten().tolist()
-    assert expected[: (a_beats + b_beats) * par] == a[: a_beats * par] + b[: b_beats * par]
-    results = simulate(f"concat{row}", "concat", concat_parameters(width * par, a_beats, b_beats),
-                       vectors=vectors, work_dir=tmp_path, cycles_per_vector=a_beats + b_beats,
-                       ports={"in": {"s_axis_a": {"data": a, "width": width},
-                                     "s_axis_b": {"data": b, "width": width}},
-                              "out": {"m_axis": {"data": expected, "width": width, "par": par}}})
-    assert results["mismatches"] == 0, results["examples"]
-    assert results["out_beats"] == vectors * (a_beats + b_beats)
-    cycles, latency = concat_cycles(a_beats, b_beats)
-    assert (results["initiation_interval"], results["initiation_interval_max"], results["latency_cycles"]) == (
-        cycles, cycles, latency)
+    _check_concat(row, "concat", concat_parameters(width * par, a_beats, b_beats), FixedFormat(width, 0, True),
+                  (a_beats * par, par), (b_beats * par, par), par, concat_cycles(a_beats, b_beats), tmp_path)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("row", CONCAT_LOCKSTEP_TABLE, ids=_row_id)
+def test_concat_lockstep(row, tmp_path):
+    """Each input one beat a vector, the output one beat of both."""
+    width, signed, a_elements, b_elements = row
+    _check_concat(row, "concat_lockstep", concat_lockstep_parameters(width, a_elements, b_elements),
+                  FixedFormat(width, 0, signed), (a_elements, a_elements), (b_elements, b_elements),
+                  a_elements + b_elements, CONCAT_LOCKSTEP_CYCLES, tmp_path)
