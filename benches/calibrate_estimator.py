@@ -1,12 +1,15 @@
 """Calibrate flow.estimate.model on a Yosys sweep and measure it on held-out designs.
 
 Draws seeded single-layer designs (a Linear and its ReLU, random or pruned weights; data and weight
-widths 2 to 16; fully parallel on DSPs or shift-add, folded at several parallelisms), emits each,
+widths 2 to 16; fully parallel on DSPs or shift-add, folded at several parallelisms) and seeded
+multi-layer designs (benches/estimator_designs.py: 2 to 4 Linears of mixed styles with casts
+between them, residual adds and concatenations with their forks and FIFOs), emits each,
 synthesizes it with `flow estimate`'s xc7 flow and records every stage instance's features and
-LUT/FF/DSP counts. Designs with an even index calibrate (non-negative least squares per stage
-kind and resource); odd ones are held out. Writes flow/estimate/calibration.json (the data and the
-coefficients) and prints the held-out errors. `python -m benches.calibrate_estimator [--designs N]`;
-the sweep resumes from the designs already in the file.
+LUT/FF/DSP counts (and the top's own cells). Designs with an even index calibrate (non-negative
+least squares per stage kind and resource); odd ones are held out, and their errors are reported
+for single-layer and multi-layer designs apart. Writes flow/estimate/calibration.json (the data
+and the coefficients). `python -m benches.calibrate_estimator [--designs N] [--multi M]`; the
+sweep resumes from the designs already in the file.
 """
 from __future__ import annotations
 
