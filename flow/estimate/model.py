@@ -21,20 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from flow.formats.base import Overflow, Rounding
+from flow.hardware import stages as hw
 from flow.hardware.cmvm import csd
 from flow.hardware.components import linear_steps
-from flow.hardware.stages import (
-    ActivationStage,
-    AddStage,
-    BroadcastStage,
-    CastStage,
-    ConcatStage,
-    FifoStage,
-    HardwareGraph,
-    LinearStage,
-)
+from flow.hardware.stages import HardwareGraph, LinearStage
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
+BETWEEN_KINDS = {hw.ActivationStage: "activation", hw.CastStage: "cast", hw.FifoStage: "fifo",
+              hw.BroadcastStage: "broadcast", hw.AddStage: "add", hw.ConcatStage: "concat"}  # the stages between layers
 DSP_A, DSP_B, DSP_A_MIN, DSP_B_MIN, DSP_Y_MIN = 25, 18, 2, 3, 9  # Yosys' xc7 mul2dsp limits, as measured
 
 
@@ -73,9 +67,7 @@ def stage_kind(stage: Any) -> str:
         c = stage.layer.config
         on_dsp = dsp_per_product(signed_bits(c.data_in), signed_bits(c.weight)) > 0
         return "linear_folded" if on_dsp else "linear_folded_lut_products"
-    kinds = {ActivationStage: "activation", CastStage: "cast", FifoStage: "fifo", BroadcastStage: "broadcast",
-             AddStage: "add", ConcatStage: "concat"}
-    return kinds.get(type(stage), "other")
+    return BETWEEN_KINDS.get(type(stage), "other")
 
 
 def stage_features(stage: Any) -> dict[str, float]:
@@ -88,18 +80,18 @@ def stage_features(stage: Any) -> dict[str, float]:
             return f | _shift_add_features(stage)
         steps = linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par)
         return f | (_parallel_features(stage) if steps == 1 else _folded_features(stage, steps))
-    if isinstance(stage, FifoStage):
+    if isinstance(stage, hw.FifoStage):
         f.update(fifo_bits=float(stage.depth * in_bits), fifo_lutram=float(in_bits * math.ceil(stage.depth / 32)),
                  fifo_pointer_bits=float(math.ceil(math.log2(stage.depth + 1))))
-    elif isinstance(stage, ActivationStage) and stage.kind != "relu":
+    elif isinstance(stage, hw.ActivationStage) and stage.kind != "relu":
         f["leaky_bits"] = float(out_bits)
-    elif isinstance(stage, CastStage):
+    elif isinstance(stage, hw.CastStage):
         f.update(cast_lane_features(stage.src, stage.dst, stage.rounding, stage.overflow, stage.par))
-    elif isinstance(stage, AddStage):
+    elif isinstance(stage, hw.AddStage):
         module = stage.module
         f.update(cast_lane_features(module.sum_format, module.out, module.rounding, module.overflow, stage.par),
                  sum_bits=float(stage.par * module.sum_format.width))
-    elif isinstance(stage, ConcatStage):
+    elif isinstance(stage, hw.ConcatStage):
         f["counter_bits"] = float(math.log2(stage.a_beats + stage.b_beats))
     return f
 
