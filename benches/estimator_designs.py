@@ -1,6 +1,7 @@
 """Seeded multi-layer designs for the estimator's sweep (benches/calibrate_estimator.py).
 
-Each design is 2 to 4 Linears (8 to 32 features) with ReLU or leaky ReLU between them, formats
+Each design is 2 to 4 Linears (8 to 32 outputs each; the layer after a concatenation reads both
+operands, up to 64 inputs) with ReLU or leaky ReLU between them, formats
 drawn per layer (so casts sit between layers), each layer folded on DSPs, fully parallel on DSPs
 or shift-add (``multiplier="lut"``), and some with a residual add or a concatenation of a layer's
 input with its output (forks, FIFOs and joins). The kind cycles with the index in pairs, so the
