@@ -1,12 +1,15 @@
 """Calibrate flow.estimate.model on a Yosys sweep and measure it on held-out designs.
 
 Draws seeded single-layer designs (a Linear and its ReLU, random or pruned weights; data and weight
-widths 2 to 16; fully parallel on DSPs or shift-add, folded at several parallelisms), emits each,
+widths 2 to 16; fully parallel on DSPs or shift-add, folded at several parallelisms) and seeded
+multi-layer designs (benches/estimator_designs.py: 2 to 4 Linears of mixed styles with casts
+between them, residual adds and concatenations with their forks and FIFOs), emits each,
 synthesizes it with `flow estimate`'s xc7 flow and records every stage instance's features and
-LUT/FF/DSP counts. Designs with an even index calibrate (non-negative least squares per stage
-kind and resource); odd ones are held out. Writes flow/estimate/calibration.json (the data and the
-coefficients) and prints the held-out errors. `python -m benches.calibrate_estimator [--designs N]`;
-the sweep resumes from the designs already in the file.
+LUT/FF/DSP counts (and the top's own cells). Designs with an even index calibrate (non-negative
+least squares per stage kind and resource); odd ones are held out, and their errors are reported
+for single-layer and multi-layer designs apart. Writes flow/estimate/calibration.json (the data
+and the coefficients). `python -m benches.calibrate_estimator [--designs N] [--multi M]`; the
+sweep resumes from the designs already in the file.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from scipy.optimize import nnls
 from torch import nn
 
 import flow
+from benches.estimator_designs import MULTI_START, build_multi, draw_multi
 from flow.estimate.design import design_sources, synth_xc7
 from flow.estimate.model import CALIBRATION, Calibration, dsp_count, stage_features, stage_kind
 from flow.hardware.emit import stage_instance
@@ -52,6 +56,9 @@ def draw(index: int) -> dict:
 
 
 def build(spec: dict):
+    """The compiled design of a sweep spec (single- or multi-layer) and its input batch."""
+    if spec["style"] == "multi":
+        return build_multi(spec)
     torch.manual_seed(spec["seed"])
     model = nn.Sequential(nn.Linear(spec["n_in"], spec["n_out"]), nn.ReLU())
     with torch.no_grad():
@@ -92,6 +99,15 @@ def measure(spec: dict) -> list[dict]:
     for row in rows:
         row["synth_seconds"] = round(time.perf_counter() - start, 1)
     return rows
+
+
+def describe(spec: dict) -> str:
+    """One line naming a sweep design's shape, styles and formats."""
+    if spec["style"] == "multi":
+        return f"{spec['kind']} {spec['in_features']}" + "".join(
+            f" -> {x['n_out']} {x['style']} par {x['in_par']}x{x['out_par']}" for x in spec["layers"])
+    return (f"{spec['style']} {spec['n_in']}x{spec['n_out']} x{spec['x_width']} w{spec['w_width']} "
+            f"par {spec['in_par']}x{spec['out_par']} sparsity {spec['sparsity']}")
 
 
 def featurize(data: dict) -> None:
@@ -144,9 +160,17 @@ def summary(errors: dict) -> dict:
             "DSP_exact": sum(errors["DSP_exact"]) / len(errors["DSP_exact"])}
 
 
+def split_summary(rows: list[dict], calibration: Calibration) -> dict:
+    """``summary`` of the single-layer and of the multi-layer designs among ``rows``, apart."""
+    parts = {"single_layer": [r for r in rows if r["design"] < MULTI_START],
+             "multi_layer": [r for r in rows if r["design"] >= MULTI_START]}
+    return {name: summary(design_errors(part, calibration)) for name, part in parts.items() if part}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--designs", type=int, default=80)
+    ap.add_argument("--multi", type=int, default=48, help="multi-layer designs (numbered from 1000)")
     ap.add_argument("--out", default=str(CALIBRATION))
     ap.add_argument("--remeasure", default=None, metavar="STYLE",
                     help="synthesize the stored designs of one style again (after its RTL changed), then refit")
@@ -161,25 +185,24 @@ def main(argv: list[str] | None = None) -> int:
         data["specs"] = [s for s in data["specs"] if s["index"] not in again]
         data["rows"] = [r for r in data["rows"] if r["design"] not in again]
     done = {s["index"] for s in data["specs"]}
-    for index in range(a.designs):
+    for index in [*range(a.designs), *range(MULTI_START, MULTI_START + a.multi)]:
         if index in done:
             continue
-        spec = draw(index)
+        spec = draw(index) if index < MULTI_START else draw_multi(index)
         rows = measure(spec)
         data["specs"] = sorted([*data["specs"], spec], key=lambda s: s["index"])
         data["rows"] += rows
         data["coefficients"] = fit([r for r in data["rows"] if r["design"] % 2 == 0])
         path.write_text(json.dumps(data, indent=1) + "\n")
-        print(f"design {index}: {spec['style']} {spec['n_in']}x{spec['n_out']} x{spec['x_width']} w{spec['w_width']} "
-              f"par {spec['in_par']}x{spec['out_par']} sparsity {spec['sparsity']}: "
-              f"LUT {sum(r['LUT'] for r in rows)} ({rows[0]['synth_seconds']} s)", flush=True)
+        print(f"design {index}: {describe(spec)}: LUT {sum(r['LUT'] for r in rows)} ({rows[0]['synth_seconds']} s)",
+              flush=True)
     featurize(data)
     calibration_rows = [r for r in data["rows"] if r["design"] % 2 == 0]
     held_out = [r for r in data["rows"] if r["design"] % 2 == 1]
     data["coefficients"] = fit(calibration_rows)
     calibration = Calibration(data["coefficients"])
-    data["held_out"] = summary(design_errors(held_out, calibration))
-    data["calibration_fit"] = summary(design_errors(calibration_rows, calibration))
+    data["held_out"] = split_summary(held_out, calibration)
+    data["calibration_fit"] = split_summary(calibration_rows, calibration)
     path.write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps({"held_out": data["held_out"], "calibration_fit": data["calibration_fit"]}, indent=1))
     return 0

@@ -3,8 +3,10 @@
 ``estimate(graph)`` gives LUT, FF and DSP48E1 per stage and in total for Xilinx 7-series, plus
 the design's II and latency (the cycle model the simulations check). Each stage is described by
 a few counts that drive its hardware (``stage_features``): bits of accumulators and casts, LUT
-multipliers, distributed-ROM bits, shift-add adder bits from the actual adder graph, register
-bits; LUT and FF are a non-negative linear model of them, one per stage kind, whose coefficients
+multipliers, weight-ROM LUTs, group multiplexers, shift-add adder bits from the actual adder graph,
+register bits; for the stages between layers, a cast's rounding and saturation bits, an add's sum
+bits, a FIFO's depth times width. LUT and FF are a non-negative linear model of them, one per
+stage kind (every stage is a submodule of the top, which holds no logic of its own), whose coefficients
 ``benches/calibrate_estimator.py`` fits on a Yosys sweep and stores in ``calibration.json``
 beside this file. DSPs are counted, not fitted: one DSP48E1 per multiplier lane whose product
 Yosys maps to a DSP (data at least 2 bits, weight at least 3, product at least 9; a 25x18 block),
@@ -18,11 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flow.formats.base import Overflow, Rounding
+from flow.hardware import stages as hw
 from flow.hardware.cmvm import csd
 from flow.hardware.components import linear_steps
-from flow.hardware.stages import ActivationStage, CastStage, FifoStage, HardwareGraph, LinearStage
+from flow.hardware.stages import HardwareGraph, LinearStage
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
+BETWEEN_KINDS = {hw.ActivationStage: "activation", hw.CastStage: "cast", hw.FifoStage: "fifo",
+              hw.BroadcastStage: "broadcast", hw.AddStage: "add", hw.ConcatStage: "concat"}  # the stages between layers
 DSP_A, DSP_B, DSP_A_MIN, DSP_B_MIN, DSP_Y_MIN = 25, 18, 2, 3, 9  # Yosys' xc7 mul2dsp limits, as measured
 
 
@@ -61,11 +67,7 @@ def stage_kind(stage: Any) -> str:
         c = stage.layer.config
         on_dsp = dsp_per_product(signed_bits(c.data_in), signed_bits(c.weight)) > 0
         return "linear_folded" if on_dsp else "linear_folded_lut_products"
-    if isinstance(stage, ActivationStage | CastStage):
-        return "elementwise"
-    if isinstance(stage, FifoStage):
-        return "fifo"
-    return "other"
+    return BETWEEN_KINDS.get(type(stage), "other")
 
 
 def stage_features(stage: Any) -> dict[str, float]:
@@ -74,36 +76,75 @@ def stage_features(stage: Any) -> dict[str, float]:
     out_bits = stage.out_par * stage.out_format.width
     f: dict[str, float] = {"one": 1.0, "stream_bits": in_bits + out_bits}
     if isinstance(stage, LinearStage):
-        layer = stage.layer
-        x, w = signed_bits(layer.config.data_in), signed_bits(layer.config.weight)
-        lanes = stage.in_par * stage.out_par
-        steps = linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par)
-        codes = layer.weight_codes()
-        nonzero = int((codes != 0).sum())
         if stage.constant is not None:
-            const = stage.constant
-            acc = [max(2, _bits(*const.accumulator_bounds(o))) for o in range(stage.out_features)]
-            f.update(adder_bits=float(const.held.lut_bits(const.graph)),  # the bits that take a LUT
-                     cast_bits=float(sum(acc)), register_bits=float(_pipeline_bits(stage)))
-            return f
-        acc = layer.accumulator_width()
-        lut_products = dsp_per_product(x, w) == 0
-        if steps == 1:  # fully parallel: constant weights; Yosys builds small constant products from LUTs
-            lut_mult = sum(x * max(len(csd(code)) - 1, 0) for code in codes.flatten().tolist()
-                           if code and not constant_on_dsp(x, code))
-            f.update(lut_mult_bits=float(lut_mult), adder_bits=float(nonzero * acc),
-                     cast_bits=float(stage.out_features * acc))
-        else:
-            groups = stage.out_features // stage.out_par
-            f.update(lut_mult_bits=float(lanes * x * w if lut_products else 0),
-                     adder_bits=float(lanes * acc), cast_bits=float(stage.out_par * acc),
-                     rom_bits=float(lanes * layer.config.weight.width * steps) / 64.0,
-                     result_bits=float(stage.out_features * acc), acc_mux_bits=float(stage.out_par * acc * (groups - 1)),
-                     counter_bits=float(math.log2(steps)), lanes=float(lanes), x_lane_bits=float(stage.in_par * x))
-        return f
-    if isinstance(stage, FifoStage):
-        f["fifo_bits"] = float(stage.depth * in_bits)
+            return f | _shift_add_features(stage)
+        steps = linear_steps(stage.in_features, stage.out_features, stage.in_par, stage.out_par)
+        return f | (_parallel_features(stage) if steps == 1 else _folded_features(stage, steps))
+    if isinstance(stage, hw.FifoStage):
+        f.update(fifo_bits=float(stage.depth * in_bits), fifo_lutram=float(in_bits * math.ceil(stage.depth / 32)),
+                 fifo_pointer_bits=float(math.ceil(math.log2(stage.depth + 1))))
+    elif isinstance(stage, hw.ActivationStage) and stage.kind != "relu":
+        f["leaky_bits"] = float(out_bits)
+    elif isinstance(stage, hw.CastStage):
+        f.update(cast_lane_features(stage.src, stage.dst, stage.rounding, stage.overflow, stage.par))
+    elif isinstance(stage, hw.AddStage):
+        module = stage.module
+        f.update(cast_lane_features(module.sum_format, module.out, module.rounding, module.overflow, stage.par),
+                 sum_bits=float(stage.par * module.sum_format.width))
+    elif isinstance(stage, hw.ConcatStage):
+        f["counter_bits"] = float(math.log2(stage.a_beats + stage.b_beats))
     return f
+
+
+def _shift_add_features(stage: LinearStage) -> dict[str, float]:
+    """A shift-add layer: the adder bits that take a LUT, each output's cast, pipeline registers."""
+    const = stage.constant
+    acc = [max(2, _bits(*const.accumulator_bounds(o))) for o in range(stage.out_features)]
+    return {"adder_bits": float(const.held.lut_bits(const.graph)), "cast_bits": float(sum(acc)),
+            "register_bits": float(_pipeline_bits(stage))}
+
+
+def _parallel_features(stage: LinearStage) -> dict[str, float]:
+    """A fully parallel DSP layer (constant weights): LUT-built constant products, each product's
+    bits (the tree's leaves, as wide as data and weight code), the tree's depth growth per output
+    (n log2 n for n nonzero weights), and its accumulator-wide adders and casts."""
+    layer = stage.layer
+    x, acc = signed_bits(layer.config.data_in), layer.accumulator_width()
+    codes = layer.weight_codes()
+    flat = [code for code in codes.flatten().tolist() if code]
+    per_output = (codes != 0).sum(dim=1).tolist()
+    return {"lut_mult_bits": float(sum(x * max(len(csd(c)) - 1, 0) for c in flat if not constant_on_dsp(x, c))),
+            "adder_bits": float(len(flat) * acc), "cast_bits": float(stage.out_features * acc),
+            "product_bits": float(sum(x + _bits(c, c) - 1 for c in flat)),
+            "tree_bits": float(sum(n * math.log2(n) for n in per_output if n))}
+
+
+def _folded_features(stage: LinearStage, steps: int) -> dict[str, float]:
+    """A folded layer (hw/rtl/linear.sv): LUT-built lane products, one accumulator-wide adder per
+    lane, the group multiplexers over the accumulators and results (their cost per bit grows with
+    the log of the groups: a selection tree), the weight ROM in 64-bit LUTs, the output casts and
+    skid buffer, and the accumulator and result registers."""
+    layer = stage.layer
+    x, w, acc = signed_bits(layer.config.data_in), signed_bits(layer.config.weight), layer.accumulator_width()
+    lanes, groups = stage.in_par * stage.out_par, stage.out_features // stage.out_par
+    return {"lut_mult_bits": float(lanes * x * w if dsp_per_product(x, w) == 0 else 0),
+            "adder_bits": float(lanes * acc), "acc_mux_bits": float(stage.out_par * acc * (groups - 1)),
+            "mux_log_bits": float(stage.out_par * acc * groups * math.log2(groups)),
+            "rom_luts": float(lanes * layer.config.weight.width * math.ceil(steps / 64)),
+            "cast_bits": float(stage.out_par * acc), "out_bits": float(stage.out_par * layer.config.data_out.width),
+            "result_bits": float(stage.out_features * acc)}
+
+
+def cast_lane_features(src: Any, dst: Any, rounding: Rounding, overflow: Overflow, par: int) -> dict[str, float]:
+    """What ``par`` fixed_cast_lanes from ``src`` to ``dst`` grow with: the rounding adder over the
+    kept bits, and the saturation compare over the kept bits above the output's."""
+    shift = src.frac - dst.frac
+    kept = src.width + 1 + max(-shift, 0) - max(shift, 0)
+    rounds = shift > 0 and rounding != Rounding.FLOOR
+    saturates = overflow == Overflow.SATURATE and kept > dst.width
+    return {"round_bits": float(par * kept if rounds else 0),
+            "sat_bits": float(par * (kept - dst.width) if saturates else 0),
+            "sat_out_bits": float(par * dst.width if saturates else 0)}
 
 
 def _bits(lo: int, hi: int) -> int:
