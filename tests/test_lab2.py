@@ -59,3 +59,23 @@ def test_rerun_resumes_without_new_trials(smoke):
 def test_unknown_sampler_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"unknown sampler\(s\) \['annealing'\]; use random, grid, tpe, nsga2"):
         lab2.run("samplers", "smoke", out=tmp_path, samplers=("annealing",))
+
+
+def test_compressed_studies_run_task_1s_architectures_and_split_the_cost(smoke):
+    import optuna
+
+    root, results, _ = smoke
+    record = results["compress"]
+    storage = f"sqlite:///{root / 'out' / 'studies.db'}"
+    for study in record["studies"].values():
+        source = f"lab2-samplers-{study['sampler']}-seed{study['seed']}-smoke"
+        paired = f"lab2-compress-{study['variant']}-{study['sampler']}-seed{study['seed']}-smoke"
+        params = [[t.params for t in sorted(optuna.load_study(study_name=name, storage=storage).trials,
+                                            key=lambda t: t.number)] for name in (source, paired)]
+        assert params[0] == params[1]
+    for variant, cost in record["compression_cost"].items():
+        studies = [s for s in record["studies"].values() if s["variant"] == variant]
+        assert cost["trials"] == sum(len(s["values"]) for s in studies) == cost["trained"] + cost["at_chance_before"]
+        below = sum(b <= lab2.CHANCE for s in studies for b in s["val_before_compression"])
+        assert cost["at_chance_before"] == below
+    assert record["commits"] and all(s["commits"] == record["commits"] for s in record["studies"].values())

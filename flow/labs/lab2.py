@@ -11,6 +11,7 @@ study's best model is tested on the whole test split.
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,19 +19,20 @@ from typing import Any
 import optuna
 from torch import nn
 
-from flow.labs.common import check_preset, lab_arguments, run_lab, run_metadata, write_json
+from flow.labs.common import CHANCE, check_preset, lab_arguments, run_lab, run_metadata, write_json
 from flow.labs.lab1 import fixed_config
-from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, tested_summary
+from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, record_commits, tested_summary
 from flow.models.bert import build_bert, parameter_count
 from flow.passes import make_permanent, prune_module, quantize_module
 from flow.paths import results_dir
-from flow.search import SAMPLERS, ArchitectureChoice, ArchitectureSpace, StudySpec, run_study
+from flow.search import SAMPLERS, ArchitectureChoice, ArchitectureSpace, StudySpec, open_storage, run_study
 from flow.search.plot import curve_stats, plot_best_so_far
 from flow.search.spaces import square_linears
 
 SAMPLER_ORDER = ("random", "grid", "tpe")
 VARIANTS = ("no-retrain", "retrain")  # compression-aware, without and with training after compression
 COMPRESSION = {"width": 8, "sparsity": 0.5, "method": "l1", "scope": "local"}
+PER_TRIAL = {"samplers": (), "compress": ("val_before_compression",)}  # user attributes listed per trial in the JSON
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"budget": TrialBudget(max_length=32, train_samples=64, val_samples=32, batch_size=16, test_limit=64),
@@ -103,17 +105,23 @@ class Lab2:
 
         return objective
 
-    def study(self, name: str, sampler: str, seed: int, variant: str | None, worker: int) -> optuna.Study:
+    def study(self, name: str, sampler: str, seed: int, variant: str | None, worker: int,
+              paired_with: str | None = None) -> optuna.Study:
+        """Run one study; ``paired_with`` names a study whose architectures a new study runs first,
+        in its order, so the two compare on the same models by construction."""
         space: ArchitectureSpace = self.p["space"]
+        enqueue = architectures(self.storage, paired_with) if paired_with else []
         spec = StudySpec(name, self.storage, sampler, seed, self.p["trials"], grid=space.grid(), worker=worker,
-                         attrs={"lab": "lab2", "variant": variant or "none", "preset": self.preset})
+                         attrs={"lab": "lab2", "variant": variant or "none", "preset": self.preset,
+                                **({"paired_with": paired_with} if enqueue else {})}, enqueue=enqueue)
         return run_study(spec, self.objective(name, seed, variant), self.log)
 
     def finish(self, record: dict[str, Any], name: str, study: optuna.Study, extra: dict[str, Any]) -> None:
         """Summary and test accuracy of the study's best model into the record (kept when present)."""
         summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
-                                 self.data.test_accuracy, self.storage)
+                                 self.data.test_accuracy, self.storage, PER_TRIAL[record["task"]])
         record["studies"][name] = {**extra, **summary}
+        record["commits"] = record_commits(record)
         self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, "
                  f"test {summary['test']:.4f}")
 
@@ -124,6 +132,16 @@ class Lab2:
                                                   "intermediate": space.intermediate, "grid_points": space.size()},
                 "trials": self.p["trials"], "seeds": list(self.p["seeds"]), "storage": self.storage,
                 "meta": run_metadata()}
+
+
+def architectures(storage: str, study_name: str) -> list[dict[str, Any]]:
+    """The parameters of ``study_name``'s complete trials in trial order ([] when it does not exist)."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        return []
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return [t.params for t in sorted(trials, key=lambda t: t.number)]
 
 
 def sampler_task(lab: Lab2, samplers: tuple[str, ...], seeds: tuple[int, ...], worker: int = 0) -> dict[str, Any]:
@@ -161,11 +179,13 @@ def compress_task(lab: Lab2, seeds: tuple[int, ...], sampler: str | None, worker
     for seed in seeds:
         for variant in VARIANTS:
             name = f"lab2-compress-{variant}-{sampler}-seed{seed}-{lab.preset}"
-            study = lab.study(name, sampler, seed, variant, worker)
+            study = lab.study(name, sampler, seed, variant, worker,
+                              paired_with=f"lab2-samplers-{sampler}-seed{seed}-{lab.preset}")
             if worker:
                 continue
             lab.finish(record, name, study, {"variant": variant, "sampler": sampler, "seed": seed})
             record["comparison"] = compare(record, "variant", VARIANTS)
+            record["compression_cost"] = {v: compression_cost(record, v) for v in VARIANTS}
             write_json(path, record)
             plot_compress(record, samplers_record, lab.out / f"compress_{lab.preset}.png")
     return record
@@ -185,6 +205,20 @@ def compare(record: dict[str, Any], key: str, order: tuple[str, ...]) -> dict[st
         out[group] = {**at, "final": {"mean": mean[-1], "min": low[-1], "max": high[-1]}, "seeds": len(studies),
                       "test_mean": sum(tests) / len(tests), "tests": tests}
     return out
+
+
+def compression_cost(record: dict[str, Any], variant: str) -> dict[str, Any]:
+    """Per trial, validation before compression minus after, split by whether the model had trained
+    (above CHANCE before compression): a model already at chance has nothing to lose."""
+    pairs = [(before, after) for s in record["studies"].values() if s.get("variant") == variant
+             for before, after in zip(s["val_before_compression"], s["values"], strict=True)]
+    trained = [before - after for before, after in pairs if before > CHANCE]
+    return {"trials": len(pairs), "at_chance_before": len(pairs) - len(trained), "trained": len(trained),
+            "trained_median_loss": statistics.median(trained) if trained else None,
+            "trained_mean_loss": statistics.fmean(trained) if trained else None,
+            "trained_to_chance": sum(1 for b, a in pairs if b > CHANCE and a <= CHANCE),
+            "trained_losing_over_0_05": sum(1 for loss in trained if loss > 0.05),
+            "trained_worst_loss": max(trained) if trained else None}
 
 
 def _curves(record: dict[str, Any] | None, key: str, group: str) -> list[list[float]]:

@@ -24,7 +24,7 @@ from flow.data.loader import make_loader
 from flow.formats.storage import bits_per_element
 from flow.labs.common import check_preset, lab_arguments, run_lab, run_metadata, write_json
 from flow.labs.lab1 import Lab1
-from flow.labs.search_harness import BestKeeper, load_record, subset, tested_summary
+from flow.labs.search_harness import BestKeeper, load_record, record_commits, subset, tested_summary
 from flow.nn.format_linear import FormatLinear
 from flow.passes import quantize_module
 from flow.passes.quantize import linear_layers
@@ -52,6 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {"trials": 20, "formats_trials": 20, "qat_samples": 1000, "formats": tuple(FORMATS_SPACE)},
 }
 QAT = {"lr": 1e-4, "batch_size": 32, "epochs": 1}
+PER_TRIAL = ("bits_per_weight", "quantized_layers", "ptq_val")  # user attributes listed per trial in the JSON
 
 
 def layer_table(choice: dict[str, Any] | None) -> dict[str, Any]:
@@ -110,9 +111,10 @@ class Lab3:
         if worker:
             return
         summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
-                                 self.lab1.test_accuracy, self.storage)
+                                 self.lab1.test_accuracy, self.storage, PER_TRIAL)
         summary["bits_table"] = bits_table(study)
         record["studies"][name] = {**extra, **summary}
+        record["commits"] = record_commits(record)
         self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, test "
                  f"{summary['test']:.4f}, {summary['best']['attrs'].get('bits_per_weight')} bits per weight")
 
