@@ -43,7 +43,7 @@ bench-emit: $(STAMP)
 	$(PY) -m benches.bench_emit
 
 bench-formats: $(STAMP)
-	$(PY) -m benches.bench_formats
+	$(PY) -m benches.bench_formats --steps 16   # results/bench/formats.json
 
 bench-hw: $(STAMP)
 	ulimit -s unlimited; $(PY) -m benches.bench_hw --json results/bench/bench_hw.json

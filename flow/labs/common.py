@@ -29,6 +29,17 @@ def check_preset(preset: str) -> str:
     return preset
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2); anything else is a one-line error."""
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--seeds {text!r} is not a comma-separated list of integers; e.g. --seeds 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds {text!r} needs distinct non-negative integers; e.g. --seeds 0,1,2")
+    return seeds
+
+
 def run_metadata() -> dict[str, Any]:
     """Versions, host and the commit this run started on, so every results file says what produced it."""
     return {
