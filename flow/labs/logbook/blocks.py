@@ -73,6 +73,19 @@ def render(text: str, root: Path = REPO_ROOT, skip: tuple[str, ...] = tuple(PEND
     return "".join(out) + text[last:]
 
 
+def update(path: Path = LOGBOOK, names: tuple[str, ...] | None = None, root: Path = REPO_ROOT) -> list[str]:
+    """Regenerate the blocks ``names`` (default: all but the pending ones) of the file at ``path`` in
+    place; returns the names rewritten. A name with no block in the file is a one-line error."""
+    text = path.read_text()
+    present = [b.name for b in blocks(text)]
+    missing = [n for n in names or () if n not in present]
+    if missing:
+        raise ValueError(f"{path.name} has no block {missing}; add <!-- section: NAME --> ... <!-- end --> around it")
+    chosen = tuple(names) if names else tuple(n for n in present if n not in PENDING)
+    path.write_text(render(text, root, skip=tuple(n for n in present if n not in chosen)))
+    return list(chosen)
+
+
 def stale_blocks(text: str, root: Path = REPO_ROOT) -> list[str]:
     """Names of the blocks (pending ones aside) whose body differs from what their generator writes."""
     return [b.name for b in blocks(text) if b.name not in PENDING and b.body != generate(b.name, root)]

@@ -38,3 +38,12 @@ def span(values: Sequence[float], digits: int = 3) -> str:
 
 def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f}"
+
+
+def over_seeds(values: Sequence[float], digits: int = 4) -> str:
+    """One seed's value, or ``mean (min-max)`` over several seeds."""
+    return f"{values[0]:.{digits}f}" if len(values) == 1 else span(values, digits)
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
