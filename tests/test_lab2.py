@@ -79,3 +79,11 @@ def test_compressed_studies_run_task_1s_architectures_and_split_the_cost(smoke):
         below = sum(b <= lab2.CHANCE for s in studies for b in s["val_before_compression"])
         assert cost["at_chance_before"] == below
     assert record["commits"] and all(s["commits"] == record["commits"] for s in record["studies"].values())
+
+
+def test_figures_report_trials_at_chance(smoke):
+    _, results, _ = smoke
+    record = results["samplers"]
+    studies = [s for s in record["studies"].values() if s["sampler"] == "grid"]
+    chance = sum(v <= lab2.CHANCE for s in studies for v in s["values"])
+    assert lab2.chance_note(record, "sampler", "grid") == f"{chance} of {3 * len(studies)} trials at chance"

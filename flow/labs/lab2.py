@@ -227,18 +227,27 @@ def _curves(record: dict[str, Any] | None, key: str, group: str) -> list[list[fl
     return [s["curve"] for s in record["studies"].values() if s.get(key) == group]
 
 
+def chance_note(record: dict[str, Any] | None, key: str, group: str) -> str:
+    """``k of n trials at chance`` over the group's studies (the figures' legends report it)."""
+    studies = [s for s in (record or {}).get("studies", {}).values() if s.get(key) == group and "values" in s]
+    return f"{sum(s['at_chance'] for s in studies)} of {sum(len(s['values']) for s in studies)} trials at chance"
+
+
 def plot_samplers(record: dict[str, Any], path: Path) -> None:
     b = record["budget"]
     plot_best_so_far({s: _curves(record, "sampler", s) for s in SAMPLER_ORDER}, path,
-                     f"BERT architecture search: {b['train_samples']} reviews x {b['max_length']} tokens per trial")
+                     f"BERT architecture search: {b['train_samples']} reviews x {b['max_length']} tokens per trial",
+                     notes={s: chance_note(record, "sampler", s) for s in SAMPLER_ORDER})
 
 
 def plot_compress(record: dict[str, Any], samplers_record: dict[str, Any] | None, path: Path) -> None:
     sampler = record["sampler"]
-    groups = {f"no compression ({sampler}, task 1)": _curves(samplers_record, "sampler", sampler),
-              "compression-aware, no retraining": _curves(record, "variant", "no-retrain"),
-              "compression-aware, retrained": _curves(record, "variant", "retrain")}
-    plot_best_so_far(groups, path, f"compression-aware search ({sampler}; fixed 8/4 + l1 0.5)")
+    labels = {f"no compression ({sampler}, task 1)": (samplers_record, "sampler", sampler),
+              "compression-aware, no retraining": (record, "variant", "no-retrain"),
+              "compression-aware, retrained": (record, "variant", "retrain")}
+    plot_best_so_far({label: _curves(*how) for label, how in labels.items()}, path,
+                     f"compression-aware search ({sampler}; fixed 8/4 + l1 0.5)",
+                     notes={label: chance_note(*how) for label, how in labels.items()})
 
 
 def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,

@@ -157,16 +157,25 @@ def widths_task(lab: Lab3, seeds: tuple[int, ...], worker: int) -> dict[str, Any
 
 def plot_widths(record: dict[str, Any], path: Path) -> None:
     """Best validation accuracy so far: mean over the seeds with their min-max spread."""
-    plot_best_so_far({"fixed {8,16,32} x frac {2,4,8} or float": [s["curve"] for s in record["studies"].values()]},
-                     path, "per-layer fixed-point precision search (bert-tiny)")
+    label = "fixed {8,16,32} x frac {2,4,8} or float"
+    plot_best_so_far({label: [s["curve"] for s in record["studies"].values()]}, path,
+                     "per-layer fixed-point precision search (bert-tiny)",
+                     notes={label: _chance(list(record["studies"].values()))})
+
+
+def _chance(studies: list[dict[str, Any]]) -> str:
+    return (f"{sum(s.get('at_chance', 0) for s in studies)} of {sum(len(s.get('values', [])) for s in studies)} "
+            f"at chance")
 
 
 def plot_formats(record: dict[str, Any], path: Path) -> None:
     """One curve per format: mean over its seeds with their min-max spread."""
-    groups: dict[str, list[list[float]]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for study in record["studies"].values():
-        groups.setdefault(study["format"], []).append(study["curve"])
-    plot_best_so_far(groups, path, "per-layer precision search, one study per format and seed")
+        groups.setdefault(study["format"], []).append(study)
+    plot_best_so_far({f: [s["curve"] for s in studies] for f, studies in groups.items()}, path,
+                     "per-layer precision search, one study per format and seed",
+                     notes={f: _chance(studies) for f, studies in groups.items()})
 
 
 def formats_task(lab: Lab3, seeds: tuple[int, ...], worker: int,
