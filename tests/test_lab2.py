@@ -87,3 +87,26 @@ def test_figures_report_trials_at_chance(smoke):
     studies = [s for s in record["studies"].values() if s["sampler"] == "grid"]
     chance = sum(v <= lab2.CHANCE for s in studies for v in s["values"])
     assert lab2.chance_note(record, "sampler", "grid") == f"{chance} of {3 * len(studies)} trials at chance"
+
+
+def test_budget_pilot_measures_the_largest_and_random_architectures_and_resumes(tmp_path):
+    from flow.labs import lab2_pilot
+
+    write_reviews(tmp_path / "imdb", 300, seed=3)
+    torch.set_num_threads(1)
+    budgets = {"tiny": lab2.PRESETS["smoke"]["budget"]}
+    space = lab2.PRESETS["smoke"]["space"]
+    record = lab2_pilot.pilot(("tiny",), 2, tmp_path / "out", str(tmp_path / "imdb"), log=lambda _: None,
+                              budgets=budgets, space=space)
+    runs = record["budgets"]["tiny"]["runs"]
+    assert [r["arch"] for r in runs] == [0, 1, 2]
+    assert record["architectures"][0] == {"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 64,
+                                          "intermediate_size": 128, "identity": 0}
+    summary = record["budgets"]["tiny"]["summary"]
+    assert summary["at_chance"] == sum(r["val"] <= lab2.CHANCE for r in runs) and summary["trials"] == 3
+    lines = []
+    again = lab2_pilot.pilot(("tiny",), 2, tmp_path / "out", str(tmp_path / "imdb"), log=lines.append,
+                             budgets=budgets, space=space)
+    assert lines == [] and again["budgets"]["tiny"]["runs"] == runs
+    with pytest.raises(ValueError, match=r"unknown budget\(s\) \['huge'\]; use tiny"):
+        lab2_pilot.pilot(("huge",), 2, tmp_path / "out", None, budgets=budgets, space=space)
