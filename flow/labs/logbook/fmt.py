@@ -47,3 +47,13 @@ def over_seeds(values: Sequence[float], digits: int = 4) -> str:
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
+
+
+def study_times(studies: Sequence[dict[str, Any]]) -> str:
+    """``A to B s per study, C to D s per trial`` from studies' summaries (wall and trial seconds)."""
+    walls = [s["wall_seconds"] for s in studies]
+    trials = [t for s in studies for t in s["trial_seconds"]]
+    per_trial = f"{min(trials):.1f} to {max(trials):.1f} s per trial"
+    if len(walls) == 1:
+        return f"{walls[0]:,.0f} s for {len(trials)} trials, {per_trial}"
+    return f"{min(walls):,.0f} to {max(walls):,.0f} s per study, {per_trial}, {sum(walls):,.0f} s in all"

@@ -10,7 +10,7 @@ import optuna
 from flow.labs.common import CHANCE
 from flow.labs.lab2 import SAMPLER_ORDER, VARIANTS
 from flow.labs.logbook.blocks import register
-from flow.labs.logbook.fmt import load, mean, span, table, thousands
+from flow.labs.logbook.fmt import load, mean, span, study_times, table, thousands
 from flow.labs.stats import binomial_halfwidth, separated
 from flow.search.spaces import square_linears
 
@@ -70,12 +70,9 @@ def samplers_caption(root: Path) -> str:
 @register("lab2.samplers.time")
 def samplers_time(root: Path) -> str:
     s = load(root, SAMPLERS)
-    walls = [x["wall_seconds"] for x in s["studies"].values()]
-    per_trial = [t for x in s["studies"].values() for t in x["trial_seconds"]]
     return (f"{len(s['studies'])} studies (random, grid, TPE x seeds {', '.join(map(str, s['seeds']))}), "
-            f"{s['trials']} trials each, the budget above. Wall time {min(walls):,.0f} to {max(walls):,.0f} s per "
-            f"study on one core while other jobs shared the machine ({sum(walls):,.0f} s in all, {min(per_trial):.1f} "
-            f"to {max(per_trial):.1f} s per trial). Results: `{SAMPLERS}`.\n")
+            f"{s['trials']} trials each, the budget above. Wall time on one core while other jobs shared the "
+            f"machine: {study_times(list(s['studies'].values()))}. Results: `{SAMPLERS}`.\n")
 
 
 @register("lab2.samplers")
@@ -162,15 +159,8 @@ def compress_pairing(root: Path) -> str:
 @register("lab2.compress.time")
 def compress_time(root: Path) -> str:
     c = load(root, COMPRESS)
-    parts = []
-    for variant in VARIANTS:
-        studies = _studies(c, "variant", variant)
-        walls = [x["wall_seconds"] for x in studies]
-        trials = [t for x in studies for t in x["trial_seconds"]]
-        parts.append(f"{variant}: {min(walls):,.0f} to {max(walls):,.0f} s per study, {min(trials):.1f} to "
-                     f"{max(trials):.1f} s per trial")
-    total = sum(x["wall_seconds"] for x in c["studies"].values())
-    return f"Wall time ({total:,.0f} s in all, both cores shared with other jobs): {'; '.join(parts)}.\n"
+    parts = [f"{variant}: {study_times(_studies(c, 'variant', variant))}" for variant in VARIANTS]
+    return f"Wall time (both cores shared with other jobs): {'; '.join(parts)}.\n"
 
 
 @register("lab2.compress")

@@ -6,7 +6,7 @@ from typing import Any
 
 from flow.labs.common import CHANCE
 from flow.labs.logbook.blocks import register
-from flow.labs.logbook.fmt import load, mean, over_seeds, table
+from flow.labs.logbook.fmt import load, mean, over_seeds, study_times, table
 from flow.labs.stats import binomial_halfwidth, interval, separated
 
 WIDTHS = "results/lab3/widths_full.json"
@@ -66,9 +66,8 @@ def widths(root: Path) -> str:
                   f"(indistinguishable)." if not separated(interval(study["test"], f["test_reviews"]),
                                                           interval(f["test"], f["test_reviews"]))
                   else f"  - Validation {best['val']:.4f}; test {study['test']:.4f}, against float {f['test']:.4f}.",
-                  f"  - {study['at_chance']} of {study['trials']} trials at chance (<= {CHANCE}); "
-                  f"{study['wall_seconds']:,.0f} s for {study['trials']} trials ({min(study['trial_seconds']):.1f} to "
-                  f"{max(study['trial_seconds']):.1f} s each, while other jobs shared the 2 cores)."]
+                  f"  - {study['at_chance']} of {study['trials']} trials at chance (<= {CHANCE}); {study_times([study])}, "
+                  f"while other jobs shared the 2 cores."]
     return "\n".join(lines) + "\n"
 
 
@@ -81,10 +80,9 @@ def formats_setup(root: Path) -> str:
     full = ("Each Linear either stays in full precision or takes the format" if r["allow_full"] else
             f"**Every Linear takes the format** (no full-precision choice: `allow_full` is false), so each of the "
             f"{trials} trials quantized {' or '.join(map(str, sorted(layers)))} of the 14 Linears")
-    per_study = sorted({s["trials"] for s in studies})
-    return (f"{len(studies)} studies, one per format and seed ({r['sampler'].upper()}, {_seed_list(r)}), {' or '.join(map(str, per_study))} trials each, on the budget "
-            f"above. The wall time per study is in the table; all {len(studies)} took "
-            f"{sum(s['wall_seconds'] for s in studies):,.0f} s together, on a core shared with other jobs. {full}, "
+    per_study = " or ".join(map(str, sorted({s["trials"] for s in studies})))
+    return (f"{len(studies)} studies, one per format and seed ({r['sampler'].upper()}, {_seed_list(r)}), {per_study} "
+            f"trials each, on the budget above, on a core shared with other jobs: {study_times(studies)}. {full}, "
             f"with its own arguments:\n")
 
 
