@@ -29,8 +29,10 @@ BUDGETS: dict[str, TrialBudget] = {
                             warmup_ratio=0.1),
     "steps500_lr1e3": TrialBudget(max_length=32, train_samples=8000, val_samples=1000, batch_size=16, lr=1e-3,
                                   warmup_ratio=0.2),
-    "steps750_lr1e3": TrialBudget(max_length=32, train_samples=12000, val_samples=1000, batch_size=16, lr=1e-3,
+    "steps250_lr1e3": TrialBudget(max_length=32, train_samples=4000, val_samples=1000, batch_size=16, lr=1e-3,
                                   warmup_ratio=0.2),
+    "steps250_lr2e3": TrialBudget(max_length=32, train_samples=4000, val_samples=1000, batch_size=16, lr=2e-3,
+                                  warmup_ratio=0.3),
 }
 CEILING_S = 180.0  # per trial, on 2 idle cores
 

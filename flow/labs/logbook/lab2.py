@@ -207,3 +207,25 @@ def compress_winners(root: Path) -> str:
                   for b in [x["best"]["attrs"]["built"]]]
         lines.append(f"{variant}: " + "; ".join(models))
     return "- **The winners.** " + ". ".join(lines) + ".\n"
+
+
+@register("lab2.pilot")
+def pilot(root: Path) -> str:
+    r = load(root, "results/lab2/pilot.json")
+    rows = []
+    for name, entry in r["budgets"].items():
+        b, s = entry["budget"], entry["summary"]
+        steps = b["train_samples"] * b["epochs"] // b["batch_size"]
+        rows.append([f"`{name}`", f"{thousands(b['train_samples'])} x {b['max_length']}", b["batch_size"],
+                     f"{b['lr']:g}", f"{100 * b['warmup_ratio']:.0f} %", f"{steps:.0f}",
+                     f"{s['at_chance']} of {s['trials']} ({100 * s['at_chance_fraction']:.0f} %)", f"{s['best_val']:.3f}",
+                     f"{s['median_val']:.3f}", f"{s['median_seconds']:.0f}", f"{s['max_seconds']:.0f}",
+                     f"{s['largest_seconds']:.0f}"])
+    archs = r["architectures"]
+    return (f"{len(archs)} architectures (the largest, {archs[0]['num_hidden_layers']} layers x "
+            f"{archs[0]['hidden_size']} wide, intermediate {archs[0]['intermediate_size']}, no Identity, and "
+            f"{len(archs) - 1} seeded random draws of the space), each trained once (seed {r['seed']}) under every "
+            f"budget, one thread, on the 2 cores shared with synthesis jobs (so the seconds are upper bounds for 2 "
+            f"idle cores); at chance: validation accuracy <= {r['chance']}.\n\n"
+            + table(["budget", "reviews x tokens", "batch", "lr", "warmup", "steps", "at chance", "best val",
+                     "median val", "median s", "max s", "largest s"], rows))

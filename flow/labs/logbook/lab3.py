@@ -61,8 +61,8 @@ def widths(root: Path) -> str:
                   f"{best['attrs']['quantized_layers']} layers quantized, {total - len(quantized)} left in full "
                   f"precision ({shapes}); {best['attrs']['bits_per_weight']:.1f} bits per weight on average.",
                   f"  - Validation {best['val']:.4f} ({best['attrs']['ptq_val']:.4f} right after PTQ); **test "
-                  f"{study['test']:.4f}**, against the float model's {f['test']:.4f}: the difference is inside the "
-                  f"test split's ±{100 * binomial_halfwidth(study['test'], f['test_reviews']):.1f}-point interval "
+                  f"{study['test']:.4f}**, against the float model's {f['test']:.4f}: their 95 % intervals on the test "
+                  f"split (±{100 * binomial_halfwidth(study['test'], f['test_reviews']):.1f} points) overlap "
                   f"(indistinguishable)." if not separated(interval(study["test"], f["test_reviews"]),
                                                           interval(f["test"], f["test_reviews"]))
                   else f"  - Validation {best['val']:.4f}; test {study['test']:.4f}, against float {f['test']:.4f}.",
@@ -135,4 +135,4 @@ def formats_reading(root: Path) -> str:
             + (f"- **Separated from float: {separated_text}.**\n" if apart else "")
             + f"- **Trials at chance** (validation <= {CHANCE}): "
             + ", ".join(f"{k} {n} of {total}" for k, (n, total) in chance.items() if n)
-            + "; the other formats none. A format whose low widths collapse the model wastes those trials.\n")
+            + "; the other formats none. A trial at chance is a trial the search spent on a model that did not train.\n")
