@@ -110,3 +110,22 @@ def test_budget_pilot_measures_the_largest_and_random_architectures_and_resumes(
     assert lines == [] and again["budgets"]["tiny"]["runs"] == runs
     with pytest.raises(ValueError, match=r"unknown budget\(s\) \['huge'\]; use tiny"):
         lab2_pilot.pilot(("huge",), 2, tmp_path / "out", None, budgets=budgets, space=space)
+
+
+def test_refresh_rebuilds_per_trial_fields_from_the_studies(smoke, tmp_path):
+    import shutil
+
+    from flow.labs import refresh
+
+    root, results, _ = smoke
+    path = tmp_path / "compress_smoke.json"
+    stripped = json.loads((root / "out" / "compress_smoke.json").read_text())
+    for study in stripped["studies"].values():
+        for key in ("values", "at_chance", "val_before_compression", "commits"):
+            study.pop(key)
+    stripped.pop("compression_cost")
+    path.write_text(json.dumps(stripped))
+    shutil.copy(root / "out" / "studies.db", tmp_path / "studies.db")
+    again = refresh.refresh(path, str(tmp_path / "studies.db"))
+    assert again["studies"] == results["compress"]["studies"]
+    assert again["compression_cost"] == results["compress"]["compression_cost"]
