@@ -37,12 +37,12 @@ PER_TRIAL = {"samplers": (), "compress": ("val_before_compression",)}  # user at
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"budget": TrialBudget(max_length=32, train_samples=64, val_samples=32, batch_size=16, test_limit=64),
               "space": ArchitectureSpace(layers=(1, 2), heads=(2, 4), hidden=(32, 64), intermediate=(64, 128)),
-              "trials": 3, "seeds": (0,), "post_train_samples": 32},
+              "trials": 3, "seeds": (0,), "post_train_samples": 32, "tag": "smoke"},
     # The reference space without depth 8: even at 32 tokens the 8-layer, 512-wide, 2048 model trains
     # the budget's 4,000 reviews in about 5 minutes on 2 cores, over the 3-minute ceiling.
     "full": {"budget": TrialBudget(max_length=32, train_samples=4000, val_samples=1000, batch_size=16),
              "space": ArchitectureSpace(layers=(2, 4)), "trials": 20, "seeds": (0, 1, 2),
-             "post_train_samples": 1000},
+             "post_train_samples": 1000, "tag": "full"},
 }
 
 
@@ -81,6 +81,7 @@ class Lab2:
     def __init__(self, preset: str, out: Path, imdb_dir: str | None, storage: str | None, log=print,
                  progress: bool = True) -> None:
         self.preset, self.p, self.out, self.log = preset, PRESETS[preset], out, log
+        self.tag = self.p["tag"]  # names the preset's studies and files; a new budget gets a new tag
         self.storage = storage or str(out / "studies.db")
         self.data = SearchData(self.p["budget"], imdb_dir, progress)
 
@@ -127,7 +128,7 @@ class Lab2:
 
     def header(self, task: str) -> dict[str, Any]:
         space: ArchitectureSpace = self.p["space"]
-        return {"task": task, "preset": self.preset, "model": "BERT built from config, trained from scratch",
+        return {"task": task, "preset": self.preset, "tag": self.tag, "model": "BERT built from config, trained from scratch",
                 **self.data.describe(), "space": {"layers": space.layers, "heads": space.heads, "hidden": space.hidden,
                                                   "intermediate": space.intermediate, "grid_points": space.size()},
                 "trials": self.p["trials"], "seeds": list(self.p["seeds"]), "storage": self.storage,
@@ -145,18 +146,18 @@ def architectures(storage: str, study_name: str) -> list[dict[str, Any]]:
 
 
 def sampler_task(lab: Lab2, samplers: tuple[str, ...], seeds: tuple[int, ...], worker: int = 0) -> dict[str, Any]:
-    path = lab.out / f"samplers_{lab.preset}.json"
+    path = lab.out / f"samplers_{lab.tag}.json"
     record = load_record(path, lab.header("samplers"))
     for seed in seeds:  # every sampler at a seed before the next seed: a stopped run leaves comparable sets
         for sampler in samplers:
-            name = f"lab2-samplers-{sampler}-seed{seed}-{lab.preset}"
+            name = f"lab2-samplers-{sampler}-seed{seed}-{lab.tag}"
             study = lab.study(name, sampler, seed, None, worker)
             if worker:
                 continue
             lab.finish(record, name, study, {"sampler": sampler, "seed": seed})
             record["comparison"] = compare(record, "sampler", SAMPLER_ORDER)
             write_json(path, record)
-            plot_samplers(record, lab.out / f"samplers_{lab.preset}.png")
+            plot_samplers(record, lab.out / f"samplers_{lab.tag}.png")
     return record
 
 
@@ -169,25 +170,25 @@ def best_sampler(samplers_record: dict[str, Any] | None) -> str:
 
 
 def compress_task(lab: Lab2, seeds: tuple[int, ...], sampler: str | None, worker: int = 0) -> dict[str, Any]:
-    path = lab.out / f"compress_{lab.preset}.json"
+    path = lab.out / f"compress_{lab.tag}.json"
     record = load_record(path, {**lab.header("compress"), "compression": COMPRESSION,
                                 "post_train": {"samples": lab.p["post_train_samples"], "lr": 1e-4}})
-    samplers_path = lab.out / f"samplers_{lab.preset}.json"
+    samplers_path = lab.out / f"samplers_{lab.tag}.json"
     samplers_record = load_record(samplers_path, {}) if samplers_path.exists() else None
     sampler = sampler or record.get("sampler") or best_sampler(samplers_record)
     record["sampler"] = sampler
     for seed in seeds:
         for variant in VARIANTS:
-            name = f"lab2-compress-{variant}-{sampler}-seed{seed}-{lab.preset}"
+            name = f"lab2-compress-{variant}-{sampler}-seed{seed}-{lab.tag}"
             study = lab.study(name, sampler, seed, variant, worker,
-                              paired_with=f"lab2-samplers-{sampler}-seed{seed}-{lab.preset}")
+                              paired_with=f"lab2-samplers-{sampler}-seed{seed}-{lab.tag}")
             if worker:
                 continue
             lab.finish(record, name, study, {"variant": variant, "sampler": sampler, "seed": seed})
             record["comparison"] = compare(record, "variant", VARIANTS)
             record["compression_cost"] = {v: compression_cost(record, v) for v in VARIANTS}
             write_json(path, record)
-            plot_compress(record, samplers_record, lab.out / f"compress_{lab.preset}.png")
+            plot_compress(record, samplers_record, lab.out / f"compress_{lab.tag}.png")
     return record
 
 
