@@ -24,7 +24,7 @@ from flow.search import ArchitectureChoice, ArchitectureSpace
 
 #: Candidate budgets; ``stored`` is the budget the stored lab 2 studies ran.
 BUDGETS: dict[str, TrialBudget] = {
-    "stored": PRESETS["full"]["budget"],
+    "stored": TrialBudget(max_length=32, train_samples=4000, val_samples=1000, batch_size=16),  # the stored studies
     "steps500": TrialBudget(max_length=32, train_samples=8000, val_samples=1000, batch_size=16, lr=5e-4,
                             warmup_ratio=0.1),
     "steps500_lr1e3": TrialBudget(max_length=32, train_samples=8000, val_samples=1000, batch_size=16, lr=1e-3,

@@ -14,8 +14,15 @@ from flow.labs.logbook.fmt import load, mean, span, study_times, table, thousand
 from flow.labs.stats import binomial_halfwidth, separated
 from flow.search.spaces import square_linears
 
+# The stored run (budget `stored` of flow.labs.lab2_pilot); after `make lab2` with the current full
+# preset, point these at samplers_full2.json and compress_full2.json and regenerate.
 SAMPLERS = "results/lab2/samplers_full.json"
 COMPRESS = "results/lab2/compress_full.json"
+
+
+def _tag(record: dict[str, Any]) -> str:
+    """The tag naming the record's studies (records from before tags: the preset's name)."""
+    return record.get("tag", record["preset"])
 
 
 def _studies(record: dict[str, Any], key: str, group: str) -> list[dict[str, Any]]:
@@ -145,8 +152,8 @@ def compress_pairing(root: Path) -> str:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     parts = []
     for study in _studies(c, "variant", VARIANTS[0]):
-        task1 = _params(storage, f"lab2-samplers-{c['sampler']}-seed{study['seed']}-full")
-        mine = _params(storage, f"lab2-compress-{VARIANTS[0]}-{c['sampler']}-seed{study['seed']}-full")
+        task1 = _params(storage, f"lab2-samplers-{c['sampler']}-seed{study['seed']}-{_tag(c)}")
+        mine = _params(storage, f"lab2-compress-{VARIANTS[0]}-{c['sampler']}-seed{study['seed']}-{_tag(c)}")
         parts.append(f"seed {study['seed']}: {sum(p in task1 for p in mine)} of {len(mine)}")
     return (f"The \"no compression\" curve is task 1's {c['sampler']} sampler on the same space, budget and seeds. "
             f"**Architectures shared with task 1's study of the same seed** (no-retraining studies; the retraining "
@@ -178,7 +185,7 @@ def compress_cost(root: Path) -> str:
     plain, after = c["compression_cost"]["no-retrain"], c["compression_cost"]["retrain"]
     below = []
     for study in _studies(c, "variant", "no-retrain"):
-        task1 = s["studies"][f"lab2-samplers-{c['sampler']}-seed{study['seed']}-full"]["curve"]
+        task1 = s["studies"][f"lab2-samplers-{c['sampler']}-seed{study['seed']}-{_tag(c)}"]["curve"]
         not_below = [i + 1 for i, (a, b) in enumerate(zip(study["curve"], task1, strict=True)) if a >= b]
         below.append(f"in seed {study['seed']} " + (f"at trials {', '.join(map(str, not_below))}" if not_below else
                                                    "at no trial"))
