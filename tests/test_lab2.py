@@ -108,6 +108,10 @@ def test_budget_pilot_measures_the_largest_and_random_architectures_and_resumes(
     again = lab2_pilot.pilot(("tiny",), 2, tmp_path / "out", str(tmp_path / "imdb"), log=lines.append,
                              budgets=budgets, space=space)
     assert lines == [] and again["budgets"]["tiny"]["runs"] == runs
+    more = lab2_pilot.pilot(("tiny",), 3, tmp_path / "out", str(tmp_path / "imdb"), log=lambda _: None,
+                            budgets=budgets, space=space)
+    assert more["architectures"][:3] == record["architectures"] and len(more["architectures"]) == 4
+    assert [r["arch"] for r in more["budgets"]["tiny"]["runs"]] == [0, 1, 2, 3]
     with pytest.raises(ValueError, match=r"unknown budget\(s\) \['huge'\]; use tiny"):
         lab2_pilot.pilot(("huge",), 2, tmp_path / "out", None, budgets=budgets, space=space)
 

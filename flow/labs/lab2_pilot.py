@@ -68,6 +68,10 @@ def pilot(budget_names: tuple[str, ...], count: int, out: Path, imdb_dir: str | 
         "task": "budget_pilot", "ceiling_seconds": CEILING_S, "chance": CHANCE, "seed": 0,
         "architectures": [{**a.config(), "identity": len(a.identity)} for a in archs], "budgets": {},
         "meta": run_metadata()}
+    listed = [{**a.config(), "identity": len(a.identity)} for a in archs]
+    if listed[:len(record["architectures"])] != record["architectures"]:
+        raise ValueError(f"{path} lists other architectures than this space and seed draw; move it aside")
+    record["architectures"] = max(listed, record["architectures"], key=len)  # more --archs extend the sample
     for name in budget_names:
         budget = budgets[name]
         entry = record["budgets"].setdefault(name, {"budget": budget.as_dict(), "runs": []})
