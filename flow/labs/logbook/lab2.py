@@ -231,8 +231,29 @@ def pilot(root: Path) -> str:
     archs = r["architectures"]
     return (f"{len(archs)} architectures (the largest, {archs[0]['num_hidden_layers']} layers x "
             f"{archs[0]['hidden_size']} wide, intermediate {archs[0]['intermediate_size']}, no Identity, and "
-            f"{len(archs) - 1} seeded random draws of the space), each trained once (seed {r['seed']}) under every "
+            f"{len(archs) - 1} seeded random draws of the space), each trained once (seed {r['seed']}) under a "
             f"budget, one thread, on the 2 cores shared with synthesis jobs (so the seconds are upper bounds for 2 "
             f"idle cores); at chance: validation accuracy <= {r['chance']}.\n\n"
             + table(["budget", "reviews x tokens", "batch", "lr", "warmup", "steps", "at chance", "best val",
-                     "median val", "median s", "max s", "largest s"], rows))
+                     "median val", "median s", "max s", "largest s"], rows)
+            + "\n" + _pilot_pairs(r, load(root, SAMPLERS), load(root, COMPRESS)))
+
+
+def _pilot_pairs(r: dict[str, Any], samplers_record: dict[str, Any], compress_record: dict[str, Any]) -> str:
+    """Trials at chance of each candidate against the stored budget, on the architectures both ran."""
+    stored = {run["arch"]: run["val"] for run in r["budgets"]["stored"]["runs"]}
+    studies = [*samplers_record["studies"].values(), *compress_record["studies"].values()]
+    lines = [f"- The stored budget left {sum(v <= CHANCE for v in stored.values())} of these {len(stored)} "
+             f"architectures at chance, but {sum(x['at_chance'] for x in studies)} of the studies' "
+             f"{sum(len(x['values']) for x in studies)} trials: one pilot sample is easier than the studies' trials, "
+             f"so a count here is weaker evidence than it looks (one architecture is "
+             f"{100 / len(stored):.0f} % of them)."]
+    for name, entry in r["budgets"].items():
+        pairs = [(stored[run["arch"]], run["val"]) for run in entry["runs"] if run["arch"] in stored]
+        if name == "stored" or not pairs:
+            continue
+        better = sum(new > old for old, new in pairs)
+        lines.append(f"- `{name}` against `stored` on the same {len(pairs)} architectures: "
+                     f"{sum(new <= CHANCE for _, new in pairs)} at chance against "
+                     f"{sum(old <= CHANCE for old, _ in pairs)}; higher validation accuracy on {better} of them.")
+    return "\n".join(lines) + "\n"
