@@ -245,7 +245,7 @@ def _pilot_pairs(r: dict[str, Any], samplers_record: dict[str, Any], compress_re
     studies = [*samplers_record["studies"].values(), *compress_record["studies"].values()]
     lines = [f"- The stored budget left {sum(v <= CHANCE for v in stored.values())} of these {len(stored)} "
              f"architectures at chance, but {sum(x['at_chance'] for x in studies)} of the studies' "
-             f"{sum(len(x['values']) for x in studies)} trials: one pilot sample is easier than the studies' trials, "
+             f"{sum(len(x['values']) for x in studies)} trials: the pilot's sample is easier than the studies' trials, "
              f"so a count here is weaker evidence than it looks (one architecture is "
              f"{100 / len(stored):.0f} % of them)."]
     for name, entry in r["budgets"].items():
