@@ -43,7 +43,7 @@ bench-emit: $(STAMP)
 	$(PY) -m benches.bench_emit
 
 bench-formats: $(STAMP)
-	$(PY) -m benches.bench_formats
+	$(PY) -m benches.bench_formats --steps 16   # results/bench/formats.json
 
 bench-hw: $(STAMP)
 	ulimit -s unlimited; $(PY) -m benches.bench_hw --json results/bench/bench_hw.json
@@ -66,13 +66,13 @@ lab4: $(STAMP)
 	$(PY) -m flow.labs.lab4 --preset full
 
 lab1: $(STAMP)
-	$(PY) -m flow.labs.lab1 --preset full --task all --threads 2
+	$(PY) -m flow.labs.lab1 --preset full --task all --seeds 0,1,2 --threads 2
 
 lab2: $(STAMP)
 	$(PY) -m flow.labs.lab2 --preset full --task all --threads 1
 
 lab3: $(STAMP)
-	$(PY) -m flow.labs.lab3 --preset full --task all --threads 1 --no-progress
+	$(PY) -m flow.labs.lab3 --preset full --task all --seeds 0,1,2 --threads 1 --no-progress
 
 baseline: $(STAMP)
 	nice -n 10 $(PY) -m flow.labs.baseline --preset full --threads 1

@@ -13,8 +13,11 @@ import time
 
 import torch
 
+from flow.labs.common import run_metadata, write_json
 from flow.models.bert import build_bert
 from flow.passes import quantize_module
+
+TARGET = 1.5  # at most this many times the float step
 
 
 def operands(**keys: object) -> dict[str, object]:
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--length", type=int, default=128)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="results/bench/formats.json", help="results JSON (the LOGBOOK's table)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -67,13 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     print("| format | ms per step | vs float | within 1.5x |")
     print("|---|---|---|---|")
     print(f"| float | {float_ms:.0f} | 1.00 | yes |")
+    rows = []
     for label, table in FORMATS.items():
         model = copy.deepcopy(base)
         report = quantize_module(model, {"by": "type", "linear": table})
         ms = statistics.median(step_times(model, batch, a.steps)) * 1e3
         ratio = ms / float_ms
-        print(f"| {label} ({len(report.changed)} layers) | {ms:.0f} | {ratio:.2f} | {'yes' if ratio <= 1.5 else 'NO'} |",
-              flush=True)
+        print(f"| {label} ({len(report.changed)} layers) | {ms:.0f} | {ratio:.2f} | "
+              f"{'yes' if ratio <= TARGET else 'NO'} |", flush=True)
+        rows.append({"format": label, "layers": len(report.changed), "ms": ms, "ratio": ratio})
+    write_json(a.out, {"task": "bench_formats", "batch": a.batch, "length": a.length, "steps": a.steps,
+                       "threads": a.threads, "target_ratio": TARGET, "float_ms": float_ms, "formats": rows,
+                       "meta": run_metadata()})
     return 0
 
 

@@ -5,10 +5,37 @@ Every path can be overridden (argument or environment variable) so nothing is ha
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def portable(text: str) -> str:
+    """``text`` with absolute paths under the checkout (or beside it) made relative to the checkout,
+    so committed results name no machine's folders (``/x/repo/results/a`` -> ``results/a``,
+    ``/x/shared/data`` -> ``../shared/data``)."""
+    root = str(REPO_ROOT)
+    text = re.sub(re.escape(root) + r"(/|(?=$|[\s\"'),;]))", lambda m: "" if m.group(1) else ".", text)
+    parent = str(REPO_ROOT.parent)
+    return text.replace(parent + "/", "../") if parent != "/" else text
+
+
+@functools.cache
+def current_commit() -> str | None:
+    """The commit of the code this process runs: the checkout's short HEAD when first asked, with
+    ``+dirty`` when flow/ differs from it (None outside git). Read once, as the loaded code does not change."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=5, check=False).stdout.strip() or None
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "flow"], cwd=REPO_ROOT,
+                               timeout=5, check=False).returncode == 1
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if head and dirty else head
 
 
 def work_root() -> Path:

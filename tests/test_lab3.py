@@ -1,5 +1,5 @@
-"""Lab 3 smoke preset on a small synthetic IMDb: the width search and one study per format run,
-with bits per weight, test accuracy of the selected models and figures."""
+"""Lab 3 smoke preset on a small synthetic IMDb: the width search and one study per format run for
+two seeds, with bits per weight, test accuracy of the selected models and figures."""
 import pytest
 import torch
 
@@ -15,14 +15,20 @@ def smoke(tmp_path_factory):
     write_reviews(root / "imdb", 400, seed=2)
     torch.set_num_threads(1)
     results = lab3.run("all", "smoke", out=root / "out", imdb_dir=str(root / "imdb"), progress=False,
-                       log=lambda _: None)
+                       log=lambda _: None, seeds=SEEDS)
     return root, results
+
+
+SEEDS = (0, 1)
 
 
 def test_width_search(smoke):
     root, results = smoke
     record = results["widths"]
-    (study,) = record["studies"].values()
+    assert sorted(s["seed"] for s in record["studies"].values()) == list(SEEDS)
+    assert sorted(record["float_val"]) == ["0", "1"]
+    assert (root / "out" / "lab1" / "base" / "checkpoints" / "bert_tiny_scratch_seed1_smoke.pt").exists()
+    study = record["studies"]["lab3-widths-tpe-seed0-smoke"]
     assert study["trials"] == lab3.PRESETS["smoke"]["trials"] and 0.0 <= study["test"] <= 1.0
     params = study["best"]["params"]
     widths = [v for k, v in params.items() if k.endswith(".fixed.width")]
@@ -34,8 +40,11 @@ def test_width_search(smoke):
 def test_one_study_per_format_with_bits(smoke):
     root, results = smoke
     record = results["formats"]
-    by_format = {s["format"]: s for s in record["studies"].values()}
-    assert sorted(by_format) == sorted(lab3.PRESETS["smoke"]["formats"])
+    assert sorted((s["format"], s["seed"]) for s in record["studies"].values()) == sorted(
+        (f, seed) for f in lab3.PRESETS["smoke"]["formats"] for seed in SEEDS)
+    by_format = {s["format"]: s for s in record["studies"].values() if s["seed"] == 0}
+    for study in record["studies"].values():
+        assert set(study["quantized_layers"]) == {14} and study["at_chance"] == sum(v <= 0.52 for v in study["values"])
     assert 2.0 < by_format["ternary"]["best"]["attrs"]["bits_per_weight"] < 2.5  # 2 bits + a float32 per row
     assert 4 <= by_format["log"]["best"]["attrs"]["bits_per_weight"] <= 6
     assert by_format["fixed"]["best"]["attrs"]["quantized_layers"] == 14

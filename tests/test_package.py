@@ -65,3 +65,16 @@ def test_installed_wheel_emits_and_simulates_outside_the_checkout(tmp_path):
                                 "print(len(Calibration.load().coefficients))"], cwd=work, env=env,
                                capture_output=True, text=True)
     assert estimated.returncode == 0 and int(estimated.stdout) >= 5, estimated.stderr  # the calibration ships
+
+
+def test_results_json_names_paths_relative_to_the_checkout(tmp_path):
+    import json
+
+    from flow.labs.common import write_json
+    from flow.paths import REPO_ROOT
+
+    shared = REPO_ROOT.parent / "shared" / "data" / "imdb"
+    path = write_json(tmp_path / "r.json", {"storage": str(REPO_ROOT / "results" / "lab2" / "studies.db"),
+                                            "data": [f"4 reviews ({shared}), length 64"], "n": 3})
+    assert json.loads(path.read_text()) == {"storage": "results/lab2/studies.db",
+                                            "data": ["4 reviews (../shared/data/imdb), length 64"], "n": 3}

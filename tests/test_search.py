@@ -211,3 +211,22 @@ def test_a_small_grid_is_visited_exhaustively_then_refused():
     assert sorted((t.params["a"], t.params["b"]) for t in study.trials) == [(1, "x"), (1, "y"), (2, "x"), (2, "y")]
     with pytest.raises(ValueError, match="every one of the grid's 4 points has been visited"):
         study.optimize(lambda t: 0.0, n_trials=1)
+
+
+def test_enqueued_parameters_pair_a_new_study_and_every_trial_names_its_commit(tmp_path):
+    from flow.paths import current_commit
+    from flow.search.runner import trial_commits
+
+    storage = str(tmp_path / "s.db")
+
+    def objective(trial):
+        return trial.suggest_int("x", 0, 1000) / 1000
+
+    first = run_study(StudySpec("a", storage, "random", seed=1, n_trials=5), objective, **QUIET)
+    params = [t.params for t in first.trials]
+    paired = run_study(StudySpec("b", storage, "random", seed=2, n_trials=5, enqueue=params), objective, **QUIET)
+    assert [t.params for t in paired.trials] == params  # the same architectures, in the same order
+    unpaired = run_study(StudySpec("c", storage, "random", seed=2, n_trials=5), objective, **QUIET)
+    assert [t.params for t in unpaired.trials] != params
+    assert {t.user_attrs["commit"] for t in paired.trials} == {current_commit()}
+    assert trial_commits(paired) == [current_commit()]

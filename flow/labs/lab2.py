@@ -11,6 +11,7 @@ study's best model is tested on the whole test split.
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,29 +19,32 @@ from typing import Any
 import optuna
 from torch import nn
 
-from flow.labs.common import check_preset, lab_arguments, run_lab, run_metadata, write_json
+from flow.labs.common import CHANCE, check_preset, lab_arguments, run_lab, run_metadata, write_json
 from flow.labs.lab1 import fixed_config
-from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, tested_summary
+from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, record_commits, tested_summary
 from flow.models.bert import build_bert, parameter_count
 from flow.passes import make_permanent, prune_module, quantize_module
 from flow.paths import results_dir
-from flow.search import SAMPLERS, ArchitectureChoice, ArchitectureSpace, StudySpec, run_study
+from flow.search import SAMPLERS, ArchitectureChoice, ArchitectureSpace, StudySpec, open_storage, run_study
 from flow.search.plot import curve_stats, plot_best_so_far
 from flow.search.spaces import square_linears
 
 SAMPLER_ORDER = ("random", "grid", "tpe")
 VARIANTS = ("no-retrain", "retrain")  # compression-aware, without and with training after compression
 COMPRESSION = {"width": 8, "sparsity": 0.5, "method": "l1", "scope": "local"}
+PER_TRIAL = {"samplers": (), "compress": ("val_before_compression",)}  # user attributes listed per trial in the JSON
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"budget": TrialBudget(max_length=32, train_samples=64, val_samples=32, batch_size=16, test_limit=64),
               "space": ArchitectureSpace(layers=(1, 2), heads=(2, 4), hidden=(32, 64), intermediate=(64, 128)),
-              "trials": 3, "seeds": (0,), "post_train_samples": 32},
+              "trials": 3, "seeds": (0,), "post_train_samples": 32, "tag": "smoke"},
     # The reference space without depth 8: even at 32 tokens the 8-layer, 512-wide, 2048 model trains
-    # the budget's 4,000 reviews in about 5 minutes on 2 cores, over the 3-minute ceiling.
-    "full": {"budget": TrialBudget(max_length=32, train_samples=4000, val_samples=1000, batch_size=16),
+    # 4,000 reviews in about 5 minutes on 2 cores, over the 3-minute ceiling. The budget is the pilot's
+    # `steps500` (results/lab2/pilot.json: 500 steps, where 250 left about half the trials at chance),
+    # scored on the whole validation split; tag full2 keeps its studies apart from the stored 250-step run.
+    "full": {"budget": TrialBudget(max_length=32, train_samples=8000, val_samples=2500, batch_size=16),
              "space": ArchitectureSpace(layers=(2, 4)), "trials": 20, "seeds": (0, 1, 2),
-             "post_train_samples": 1000},
+             "post_train_samples": 1000, "tag": "full2"},
 }
 
 
@@ -79,6 +83,7 @@ class Lab2:
     def __init__(self, preset: str, out: Path, imdb_dir: str | None, storage: str | None, log=print,
                  progress: bool = True) -> None:
         self.preset, self.p, self.out, self.log = preset, PRESETS[preset], out, log
+        self.tag = self.p["tag"]  # names the preset's studies and files; a new budget gets a new tag
         self.storage = storage or str(out / "studies.db")
         self.data = SearchData(self.p["budget"], imdb_dir, progress)
 
@@ -103,42 +108,58 @@ class Lab2:
 
         return objective
 
-    def study(self, name: str, sampler: str, seed: int, variant: str | None, worker: int) -> optuna.Study:
+    def study(self, name: str, sampler: str, seed: int, variant: str | None, worker: int,
+              paired_with: str | None = None) -> optuna.Study:
+        """Run one study; ``paired_with`` names a study whose architectures a new study runs first,
+        in its order, so the two compare on the same models by construction."""
         space: ArchitectureSpace = self.p["space"]
+        enqueue = architectures(self.storage, paired_with) if paired_with else []
         spec = StudySpec(name, self.storage, sampler, seed, self.p["trials"], grid=space.grid(), worker=worker,
-                         attrs={"lab": "lab2", "variant": variant or "none", "preset": self.preset})
+                         attrs={"lab": "lab2", "variant": variant or "none", "preset": self.preset,
+                                **({"paired_with": paired_with} if enqueue else {})}, enqueue=enqueue)
         return run_study(spec, self.objective(name, seed, variant), self.log)
 
     def finish(self, record: dict[str, Any], name: str, study: optuna.Study, extra: dict[str, Any]) -> None:
         """Summary and test accuracy of the study's best model into the record (kept when present)."""
         summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
-                                 self.data.test_accuracy, self.storage)
+                                 self.data.test_accuracy, self.storage, PER_TRIAL[record["task"]])
         record["studies"][name] = {**extra, **summary}
+        record["commits"] = record_commits(record)
         self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, "
                  f"test {summary['test']:.4f}")
 
     def header(self, task: str) -> dict[str, Any]:
         space: ArchitectureSpace = self.p["space"]
-        return {"task": task, "preset": self.preset, "model": "BERT built from config, trained from scratch",
+        return {"task": task, "preset": self.preset, "tag": self.tag, "model": "BERT built from config, trained from scratch",
                 **self.data.describe(), "space": {"layers": space.layers, "heads": space.heads, "hidden": space.hidden,
                                                   "intermediate": space.intermediate, "grid_points": space.size()},
                 "trials": self.p["trials"], "seeds": list(self.p["seeds"]), "storage": self.storage,
                 "meta": run_metadata()}
 
 
+def architectures(storage: str, study_name: str) -> list[dict[str, Any]]:
+    """The parameters of ``study_name``'s complete trials in trial order ([] when it does not exist)."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        return []
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return [t.params for t in sorted(trials, key=lambda t: t.number)]
+
+
 def sampler_task(lab: Lab2, samplers: tuple[str, ...], seeds: tuple[int, ...], worker: int = 0) -> dict[str, Any]:
-    path = lab.out / f"samplers_{lab.preset}.json"
+    path = lab.out / f"samplers_{lab.tag}.json"
     record = load_record(path, lab.header("samplers"))
     for seed in seeds:  # every sampler at a seed before the next seed: a stopped run leaves comparable sets
         for sampler in samplers:
-            name = f"lab2-samplers-{sampler}-seed{seed}-{lab.preset}"
+            name = f"lab2-samplers-{sampler}-seed{seed}-{lab.tag}"
             study = lab.study(name, sampler, seed, None, worker)
             if worker:
                 continue
             lab.finish(record, name, study, {"sampler": sampler, "seed": seed})
             record["comparison"] = compare(record, "sampler", SAMPLER_ORDER)
             write_json(path, record)
-            plot_samplers(record, lab.out / f"samplers_{lab.preset}.png")
+            plot_samplers(record, lab.out / f"samplers_{lab.tag}.png")
     return record
 
 
@@ -151,23 +172,25 @@ def best_sampler(samplers_record: dict[str, Any] | None) -> str:
 
 
 def compress_task(lab: Lab2, seeds: tuple[int, ...], sampler: str | None, worker: int = 0) -> dict[str, Any]:
-    path = lab.out / f"compress_{lab.preset}.json"
+    path = lab.out / f"compress_{lab.tag}.json"
     record = load_record(path, {**lab.header("compress"), "compression": COMPRESSION,
                                 "post_train": {"samples": lab.p["post_train_samples"], "lr": 1e-4}})
-    samplers_path = lab.out / f"samplers_{lab.preset}.json"
+    samplers_path = lab.out / f"samplers_{lab.tag}.json"
     samplers_record = load_record(samplers_path, {}) if samplers_path.exists() else None
     sampler = sampler or record.get("sampler") or best_sampler(samplers_record)
     record["sampler"] = sampler
     for seed in seeds:
         for variant in VARIANTS:
-            name = f"lab2-compress-{variant}-{sampler}-seed{seed}-{lab.preset}"
-            study = lab.study(name, sampler, seed, variant, worker)
+            name = f"lab2-compress-{variant}-{sampler}-seed{seed}-{lab.tag}"
+            study = lab.study(name, sampler, seed, variant, worker,
+                              paired_with=f"lab2-samplers-{sampler}-seed{seed}-{lab.tag}")
             if worker:
                 continue
             lab.finish(record, name, study, {"variant": variant, "sampler": sampler, "seed": seed})
             record["comparison"] = compare(record, "variant", VARIANTS)
+            record["compression_cost"] = {v: compression_cost(record, v) for v in VARIANTS}
             write_json(path, record)
-            plot_compress(record, samplers_record, lab.out / f"compress_{lab.preset}.png")
+            plot_compress(record, samplers_record, lab.out / f"compress_{lab.tag}.png")
     return record
 
 
@@ -187,24 +210,47 @@ def compare(record: dict[str, Any], key: str, order: tuple[str, ...]) -> dict[st
     return out
 
 
+def compression_cost(record: dict[str, Any], variant: str) -> dict[str, Any]:
+    """Per trial, validation before compression minus after, split by whether the model had trained
+    (above CHANCE before compression): a model already at chance has nothing to lose."""
+    pairs = [(before, after) for s in record["studies"].values() if s.get("variant") == variant
+             for before, after in zip(s["val_before_compression"], s["values"], strict=True)]
+    trained = [before - after for before, after in pairs if before > CHANCE]
+    return {"trials": len(pairs), "at_chance_before": len(pairs) - len(trained), "trained": len(trained),
+            "trained_median_loss": statistics.median(trained) if trained else None,
+            "trained_mean_loss": statistics.fmean(trained) if trained else None,
+            "trained_to_chance": sum(1 for b, a in pairs if b > CHANCE and a <= CHANCE),
+            "trained_losing_over_0_05": sum(1 for loss in trained if loss > 0.05),
+            "trained_worst_loss": max(trained) if trained else None}
+
+
 def _curves(record: dict[str, Any] | None, key: str, group: str) -> list[list[float]]:
     if not record:
         return []
     return [s["curve"] for s in record["studies"].values() if s.get(key) == group]
 
 
+def chance_note(record: dict[str, Any] | None, key: str, group: str) -> str:
+    """``k of n trials at chance`` over the group's studies (the figures' legends report it)."""
+    studies = [s for s in (record or {}).get("studies", {}).values() if s.get(key) == group and "values" in s]
+    return f"{sum(s['at_chance'] for s in studies)} of {sum(len(s['values']) for s in studies)} trials at chance"
+
+
 def plot_samplers(record: dict[str, Any], path: Path) -> None:
     b = record["budget"]
     plot_best_so_far({s: _curves(record, "sampler", s) for s in SAMPLER_ORDER}, path,
-                     f"BERT architecture search: {b['train_samples']} reviews x {b['max_length']} tokens per trial")
+                     f"BERT architecture search: {b['train_samples']} reviews x {b['max_length']} tokens per trial",
+                     notes={s: chance_note(record, "sampler", s) for s in SAMPLER_ORDER})
 
 
 def plot_compress(record: dict[str, Any], samplers_record: dict[str, Any] | None, path: Path) -> None:
     sampler = record["sampler"]
-    groups = {f"no compression ({sampler}, task 1)": _curves(samplers_record, "sampler", sampler),
-              "compression-aware, no retraining": _curves(record, "variant", "no-retrain"),
-              "compression-aware, retrained": _curves(record, "variant", "retrain")}
-    plot_best_so_far(groups, path, f"compression-aware search ({sampler}; fixed 8/4 + l1 0.5)")
+    labels = {f"no compression ({sampler}, task 1)": (samplers_record, "sampler", sampler),
+              "compression-aware, no retraining": (record, "variant", "no-retrain"),
+              "compression-aware, retrained": (record, "variant", "retrain")}
+    plot_best_so_far({label: _curves(*how) for label, how in labels.items()}, path,
+                     f"compression-aware search ({sampler}; fixed 8/4 + l1 0.5)",
+                     notes={label: chance_note(*how) for label, how in labels.items()})
 
 
 def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,

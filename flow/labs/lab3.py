@@ -22,9 +22,9 @@ from torch import nn
 
 from flow.data.loader import make_loader
 from flow.formats.storage import bits_per_element
-from flow.labs.common import check_preset, lab_arguments, run_lab, run_metadata, write_json
+from flow.labs.common import check_preset, lab_arguments, parse_seeds, run_lab, run_metadata, write_json
 from flow.labs.lab1 import Lab1
-from flow.labs.search_harness import BestKeeper, load_record, subset, tested_summary
+from flow.labs.search_harness import BestKeeper, load_record, record_commits, subset, tested_summary
 from flow.nn.format_linear import FormatLinear
 from flow.passes import quantize_module
 from flow.passes.quantize import linear_layers
@@ -52,6 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {"trials": 20, "formats_trials": 20, "qat_samples": 1000, "formats": tuple(FORMATS_SPACE)},
 }
 QAT = {"lr": 1e-4, "batch_size": 32, "epochs": 1}
+PER_TRIAL = ("bits_per_weight", "quantized_layers", "ptq_val")  # user attributes listed per trial in the JSON
 
 
 def layer_table(choice: dict[str, Any] | None) -> dict[str, Any]:
@@ -75,10 +76,10 @@ def average_weight_bits(model: nn.Module) -> float:
 
 class Lab3:
     def __init__(self, preset: str, out: Path, lab1_dir: Path, imdb_dir: str | None, storage: str | None,
-                 sampler: str, progress: bool, log=print) -> None:
+                 sampler: str, progress: bool, log=print, seed: int = 0) -> None:
         self.preset, self.p, self.out, self.sampler, self.log = preset, PRESETS[preset], out, sampler, log
         self.storage = storage or str(out / "studies.db")
-        self.lab1 = Lab1(preset, lab1_dir, imdb_dir, progress)  # lab 1's data and trained base model
+        self.lab1 = Lab1(preset, lab1_dir, imdb_dir, progress, seed)  # lab 1's data and trained base model
         self.layers = tuple(path for path, _ in linear_layers(self.lab1.base))
         pad = self.lab1.data.tokenizer.pad_token_id
         self.qat_loader = make_loader(subset(self.lab1.data.train, self.p["qat_samples"]), QAT["batch_size"],
@@ -110,17 +111,24 @@ class Lab3:
         if worker:
             return
         summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
-                                 self.lab1.test_accuracy, self.storage)
+                                 self.lab1.test_accuracy, self.storage, PER_TRIAL)
         summary["bits_table"] = bits_table(study)
         record["studies"][name] = {**extra, **summary}
+        record["commits"] = record_commits(record)
         self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, test "
                  f"{summary['test']:.4f}, {summary['best']['attrs'].get('bits_per_weight')} bits per weight")
 
+    def use_seed(self, record: dict[str, Any], seed: int) -> None:
+        """Switch to lab 1's base model of ``seed`` and note its float validation accuracy."""
+        self.lab1.use_seed(seed)
+        floats = record.setdefault("float_val", {})
+        if str(seed) not in floats:
+            floats[str(seed)] = evaluate(self.lab1.base, self.lab1.val_loader, progress=False).accuracy
+
     def header(self, task: str) -> dict[str, Any]:
         return {"task": task, "preset": self.preset, "model": self.lab1.base_source, **self.lab1.data.describe(),
-                "float_val": evaluate(self.lab1.base, self.lab1.val_loader, progress=False).accuracy,
-                "qat": {**QAT, "samples": self.p["qat_samples"]}, "sampler": self.sampler, "storage": self.storage,
-                "meta": run_metadata()}
+                "float_val": {}, "qat": {**QAT, "samples": self.p["qat_samples"]}, "sampler": self.sampler,
+                "storage": self.storage, "meta": run_metadata()}
 
 
 def bits_table(study: optuna.Study, budgets: tuple[float, ...] = (2.5, 4.5, 6.5, 8.5, 16.5, 32)) -> dict[str, Any]:
@@ -133,37 +141,64 @@ def bits_table(study: optuna.Study, budgets: tuple[float, ...] = (2.5, 4.5, 6.5,
     return table
 
 
-def widths_task(lab: Lab3, seed: int, worker: int) -> dict[str, Any]:
+def widths_task(lab: Lab3, seeds: tuple[int, ...], worker: int) -> dict[str, Any]:
     path = lab.out / f"widths_{lab.preset}.json"
     record = load_record(path, {**lab.header("widths"), "space": WIDTHS_SPACE, "allow_full": True})
     space = PrecisionSpace(lab.layers, WIDTHS_SPACE, allow_full=True)
-    name = f"lab3-widths-{lab.sampler}-seed{seed}-{lab.preset}"
-    lab.run_one(record, name, space, lab.p["trials"], seed, worker, {"seed": seed})
-    if not worker:
-        write_json(path, record)
-        plot_best_so_far({"fixed {8,16,32} x frac {2,4,8} or float": [s["curve"] for s in record["studies"].values()]},
-                         lab.out / f"widths_{lab.preset}.png", "per-layer fixed-point precision search (bert-tiny)")
+    for seed in seeds:
+        lab.use_seed(record, seed)
+        name = f"lab3-widths-{lab.sampler}-seed{seed}-{lab.preset}"
+        lab.run_one(record, name, space, lab.p["trials"], seed, worker, {"seed": seed})
+        if not worker:
+            write_json(path, record)
+            plot_widths(record, lab.out / f"widths_{lab.preset}.png")
     return record
 
 
-def formats_task(lab: Lab3, seed: int, worker: int, formats: tuple[str, ...] | None = None) -> dict[str, Any]:
+def plot_widths(record: dict[str, Any], path: Path) -> None:
+    """Best validation accuracy so far: mean over the seeds with their min-max spread."""
+    label = "fixed {8,16,32} x frac {2,4,8} or float"
+    plot_best_so_far({label: [s["curve"] for s in record["studies"].values()]}, path,
+                     "per-layer fixed-point precision search (bert-tiny)",
+                     notes={label: _chance(list(record["studies"].values()))})
+
+
+def _chance(studies: list[dict[str, Any]]) -> str:
+    return (f"{sum(s.get('at_chance', 0) for s in studies)} of {sum(len(s.get('values', [])) for s in studies)} "
+            f"at chance")
+
+
+def plot_formats(record: dict[str, Any], path: Path) -> None:
+    """One curve per format: mean over its seeds with their min-max spread."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for study in record["studies"].values():
+        groups.setdefault(study["format"], []).append(study)
+    plot_best_so_far({f: [s["curve"] for s in studies] for f, studies in groups.items()}, path,
+                     "per-layer precision search, one study per format and seed",
+                     notes={f: _chance(studies) for f, studies in groups.items()})
+
+
+def formats_task(lab: Lab3, seeds: tuple[int, ...], worker: int,
+                 formats: tuple[str, ...] | None = None) -> dict[str, Any]:
     path = lab.out / f"formats_{lab.preset}.json"
     record = load_record(path, {**lab.header("formats"), "space": FORMATS_SPACE, "allow_full": False})
-    for fmt in formats or lab.p["formats"]:
-        if fmt not in FORMATS_SPACE:
-            raise ValueError(f"no search space for format {fmt!r}; use one of {', '.join(FORMATS_SPACE)}")
-        space = PrecisionSpace(lab.layers, {fmt: FORMATS_SPACE[fmt]}, allow_full=False)
-        name = f"lab3-formats-{fmt}-{lab.sampler}-seed{seed}-{lab.preset}"
-        lab.run_one(record, name, space, lab.p["formats_trials"], seed, worker, {"format": fmt, "seed": seed})
-        if not worker:
-            write_json(path, record)
-            plot_best_so_far({s["format"]: [s["curve"]] for s in record["studies"].values()},
-                             lab.out / f"formats_{lab.preset}.png", "per-layer precision search, one study per format")
+    unknown = [f for f in formats or () if f not in FORMATS_SPACE]
+    if unknown:
+        raise ValueError(f"no search space for format(s) {unknown}; use one of {', '.join(FORMATS_SPACE)}")
+    for seed in seeds:  # every format at a seed before the next seed: a stopped run leaves comparable sets
+        lab.use_seed(record, seed)
+        for fmt in formats or lab.p["formats"]:
+            space = PrecisionSpace(lab.layers, {fmt: FORMATS_SPACE[fmt]}, allow_full=False)
+            name = f"lab3-formats-{fmt}-{lab.sampler}-seed{seed}-{lab.preset}"
+            lab.run_one(record, name, space, lab.p["formats_trials"], seed, worker, {"format": fmt, "seed": seed})
+            if not worker:
+                write_json(path, record)
+                plot_formats(record, lab.out / f"formats_{lab.preset}.png")
     return record
 
 
 def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,
-        storage: str | None = None, sampler: str = "tpe", seed: int = 0, worker: int = 0,
+        storage: str | None = None, sampler: str = "tpe", seeds: tuple[int, ...] = (0,), worker: int = 0,
         formats: tuple[str, ...] | None = None, progress: bool = True, log=print) -> dict[str, Any]:
     check_preset(preset)
     if sampler not in SAMPLERS or sampler == "grid":
@@ -171,14 +206,14 @@ def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None,
     folder = Path(out) if out is not None else results_dir("lab3")
     folder.mkdir(parents=True, exist_ok=True)
     lab1_dir = results_dir("lab1") if out is None else folder / "lab1"
-    lab = Lab3(preset, folder, lab1_dir, imdb_dir, storage, sampler, progress, log)
+    lab = Lab3(preset, folder, lab1_dir, imdb_dir, storage, sampler, progress, log, seeds[0])
     log(f"lab3 {preset}: base {lab.lab1.base_source['kind']}, {len(lab.layers)} Linear layers, QAT {QAT} on "
         f"{lab.p['qat_samples']} reviews, storage {lab.storage}")
     results: dict[str, Any] = {}
     if task in ("widths", "all"):
-        results["widths"] = widths_task(lab, seed, worker)
+        results["widths"] = widths_task(lab, seeds, worker)
     if task in ("formats", "all"):
-        results["formats"] = formats_task(lab, seed, worker, formats)
+        results["formats"] = formats_task(lab, seeds, worker, formats)
     return results
 
 
@@ -186,13 +221,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab3") 
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=["widths", "formats", "all"], default="all")
     ap.add_argument("--sampler", default="tpe", help="random, tpe or nsga2 (default tpe)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2: one study per task, format "
+                                                 "and seed, each on lab 1's base model of that seed")
     ap.add_argument("--formats", default=None, help="task 2's formats, comma-separated (default: all)")
     lab_arguments(ap, "lab3", search=True)
     a = ap.parse_args(argv)
     formats = tuple(f.strip() for f in a.formats.split(",")) if a.formats else None
-    return run_lab("lab3", a.threads, lambda: run(a.task, a.preset, a.out, a.imdb_dir, a.storage, a.sampler, a.seed,
-                                                  a.worker, formats, progress=not a.no_progress))
+    return run_lab("lab3", a.threads, lambda: run(a.task, a.preset, a.out, a.imdb_dir, a.storage, a.sampler,
+                                                  parse_seeds(a.seeds), a.worker, formats,
+                                                  progress=not a.no_progress))
 
 if __name__ == "__main__":
     raise SystemExit(main())

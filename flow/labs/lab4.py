@@ -225,15 +225,11 @@ def logbook_section(payload: dict[str, Any], variants: list[dict[str, Any]]) -> 
     )
 
 
-def update_logbook(payload: dict[str, Any], logbook: Path, variants_path: Path) -> None:
-    """Replace the LOGBOOK's Lab 4 section (to the next '## ' heading or the end)."""
-    import json
+def update_logbook() -> None:
+    """Regenerate the LOGBOOK's ``lab4`` block from results/lab4/leaky_relu.json and results/emit/variants.json."""
+    from flow.labs.logbook.blocks import update
 
-    text = logbook.read_text()
-    start = text.index("## Lab 4")
-    end = text.find("\n## ", start + 1)
-    section = logbook_section(payload, json.loads(variants_path.read_text()))
-    logbook.write_text(text[:start] + section + (text[end + 1:] if end >= 0 else ""))
+    update(names=("lab4",))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -244,9 +240,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="rewrite the Lab 4 section of docs/LOGBOOK.md from these results and "
                              "results/emit/variants.json (make verify-designs)")
     args = parser.parse_args(argv)
+    if args.update_logbook and args.out is not None:
+        raise SystemExit("lab4: --update-logbook reads results/lab4; drop --out to update the LOGBOOK")
     payload = run(args.preset, args.out or results_dir("lab4"))
     if args.update_logbook:
-        update_logbook(payload, REPO_ROOT / "docs" / "LOGBOOK.md", REPO_ROOT / "results" / "emit" / "variants.json")
+        update_logbook()
     for name, runs in payload["seeds"].items():
         q = [r["quantized"] for r in runs]
         print(f"{name:10} quantized accuracy over seeds {[r['seed'] for r in runs]}: mean {sum(q) / len(q):.4f}, "

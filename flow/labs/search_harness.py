@@ -15,7 +15,8 @@ from torch import nn
 
 from flow.data.loader import TokenizedDataset, make_loader
 from flow.data.pipeline import IMDbData, prepare_imdb
-from flow.search.runner import best_so_far, done
+from flow.labs.common import CHANCE
+from flow.search.runner import best_so_far, done, trial_commits
 from flow.train import TrainConfig, evaluate, train
 
 
@@ -96,21 +97,27 @@ class BestKeeper:
         return torch.load(path, weights_only=False) if path.exists() else None
 
 
-def study_summary(study: optuna.Study) -> dict[str, Any]:
-    """Curve, best trial and timing of a (single-objective, maximizing) study."""
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+def study_summary(study: optuna.Study, per_trial: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Curve, best trial, timing, every trial's value (and the ``per_trial`` user attributes), the
+    trials at chance and the commits that ran them, of a (single-objective, maximizing) study."""
+    trials = sorted(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+                    key=lambda t: t.number)
     best = max(trials, key=lambda t: (t.value, -t.number))
     return {"trials": done(study), "curve": best_so_far(study),
             "best": {"number": best.number, "val": best.value, "params": best.params, "attrs": best.user_attrs},
-            "trial_seconds": [t.user_attrs.get("seconds") for t in sorted(trials, key=lambda t: t.number)],
-            "wall_seconds": round(sum(t.user_attrs.get("seconds", 0.0) for t in trials), 1)}
+            "values": [t.value for t in trials], "at_chance": sum(t.value <= CHANCE for t in trials),
+            **{attr: [t.user_attrs.get(attr) for t in trials] for attr in per_trial},
+            "trial_seconds": [t.user_attrs.get("seconds") for t in trials],
+            "wall_seconds": round(sum(t.user_attrs.get("seconds", 0.0) for t in trials), 1),
+            "commits": trial_commits(study)}
 
 
 def tested_summary(study: optuna.Study, previous: dict[str, Any], keeper: BestKeeper,
-                   test: Callable[[nn.Module, str], float], storage: str) -> dict[str, Any]:
+                   test: Callable[[nn.Module, str], float], storage: str,
+                   per_trial: tuple[str, ...] = ()) -> dict[str, Any]:
     """:func:`study_summary` with the test accuracy of the best trial's kept model (reused from
     ``previous``, the study's last record, while the best trial is the same)."""
-    summary = study_summary(study)
+    summary = study_summary(study, per_trial)
     best = summary["best"]["number"]
     if previous.get("best", {}).get("number") == best and "test" in previous:
         return {**summary, "test": previous["test"]}
@@ -119,6 +126,11 @@ def tested_summary(study: optuna.Study, previous: dict[str, Any], keeper: BestKe
         raise RuntimeError(f"the best model of {keeper.study_name} (trial {best}) was not kept; delete the study "
                            f"from {storage} and rerun it")
     return {**summary, "test": test(model, f"test ({keeper.study_name} best)")}
+
+
+def record_commits(record: dict[str, Any]) -> list[str]:
+    """Every commit that ran a trial of the record's studies (see :func:`study_summary`)."""
+    return sorted({c for study in record["studies"].values() for c in study.get("commits", ["unrecorded"])})
 
 
 def load_record(path: Path, header: dict[str, Any]) -> dict[str, Any]:

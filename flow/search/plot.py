@@ -19,8 +19,10 @@ def curve_stats(curves: Sequence[Sequence[float]]) -> tuple[list[float], list[fl
 
 
 def plot_best_so_far(groups: Mapping[str, Sequence[Sequence[float]]], path: str | Path, title: str,
-                     ylabel: str = "best validation accuracy so far") -> Path:
-    """One curve per group (label -> best-so-far curves of its seeds); returns the PNG path."""
+                     ylabel: str = "best validation accuracy so far",
+                     notes: Mapping[str, str] | None = None) -> Path:
+    """One curve per group (label -> best-so-far curves of its seeds), each label followed by its
+    ``notes`` entry (e.g. how many trials ended at chance); returns the PNG path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,7 +35,8 @@ def plot_best_so_far(groups: Mapping[str, Sequence[Sequence[float]]], path: str 
             continue
         mean, low, high = curve_stats(curves)
         x = list(range(1, len(mean) + 1))
-        line, = ax.plot(x, mean, "-", marker="o", markersize=3, label=f"{label} (mean of {len(curves)})")
+        note = f"; {notes[label]}" if notes and label in notes else ""
+        line, = ax.plot(x, mean, "-", marker="o", markersize=3, label=f"{label} (mean of {len(curves)}{note})")
         if len(curves) > 1:
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)
     ax.set(xlabel="trial", ylabel=ylabel, title=title)

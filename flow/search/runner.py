@@ -8,6 +8,11 @@ line per trial.
 - **Resume.** Studies are loaded when they exist. A run that is not a ``worker`` first marks the
   study's RUNNING trials (left by a killed run) FAILED and queues their parameters again, so a
   killed study continues from its stored trials. Start workers after the main run.
+- **Pairing.** ``enqueue`` lists parameters a new study runs first, in order, whatever its
+  sampler: a study that must compare with another on the same architectures queues that
+  study's trials, and several workers then share the queue instead of sampling their own.
+- **Commits.** Every trial stores the commit of the code that ran it (user attribute ``commit``),
+  so a study resumed on newer code says which trials ran on which.
 - **Seeds.** Each worker seeds its sampler with ``seed + 1000 * worker``, so two workers never
   propose the same random sequence; with several workers the order of trials is not reproducible.
 """
@@ -22,6 +27,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from flow.paths import current_commit
 from flow.search.samplers import make_sampler
 from flow.search.storage import open_storage
 
@@ -41,6 +47,7 @@ class StudySpec:
     grid: dict[str, list[Any]] | None = None
     worker: int = 0  # 0: the main run (recovers killed trials); 1, 2, ...: extra workers
     attrs: dict[str, Any] = field(default_factory=dict)  # stored as study user attributes
+    enqueue: list[dict[str, Any]] = field(default_factory=list)  # parameters a new study runs first, in order
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -61,6 +68,9 @@ def _load(spec: StudySpec) -> optuna.Study:
                                 directions=list(spec.directions))
     for key, value in {"sampler": spec.sampler, "seed": spec.seed, "n_trials": spec.n_trials, **spec.attrs}.items():
         study.set_user_attr(key, value)
+    if spec.enqueue and not study.get_trials(deepcopy=False):  # only a new study: a resumed one has its queue
+        for params in spec.enqueue[:spec.n_trials]:
+            study.enqueue_trial(params, skip_if_exists=False)
     return study
 
 
@@ -76,6 +86,13 @@ def recover_killed(study: optuna.Study) -> int:
 def slots_before(study: optuna.Study, number: int) -> int:
     """Trials numbered below ``number`` that hold a budget slot (complete, running or waiting)."""
     return sum(1 for t in study.get_trials(deepcopy=False, states=SLOT_STATES) if t.number < number)
+
+
+def trial_commits(study: optuna.Study) -> list[str]:
+    """The commits whose code ran the study's complete trials (``unrecorded`` for trials run before
+    flow stored a commit per trial)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted({t.user_attrs.get("commit") or "unrecorded" for t in trials})
 
 
 def done(study: optuna.Study) -> int:
@@ -117,6 +134,7 @@ def run_study(spec: StudySpec, objective: Callable[[optuna.Trial], float | tuple
         if slots_before(study, trial.number) >= spec.n_trials:
             study.stop()
             raise optuna.TrialPruned(f"budget of {spec.n_trials} trials reached")
+        trial.set_user_attr("commit", current_commit())  # a resumed study may mix commits: each trial names its own
         start = time.perf_counter()
         value = objective(trial)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
