@@ -50,11 +50,44 @@ def hw_search(root: Path) -> str:
 
 @register("estimate.default_design")
 def default_design(root: Path) -> str:
-    """The hierarchical estimate of the default design (the report ``flow estimate`` writes, copied to
-    results/estimate/default_design.json)."""
-    r = load(root, "results/estimate/default_design.json")["estimate"]
+    """The hierarchical estimate of the default design (``flow estimate hw/gen/digits_mlp --json
+    results/estimate/digits_mlp.json``), with its times, logic depth and why it has no Fmax."""
+    r = load(root, "results/estimate/digits_mlp.json")
     x, e = r["xc7"], r["ecp5"]
     names = [*x["layers"], "total"]
-    rows = [[name, *({**x["layers"], "total": x["total"]}[name].values()),
-             *({**e["layers"], "total": e["total"]}[name].values())] for name in names]
-    return table(["instance", *(f"xc7 {k}" for k in x["total"]), *(f"ECP5 {k}" for k in e["total"])], rows)
+    rows = [[name, *(thousands(v) for v in {**x["layers"], "total": x["total"]}[name].values()),
+             *(thousands(v) for v in {**e["layers"], "total": e["total"]}[name].values())] for name in names]
+    pnr = e.get("pnr") or {}
+    fmax = f"ECP5 Fmax {pnr['fmax_mhz']} MHz" if pnr.get("fmax_mhz") else f"no ECP5 Fmax: {pnr.get('error', 'not run')}"
+    return (table(["instance", *(f"xc7 {k}" for k in x["total"]), *(f"ECP5 {k}" for k in e["total"])], rows)
+            + f"\nxc7 LUT counts every cell that takes a LUT ({x['total']['INV']} of them INV cells); "
+            f"synthesis took {x['seconds']} s (xc7) and {e['seconds']} s (ECP5) on the shared cores; logic depth "
+            f"{x['logic_depth']} cells; {fmax}.\n")
+
+
+@register("estimator.held_out")
+def estimator_held_out(root: Path) -> str:
+    """The analytical estimator's errors on the designs its fit never saw (flow/estimate/calibration.json)."""
+    held = load(root, "flow/estimate/calibration.json")["held_out"]
+    rows = [[kind.replace("_", "-"), h["designs"], *(f"{100 * h[res][stat]:.1f} %" for res in ("LUT", "FF")
+                                                   for stat in ("median", "worst")), f"{100 * h['DSP_exact']:.1f} %"]
+            for kind, h in held.items()]
+    return table(["held out", "designs", "LUT median", "LUT worst", "FF median", "FF worst", "DSP exact"], rows)
+
+
+@register("estimator.pareto")
+def estimator_pareto(root: Path) -> str:
+    """The four confirmed Pareto points synthesized again (results/hw_search/estimator_remeasured.json)."""
+    rows = []
+    for p in load_list(root, "results/hw_search/estimator_remeasured.json"):
+        old_est, old_syn, est, syn = p["old_estimated"], p["old_synthesized"], p["estimated"], p["synthesized"]
+        rows.append([p["trial"], f"{thousands(old_est['LUT'])} / {thousands(old_syn['LUT'])}",
+                     f"{thousands(est['LUT'])} / {thousands(syn['LUT'])}",
+                     f"{_error(old_est, old_syn)} / {_error(est, syn)}",
+                     f"{thousands(est['FF'])} / {thousands(syn['FF'])}", f"{est['DSP48E1']} / {syn['DSP48E1']}"])
+    return table(["trial", "LUT est / synth (then)", "LUT est / synth (now)", "LUT error then / now",
+                  "FF est / synth (now)", "DSP est / synth"], rows)
+
+
+def _error(estimated: dict[str, int], synthesized: dict[str, int]) -> str:
+    return f"{100 * (estimated['LUT'] - synthesized['LUT']) / synthesized['LUT']:+.0f} %"
