@@ -172,11 +172,12 @@ power of two. Swapping it in (`--model.activation leaky_relu`, retrained from sc
 Reading: latency and II do not change, because both activations are one registered stage with
 II 1 and the linear layers set the pace. Resources grow slightly over the whole design: {d_lut:+d}
 LUT, {d_ff:+d} FF and {d_carry:+d} CARRY4. The LUTs and carries are the rounding adder of each
-negative lane; the flip-flops are there because a ReLU output's sign bit is constant zero, which
-synthesis removes from ReLU's skid registers (16 per 8-lane stage) but not from leaky ReLU's,
-whose outputs can be negative. Accuracy does not improve: over the
-seeds leaky ReLU is {d_q} points lower after quantization ({d_f} in float), within the spread of
-seeds; on an 8-bit grid the small negative outputs (x/8) mostly round to 0 or -1 LSB, so the
+negative lane. One 8-lane component alone has {c_ff:+d} FF: a ReLU output's sign bit is constant
+zero, which synthesis removes from ReLU's skid registers but not from leaky ReLU's, whose outputs
+can be negative; the design has two such stages ({c_ff2:+d}), and the rest of the whole-design
+difference was not traced cell by cell. Accuracy does not improve: over the
+seeds leaky ReLU is {d_q} points lower after quantization ({d_f} in float), and the seeds' ranges
+overlap; on an 8-bit grid the small negative outputs (x/8) mostly round to 0 or -1 LSB, so the
 leak carries little. Resources are Yosys `synth_xilinx -family xc7` cell counts
 (`flow.estimate.yosys`), not a placed design.
 
@@ -221,6 +222,7 @@ def logbook_section(payload: dict[str, Any], variants: list[dict[str, Any]]) -> 
         l_res=f"{rl['LUT']} / {rl['FF']} / {rl['CARRY4']} / {rl['DSP48E1']}",
         r_comp=f"{cr['LUT']} / {cr['FF']} / {cr['CARRY4']}", l_comp=f"{cl['LUT']} / {cl['FF']} / {cl['CARRY4']}",
         d_lut=rl["LUT"] - rr["LUT"], d_ff=rl["FF"] - rr["FF"], d_carry=rl["CARRY4"] - rr["CARRY4"],
+        c_ff=cl["FF"] - cr["FF"], c_ff2=2 * (cl["FF"] - cr["FF"]),
         d_q=f"{100 * (_mean(qr) - _mean(ql)):.1f}", d_f=f"{100 * (_mean(fr) - _mean(fl)):.1f}",
     )
 
