@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def portable(text: str) -> str:
     """``text`` with absolute paths under the checkout (or beside it) made relative to the checkout,
     so committed results name no machine's folders (``/x/repo/results/a`` -> ``results/a``,
-    ``/x/shared/data`` -> ``../shared/data``)."""
+    ``/x/sibling/file`` -> ``../sibling/file``)."""
     root = str(REPO_ROOT)
     text = re.sub(re.escape(root) + r"(/|(?=$|[\s\"'),;]))", lambda m: "" if m.group(1) else ".", text)
     parent = str(REPO_ROOT.parent)
