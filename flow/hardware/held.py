@@ -146,10 +146,6 @@ class HeldGraph:
     reads: dict[tuple[int, int], Read]
     output_reads: dict[int, Read]
 
-    @property
-    def masks(self) -> dict[tuple[int, int], int]:
-        return {key: read.mask for key, read in self.reads.items() if read.mask}
-
     def read(self, node: int, index: int) -> Read:
         return self.reads.get((node, index), Read())
 
