@@ -27,7 +27,10 @@ def portable(text: str) -> str:
 @functools.cache
 def current_commit() -> str | None:
     """The commit of the code this process runs: the checkout's short HEAD when first asked, with
-    ``+dirty`` when flow/ differs from it (None outside git). Read once, as the loaded code does not change."""
+    ``+dirty`` when flow/ differs from it (None outside git); $FLOW_COMMIT when set, for a copy of the
+    checkout without its history (on another machine). Read once, as the loaded code does not change."""
+    if os.environ.get("FLOW_COMMIT"):
+        return os.environ["FLOW_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                               text=True, timeout=5, check=False).stdout.strip() or None

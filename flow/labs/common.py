@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import torch
 import transformers
 
 from flow.paths import current_commit, portable
+from flow.train.device import DEVICES, describe_device, use_device
 
 PRESETS = ("smoke", "full")
 #: Accuracy at or below which a trial or model counts as "at chance" on balanced binary IMDb: 0.52 is
@@ -48,6 +51,7 @@ def run_metadata() -> dict[str, Any]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
+        "device": describe_device(),
         "cpu_threads": torch.get_num_threads(),
         "host_cpus": os.cpu_count(),
     }
@@ -77,6 +81,31 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside ``path`` (``<path>.lock``) so processes take turns on it."""
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update_json(path: str | Path, record: dict[str, Any],
+                merge: Callable[[dict[str, Any] | None, dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Write ``merge(on_disk, record)`` under the file's lock and return it: several processes (one
+    per seed or study, on one GPU, say) add their parts to one results file without losing any."""
+    path = Path(path)
+    with locked(path):
+        disk = json.loads(path.read_text()) if path.exists() else None
+        merged = merge(disk, record)
+        write_json(path, merged)
+    return merged
+
+
 def lab_arguments(ap: argparse.ArgumentParser, lab: str, search: bool = False) -> None:
     """The flags every lab takes (--preset, --out, --imdb-dir, --threads, --no-progress) and, for the
     Optuna labs, --storage and --worker."""
@@ -88,14 +117,18 @@ def lab_arguments(ap: argparse.ArgumentParser, lab: str, search: bool = False) -
     ap.add_argument("--out", default=None, help=f"output folder (default results/{lab})")
     ap.add_argument("--imdb-dir", default=None, help="local IMDb folder (else $FLOW_IMDB_DIR or ../shared/data/imdb)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--device", default="cpu", help=f"where models train and evaluate: {', '.join(DEVICES)} or cuda:N "
+                                                    f"(default cpu)")
     ap.add_argument("--no-progress", action="store_true")
 
 
-def run_lab(lab: str, threads: int | None, work: Callable[[], Any]) -> int:
-    """Run a lab's work with ``threads`` torch threads; a bad input or a missing file is one line, exit 2."""
+def run_lab(lab: str, threads: int | None, work: Callable[[], Any], device: str = "cpu") -> int:
+    """Run a lab's work with ``threads`` torch threads on ``device``; a bad input or a missing file is
+    one line, exit 2."""
     if threads:
         torch.set_num_threads(threads)
     try:
+        use_device(device)
         work()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"{lab}: {exc}", file=sys.stderr)

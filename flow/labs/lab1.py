@@ -20,7 +20,7 @@ from torch import nn
 
 from flow.data.loader import make_loader
 from flow.data.pipeline import IMDbData, prepare_imdb
-from flow.labs.common import CHANCE, check_preset, lab_arguments, parse_seeds, run_lab, run_metadata, write_json
+from flow.labs.common import CHANCE, check_preset, lab_arguments, parse_seeds, run_lab, run_metadata, update_json
 from flow.labs.stats import spread
 from flow.models.bert import build_bert
 from flow.passes import make_permanent, prune_module, quantize_module
@@ -134,11 +134,24 @@ def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _store(path: Path, record: dict[str, Any], seed: int) -> None:
-    """Write the record, listing ``seed`` and this process's commit among those that produced it."""
-    record["seeds"] = sorted(set(record.get("seeds", [])) | {seed})
-    record["commits"] = sorted(set(record.get("commits", [])) | {current_commit() or "unknown"})
-    write_json(path, record)
+def _store(path: Path, record: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Write this process's entries of ``seed`` into the results file (other seeds' entries there,
+    written by other processes, stay), listing the seed and this commit; returns the merged record."""
+    commit = current_commit() or "unknown"
+
+    def merge(disk: dict[str, Any] | None, mine: dict[str, Any]) -> dict[str, Any]:
+        out = dict(mine)
+        disk = disk or {}
+        for key in ("points", "floats"):
+            if key in mine:
+                ours = [entry for entry in mine[key] if entry["seed"] == seed]
+                theirs = [entry for entry in disk.get(key, []) if entry["seed"] != seed]
+                out[key] = sorted(theirs + ours, key=lambda entry: entry["seed"])  # stable: in-seed order kept
+        out["seeds"] = sorted(set(disk.get("seeds", [])) | set(mine.get("seeds", [])) | {seed})
+        out["commits"] = sorted(set(disk.get("commits", [])) | set(mine.get("commits", [])) | {commit})
+        return out
+
+    return update_json(path, record, merge)
 
 
 def quantize_task(lab: Lab1, seeds: tuple[int, ...] = (0,), log=print) -> dict[str, Any]:
@@ -171,10 +184,10 @@ def quantize_task(lab: Lab1, seeds: tuple[int, ...] = (0,), log=print) -> dict[s
                                      "qat_seconds": round(seconds, 1),
                                      "seconds": round(time.perf_counter() - start, 1), "commit": current_commit()})
             record["points"].sort(key=lambda point: (point["seed"], point["width"]))
-            _store(path, record, seed)
+            record = _store(path, record, seed)
             log(f"seed {seed} width {width:>2} (frac {frac_for(width)}): PTQ {ptq:.4f}, QAT {qat:.4f} "
                 f"(val {qat_val:.4f})  [{time.perf_counter() - start:.0f} s]")
-        _store(path, record, seed)
+        record = _store(path, record, seed)
     plot_quantize(record, lab.out / f"quantize_{lab.preset}.png")
     return record
 
@@ -228,10 +241,10 @@ def prune_task(lab: Lab1, quantized: dict[str, Any], seeds: tuple[int, ...] = (0
                                          "reached": report.overall, "pruned_val": pruned, "finetuned_val": tuned_val,
                                          "finetuned": tuned, "seconds": round(time.perf_counter() - start, 1),
                                          "commit": current_commit()})
-                _store(path, record, seed)
+                record = _store(path, record, seed)
                 log(f"seed {seed} {method:>6} sparsity {sparsity:.1f} (reached {report.overall:.3f}): pruned "
                     f"{pruned:.4f} (val), fine-tuned {tuned:.4f} (test)  [{time.perf_counter() - start:.0f} s]")
-        _store(path, record, seed)
+        record = _store(path, record, seed)
     plot_prune(record, lab.out / f"prune_{lab.preset}.png")
     return record
 
@@ -328,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     lab_arguments(ap, "lab1")
     a = ap.parse_args(argv)
     return run_lab("lab1", a.threads, lambda: run(a.task, a.preset, a.out, a.imdb_dir, progress=not a.no_progress,
-                                                  seeds=parse_seeds(a.seeds)))
+                                                  seeds=parse_seeds(a.seeds)), a.device)
 
 if __name__ == "__main__":
     raise SystemExit(main())

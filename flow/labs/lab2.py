@@ -19,9 +19,10 @@ from typing import Any
 import optuna
 from torch import nn
 
-from flow.labs.common import CHANCE, check_preset, lab_arguments, run_lab, run_metadata, write_json
+from flow.labs.common import CHANCE, check_preset, lab_arguments, run_lab, run_metadata, update_json
 from flow.labs.lab1 import fixed_config
-from flow.labs.search_harness import BestKeeper, SearchData, TrialBudget, load_record, record_commits, tested_summary
+from flow.labs.search_harness import (BestKeeper, SearchData, TrialBudget, load_record, merge_studies, record_commits,
+                                      tested_summary)
 from flow.models.bert import build_bert, parameter_count
 from flow.passes import make_permanent, prune_module, quantize_module
 from flow.paths import results_dir
@@ -157,10 +158,18 @@ def sampler_task(lab: Lab2, samplers: tuple[str, ...], seeds: tuple[int, ...], w
             if worker:
                 continue
             lab.finish(record, name, study, {"sampler": sampler, "seed": seed})
-            record["comparison"] = compare(record, "sampler", SAMPLER_ORDER)
-            write_json(path, record)
+            record = update_json(path, record, merge_studies({name}, derive_samplers))
             plot_samplers(record, lab.out / f"samplers_{lab.tag}.png")
     return record
+
+
+def derive_samplers(record: dict[str, Any]) -> None:
+    record["comparison"] = compare(record, "sampler", SAMPLER_ORDER)
+
+
+def derive_compress(record: dict[str, Any]) -> None:
+    record["comparison"] = compare(record, "variant", VARIANTS)
+    record["compression_cost"] = {v: compression_cost(record, v) for v in VARIANTS}
 
 
 def best_sampler(samplers_record: dict[str, Any] | None) -> str:
@@ -171,7 +180,8 @@ def best_sampler(samplers_record: dict[str, Any] | None) -> str:
     return max(final, key=final.get)
 
 
-def compress_task(lab: Lab2, seeds: tuple[int, ...], sampler: str | None, worker: int = 0) -> dict[str, Any]:
+def compress_task(lab: Lab2, seeds: tuple[int, ...], sampler: str | None, worker: int = 0,
+                  variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
     path = lab.out / f"compress_{lab.tag}.json"
     record = load_record(path, {**lab.header("compress"), "compression": COMPRESSION,
                                 "post_train": {"samples": lab.p["post_train_samples"], "lr": 1e-4}})
@@ -180,16 +190,14 @@ def compress_task(lab: Lab2, seeds: tuple[int, ...], sampler: str | None, worker
     sampler = sampler or record.get("sampler") or best_sampler(samplers_record)
     record["sampler"] = sampler
     for seed in seeds:
-        for variant in VARIANTS:
+        for variant in variants:
             name = f"lab2-compress-{variant}-{sampler}-seed{seed}-{lab.tag}"
             study = lab.study(name, sampler, seed, variant, worker,
                               paired_with=f"lab2-samplers-{sampler}-seed{seed}-{lab.tag}")
             if worker:
                 continue
             lab.finish(record, name, study, {"variant": variant, "sampler": sampler, "seed": seed})
-            record["comparison"] = compare(record, "variant", VARIANTS)
-            record["compression_cost"] = {v: compression_cost(record, v) for v in VARIANTS}
-            write_json(path, record)
+            record = update_json(path, record, merge_studies({name}, derive_compress))
             plot_compress(record, samplers_record, lab.out / f"compress_{lab.tag}.png")
     return record
 
@@ -255,11 +263,14 @@ def plot_compress(record: dict[str, Any], samplers_record: dict[str, Any] | None
 
 def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,
         storage: str | None = None, samplers: tuple[str, ...] = SAMPLER_ORDER, seeds: tuple[int, ...] | None = None,
-        sampler: str | None = None, worker: int = 0, progress: bool = True, log=print) -> dict[str, Any]:
+        sampler: str | None = None, worker: int = 0, progress: bool = True, log=print,
+        variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
     check_preset(preset)
     unknown = [s for s in (*samplers, *([sampler] if sampler else [])) if s not in SAMPLERS]
     if unknown:
         raise ValueError(f"unknown sampler(s) {unknown}; use {', '.join(SAMPLERS)}")
+    if not variants or any(v not in VARIANTS for v in variants):
+        raise ValueError(f"unknown variant(s) in {list(variants)}; use {', '.join(VARIANTS)}")
     folder = Path(out) if out is not None else results_dir("lab2")
     folder.mkdir(parents=True, exist_ok=True)
     lab = Lab2(preset, folder, imdb_dir, storage, log, progress)
@@ -270,7 +281,7 @@ def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None,
     if task in ("samplers", "all"):
         results["samplers"] = sampler_task(lab, samplers, seeds, worker)
     if task in ("compress", "all"):
-        results["compress"] = compress_task(lab, seeds, sampler, worker)
+        results["compress"] = compress_task(lab, seeds, sampler, worker, variants)
     return results
 
 
@@ -280,16 +291,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab2") 
     ap.add_argument("--samplers", default=",".join(SAMPLER_ORDER), help="task 1's samplers, comma-separated")
     ap.add_argument("--sampler", default=None, help="task 2's sampler (default: task 1's winner, else tpe)")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the preset's)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="task 2's variants, comma-separated")
     lab_arguments(ap, "lab2", search=True)
     a = ap.parse_args(argv)
 
     def work() -> None:
         samplers = tuple(s.strip() for s in a.samplers.split(",") if s.strip())
         seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else None
+        variants = tuple(v.strip() for v in a.variants.split(",") if v.strip())
         run(a.task, a.preset, a.out, a.imdb_dir, a.storage, samplers, seeds, a.sampler, a.worker,
-            progress=not a.no_progress)
+            progress=not a.no_progress, variants=variants)
 
-    return run_lab("lab2", a.threads, work)
+    return run_lab("lab2", a.threads, work, a.device)
 
 if __name__ == "__main__":
     raise SystemExit(main())

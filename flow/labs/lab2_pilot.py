@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     folder = Path(a.out) if a.out else results_dir("lab2")
     budgets = tuple(b.strip() for b in a.budgets.split(",") if b.strip())
-    return run_lab("lab2_pilot", a.threads, lambda: pilot(budgets, a.archs, folder, a.imdb_dir))
+    return run_lab("lab2_pilot", a.threads, lambda: pilot(budgets, a.archs, folder, a.imdb_dir), a.device)
 
 
 if __name__ == "__main__":

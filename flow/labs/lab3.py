@@ -22,9 +22,9 @@ from torch import nn
 
 from flow.data.loader import make_loader
 from flow.formats.storage import bits_per_element
-from flow.labs.common import check_preset, lab_arguments, parse_seeds, run_lab, run_metadata, write_json
+from flow.labs.common import check_preset, lab_arguments, parse_seeds, run_lab, run_metadata, update_json
 from flow.labs.lab1 import Lab1
-from flow.labs.search_harness import BestKeeper, load_record, record_commits, subset, tested_summary
+from flow.labs.search_harness import BestKeeper, load_record, merge_studies, record_commits, subset, tested_summary
 from flow.nn.format_linear import FormatLinear
 from flow.passes import quantize_module
 from flow.passes.quantize import linear_layers
@@ -150,7 +150,7 @@ def widths_task(lab: Lab3, seeds: tuple[int, ...], worker: int) -> dict[str, Any
         name = f"lab3-widths-{lab.sampler}-seed{seed}-{lab.preset}"
         lab.run_one(record, name, space, lab.p["trials"], seed, worker, {"seed": seed})
         if not worker:
-            write_json(path, record)
+            record = update_json(path, record, merge_studies({name}))
             plot_widths(record, lab.out / f"widths_{lab.preset}.png")
     return record
 
@@ -192,7 +192,7 @@ def formats_task(lab: Lab3, seeds: tuple[int, ...], worker: int,
             name = f"lab3-formats-{fmt}-{lab.sampler}-seed{seed}-{lab.preset}"
             lab.run_one(record, name, space, lab.p["formats_trials"], seed, worker, {"format": fmt, "seed": seed})
             if not worker:
-                write_json(path, record)
+                record = update_json(path, record, merge_studies({name}))
                 plot_formats(record, lab.out / f"formats_{lab.preset}.png")
     return record
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab3") 
     formats = tuple(f.strip() for f in a.formats.split(",")) if a.formats else None
     return run_lab("lab3", a.threads, lambda: run(a.task, a.preset, a.out, a.imdb_dir, a.storage, a.sampler,
                                                   parse_seeds(a.seeds), a.worker, formats,
-                                                  progress=not a.no_progress))
+                                                  progress=not a.no_progress), a.device)
 
 if __name__ == "__main__":
     raise SystemExit(main())

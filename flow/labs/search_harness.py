@@ -94,7 +94,7 @@ class BestKeeper:
 
     def load(self, number: int) -> nn.Module | None:
         path = self.path(number)
-        return torch.load(path, weights_only=False) if path.exists() else None
+        return torch.load(path, weights_only=False, map_location="cpu") if path.exists() else None
 
 
 def study_summary(study: optuna.Study, per_trial: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -136,6 +136,28 @@ def record_commits(record: dict[str, Any]) -> list[str]:
 def load_record(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     """The results JSON when it exists (a resumed run), else a new one from ``header``."""
     return json.loads(path.read_text()) if path.exists() else {**header, "studies": {}}
+
+
+def merge_studies(touched: set[str], derive: Callable[[dict[str, Any]], None] | None = None
+                  ) -> Callable[[dict[str, Any] | None, dict[str, Any]], dict[str, Any]]:
+    """A :func:`~flow.labs.common.update_json` merge for study-keyed records: the file's studies with
+    this process's ``touched`` ones replaced, float accuracies per seed joined, commits and the
+    ``derive``d fields (comparisons) recomputed over all of them; studies ordered by seed, then name."""
+    def merge(disk: dict[str, Any] | None, mine: dict[str, Any]) -> dict[str, Any]:
+        out = dict(mine)
+        if disk is not None:
+            out.update({key: value for key, value in disk.items() if key not in mine})
+            out["studies"] = {**disk.get("studies", {}), **{name: mine["studies"][name] for name in touched
+                                                             if name in mine["studies"]}}
+            if "float_val" in disk or "float_val" in mine:
+                out["float_val"] = {**disk.get("float_val", {}), **mine.get("float_val", {})}
+        out["studies"] = dict(sorted(out["studies"].items(), key=lambda item: (item[1].get("seed", 0), item[0])))
+        out["commits"] = record_commits(out)
+        if derive is not None:
+            derive(out)
+        return out
+
+    return merge
 
 
 def timed(fn, *args: Any) -> tuple[Any, float]:

@@ -1,7 +1,8 @@
 """The training and evaluation loop: seeded, AdamW with linear warmup/decay, gradient clipping,
 tqdm progress with throughput (samples/s), optional checkpoint at the end.
 
-Kept lean on purpose (no per-step host syncs beyond the progress bar) so it is at least as fast
+Runs on the device :mod:`flow.train.device` names (the CPU unless a lab asked for ``--device cuda``):
+the model moves there at the start of each call, batches as they come. Kept lean on purpose (no per-step host syncs beyond the progress bar) so it is at least as fast
 as Hugging Face's Trainer on the same model, data, batch and sequence length.
 """
 
@@ -21,6 +22,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
 from flow.train.checkpoint import save_checkpoint
+from flow.train.device import current_device, to_device
 
 
 def set_seed(seed: int) -> None:
@@ -137,10 +139,11 @@ def train(
         raise ValueError("the training loader is empty; check the dataset and batch size")
     total = cfg.max_steps if cfg.max_steps else math.ceil(cfg.epochs * per_epoch)
     opt, sched = make_optimizer(model, cfg, total)
+    model.to(current_device())
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     step, samples, losses = 0, 0, []
-    running = torch.zeros(())
+    running = torch.zeros((), device=current_device())
     t0 = time.perf_counter()
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     epoch = 0
@@ -148,6 +151,7 @@ def train(
         batches = 0
         for batch in loader:
             batches += 1
+            batch = to_device(batch)
             loss, _ = _forward_loss(model, batch)
             loss.backward()
             if cfg.max_grad_norm:
@@ -190,10 +194,12 @@ def evaluate(model: torch.nn.Module, loader: Iterable[Mapping[str, torch.Tensor]
              desc: str = "eval") -> EvalResult:
     """Accuracy and mean cross-entropy of `model` over `loader`, in eval mode (restores the mode after)."""
     was = model.training
+    model.to(current_device())
     model.eval()
     correct, total, loss_sum = 0, 0, 0.0
     t0 = time.perf_counter()
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, dynamic_ncols=True):
+        batch = to_device(batch)
         labels = batch["labels"]
         loss, logits = _forward_loss(model, batch)
         correct += int((logits.argmax(-1) == labels).sum())
