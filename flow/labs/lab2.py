@@ -21,8 +21,15 @@ from torch import nn
 
 from flow.labs.common import CHANCE, check_preset, lab_arguments, run_lab, run_metadata, update_json
 from flow.labs.lab1 import fixed_config
-from flow.labs.search_harness import (BestKeeper, SearchData, TrialBudget, load_record, merge_studies, record_commits,
-                                      tested_summary)
+from flow.labs.search_harness import (
+    BestKeeper,
+    SearchData,
+    TrialBudget,
+    load_record,
+    merge_studies,
+    record_commits,
+    tested_summary,
+)
 from flow.models.bert import build_bert, parameter_count
 from flow.passes import make_permanent, prune_module, quantize_module
 from flow.paths import results_dir
