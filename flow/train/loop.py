@@ -189,12 +189,19 @@ def train(
     return result
 
 
-@torch.inference_mode()
 def evaluate(model: torch.nn.Module, loader: Iterable[Mapping[str, torch.Tensor]], progress: bool = True,
              desc: str = "eval") -> EvalResult:
-    """Accuracy and mean cross-entropy of `model` over `loader`, in eval mode (restores the mode after)."""
-    was = model.training
+    """Accuracy and mean cross-entropy of `model` over `loader`, in eval mode (restores the mode after).
+    The model moves to the device outside inference mode: moved there, its parameters would become
+    inference tensors that a later training step cannot use."""
     model.to(current_device())
+    return _evaluate(model, loader, progress, desc)
+
+
+@torch.inference_mode()
+def _evaluate(model: torch.nn.Module, loader: Iterable[Mapping[str, torch.Tensor]], progress: bool,
+              desc: str) -> EvalResult:
+    was = model.training
     model.eval()
     correct, total, loss_sum = 0, 0, 0.0
     t0 = time.perf_counter()
