@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=list(PRESETS), default="smoke")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (every job)")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--labs", default="lab1,lab2,lab3", help="which labs' jobs to run, comma-separated")
+    ap.add_argument("--labs", default="lab1,lab2,lab3",
+                    help="which jobs to run: name prefixes, comma-separated (lab2, lab2-compress, lab1-prune-seed0)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes at once")
     ap.add_argument("--deadline", type=float, default=float("inf"), help="seconds; running jobs stop then")
     ap.add_argument("--lab2-storage", default=None, help="lab 2's Optuna storage (default its studies.db)")
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     storage = {k: v for k, v in (("lab2", a.lab2_storage), ("lab3", a.lab3_storage)) if v}
     labs = {part.strip() for part in a.labs.split(",") if part.strip()}
     jobs = [j for j in lab_jobs(a.preset, a.device, seeds, storage, a.imdb_dir, a.lab2_sampler)
-            if j.name.split("-")[0] in labs]
+            if any(j.name.startswith(prefix) for prefix in labs)]
     print(f"fanout: {len(jobs)} jobs, {a.jobs} at once, deadline {a.deadline} s, logs in {a.log_dir}", flush=True)
     finished = run_jobs(jobs, a.jobs, a.deadline, Path(a.log_dir))
     failed = [j.name for j in finished if j.returncode not in (0, None)]
