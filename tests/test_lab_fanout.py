@@ -107,3 +107,28 @@ def test_device_flag_trains_and_evaluates_on_the_chosen_device() -> None:
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
         use_device("tpu")
     assert current_device() == torch.device("cpu")  # a refused device changes nothing
+
+
+def test_a_best_model_not_kept_is_rebuilt_from_its_trial(tmp_path: Path) -> None:
+    import optuna
+
+    from flow.labs.search_harness import BestKeeper, tested_summary
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    keeper, rebuilt = BestKeeper(tmp_path, "s"), []
+
+    def rebuild(trial: optuna.trial.FrozenTrial) -> torch.nn.Module:
+        rebuilt.append(trial.params)
+        return torch.nn.Linear(1, 1)
+
+    with pytest.raises(RuntimeError, match="was not kept"):
+        tested_summary(study, {}, keeper, lambda model, desc: 0.75, "memory")
+    summary = tested_summary(study, {}, keeper, lambda model, desc: 0.75, "memory", rebuild=rebuild,
+                             validate=lambda model: 0.5)
+    assert rebuilt == [study.best_trial.params]
+    assert summary["test"] == 0.75
+    assert summary["rebuilt"] == {"device": "cpu", "val": 0.5, "trial_val": study.best_value}
+    again = tested_summary(study, summary, keeper, lambda model, desc: 0.0, "memory")  # reused, not rebuilt twice
+    assert again["test"] == 0.75 and again["rebuilt"] == summary["rebuilt"] and len(rebuilt) == 1

@@ -36,6 +36,7 @@ from flow.paths import results_dir
 from flow.search import SAMPLERS, ArchitectureChoice, ArchitectureSpace, StudySpec, open_storage, run_study
 from flow.search.plot import curve_stats, plot_best_so_far
 from flow.search.spaces import square_linears
+from flow.train.device import describe_device
 
 SAMPLER_ORDER = ("random", "grid", "tpe")
 VARIANTS = ("no-retrain", "retrain")  # compression-aware, without and with training after compression
@@ -95,21 +96,28 @@ class Lab2:
         self.storage = storage or str(out / "studies.db")
         self.data = SearchData(self.p["budget"], imdb_dir, progress)
 
-    def objective(self, study_name: str, seed: int, variant: str | None) -> Callable[[optuna.Trial], float]:
+    def fit(self, trial: optuna.Trial | optuna.trial.FixedTrial, seed: int, variant: str | None) -> nn.Module:
+        """The trial's model: built from its architecture, trained, and (task 2) compressed and
+        optionally retrained; what a trial measures, and what rebuilds a best model not kept."""
         space: ArchitectureSpace = self.p["space"]
+        choice = space.suggest(trial)
+        model = build_architecture(choice, seed)
+        trial.set_user_attr("built", built_shape(model))
+        trial.set_user_attr("device", describe_device())
+        self.data.train(model, seed)
+        if variant is not None:
+            trial.set_user_attr("val_before_compression", self.data.val_accuracy(model))
+            compress(model, seed)
+            if variant == "retrain":
+                self.data.train(model, seed, samples=self.p["post_train_samples"], lr=1e-4)
+            make_permanent(model)
+        return model
+
+    def objective(self, study_name: str, seed: int, variant: str | None) -> Callable[[optuna.Trial], float]:
         keeper = BestKeeper(self.out, study_name)
 
         def objective(trial: optuna.Trial) -> float:
-            choice = space.suggest(trial)
-            model = build_architecture(choice, seed)
-            trial.set_user_attr("built", built_shape(model))
-            self.data.train(model, seed)
-            if variant is not None:
-                trial.set_user_attr("val_before_compression", self.data.val_accuracy(model))
-                compress(model, seed)
-                if variant == "retrain":
-                    self.data.train(model, seed, samples=self.p["post_train_samples"], lr=1e-4)
-                make_permanent(model)
+            model = self.fit(trial, seed, variant)
             value = self.data.val_accuracy(model)
             keeper.offer(trial.study, trial, value, model)
             return value
@@ -129,8 +137,11 @@ class Lab2:
 
     def finish(self, record: dict[str, Any], name: str, study: optuna.Study, extra: dict[str, Any]) -> None:
         """Summary and test accuracy of the study's best model into the record (kept when present)."""
+        seed, variant = extra["seed"], extra.get("variant")
         summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
-                                 self.data.test_accuracy, self.storage, PER_TRIAL[record["task"]])
+                                 self.data.test_accuracy, self.storage, PER_TRIAL[record["task"]],
+                                 rebuild=lambda t: self.fit(optuna.trial.FixedTrial(t.params), seed, variant),
+                                 validate=self.data.val_accuracy)
         record["studies"][name] = {**extra, **summary}
         record["commits"] = record_commits(record)
         self.log(f"[{name}] best trial {summary['best']['number']}: val {summary['best']['val']:.4f}, "

@@ -32,6 +32,7 @@ from flow.paths import results_dir
 from flow.search import SAMPLERS, PrecisionSpace, StudySpec, run_study
 from flow.search.plot import plot_best_so_far
 from flow.train import TrainConfig, evaluate, train
+from flow.train.device import describe_device
 
 OPERANDS = ("data_in", "weight", "bias")
 WIDTHS_SPACE = {"fixed": {"width": (8, 16, 32), "frac_width": (2, 4, 8)}}
@@ -85,18 +86,25 @@ class Lab3:
         self.qat_loader = make_loader(subset(self.lab1.data.train, self.p["qat_samples"]), QAT["batch_size"],
                                       shuffle=True, seed=0, pad_id=pad)
 
+    def fit(self, space: PrecisionSpace, trial: optuna.Trial | optuna.trial.FixedTrial, seed: int) -> nn.Module:
+        """The trial's model: lab 1's base quantized per the trial's choice, then QAT; what a trial
+        measures, and what rebuilds a best model not kept."""
+        choice = space.suggest(trial)
+        model = copy.deepcopy(self.lab1.base)
+        config = {"by": "name", **{layer: layer_table(c) for layer, c in choice.items()}}
+        report = quantize_module(model, config)
+        trial.set_user_attr("quantized_layers", len(report.changed))
+        trial.set_user_attr("bits_per_weight", round(average_weight_bits(model), 4))
+        trial.set_user_attr("device", describe_device())
+        trial.set_user_attr("ptq_val", evaluate(model, self.lab1.val_loader, progress=False).accuracy)
+        train(model, self.qat_loader, TrainConfig(lr=QAT["lr"], epochs=QAT["epochs"], seed=seed), progress=False)
+        return model
+
     def objective(self, space: PrecisionSpace, study_name: str, seed: int) -> Callable[[optuna.Trial], float]:
         keeper = BestKeeper(self.out, study_name)
 
         def objective(trial: optuna.Trial) -> float:
-            choice = space.suggest(trial)
-            model = copy.deepcopy(self.lab1.base)
-            config = {"by": "name", **{layer: layer_table(c) for layer, c in choice.items()}}
-            report = quantize_module(model, config)
-            trial.set_user_attr("quantized_layers", len(report.changed))
-            trial.set_user_attr("bits_per_weight", round(average_weight_bits(model), 4))
-            trial.set_user_attr("ptq_val", evaluate(model, self.lab1.val_loader, progress=False).accuracy)
-            train(model, self.qat_loader, TrainConfig(lr=QAT["lr"], epochs=QAT["epochs"], seed=seed), progress=False)
+            model = self.fit(space, trial, seed)
             value = evaluate(model, self.lab1.val_loader, progress=False).accuracy
             keeper.offer(trial.study, trial, value, model)
             return value
@@ -111,7 +119,9 @@ class Lab3:
         if worker:
             return
         summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
-                                 self.lab1.test_accuracy, self.storage, PER_TRIAL)
+                                 self.lab1.test_accuracy, self.storage, PER_TRIAL,
+                                 rebuild=lambda t: self.fit(space, optuna.trial.FixedTrial(t.params), seed),
+                                 validate=lambda m: self.lab1.val_accuracy(m, "val (rebuilt)"))
         summary["bits_table"] = bits_table(study)
         record["studies"][name] = {**extra, **summary}
         record["commits"] = record_commits(record)

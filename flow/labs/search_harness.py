@@ -18,6 +18,7 @@ from flow.data.pipeline import IMDbData, prepare_imdb
 from flow.labs.common import CHANCE
 from flow.search.runner import best_so_far, done, trial_commits
 from flow.train import TrainConfig, evaluate, train
+from flow.train.device import describe_device
 
 
 @dataclass(frozen=True)
@@ -114,18 +115,27 @@ def study_summary(study: optuna.Study, per_trial: tuple[str, ...] = ()) -> dict[
 
 def tested_summary(study: optuna.Study, previous: dict[str, Any], keeper: BestKeeper,
                    test: Callable[[nn.Module, str], float], storage: str,
-                   per_trial: tuple[str, ...] = ()) -> dict[str, Any]:
+                   per_trial: tuple[str, ...] = (),
+                   rebuild: Callable[[optuna.trial.FrozenTrial], nn.Module] | None = None,
+                   validate: Callable[[nn.Module], float] | None = None) -> dict[str, Any]:
     """:func:`study_summary` with the test accuracy of the best trial's kept model (reused from
-    ``previous``, the study's last record, while the best trial is the same)."""
+    ``previous``, the study's last record, while the best trial is the same). Kept models are a
+    cache: when the best one is missing (its trial ran on another machine), ``rebuild`` trains it
+    again from the trial's parameters and seed, and the record says so, with the rebuilt model's
+    validation accuracy beside the trial's."""
     summary = study_summary(study, per_trial)
     best = summary["best"]["number"]
     if previous.get("best", {}).get("number") == best and "test" in previous:
-        return {**summary, "test": previous["test"]}
+        return {**summary, **{k: previous[k] for k in ("test", "rebuilt") if k in previous}}
     model = keeper.load(best)
-    if model is None:
+    if model is not None:
+        return {**summary, "test": test(model, f"test ({keeper.study_name} best)")}
+    if rebuild is None or validate is None:
         raise RuntimeError(f"the best model of {keeper.study_name} (trial {best}) was not kept; delete the study "
                            f"from {storage} and rerun it")
-    return {**summary, "test": test(model, f"test ({keeper.study_name} best)")}
+    model = rebuild(study.trials[best])
+    rebuilt = {"device": describe_device(), "val": validate(model), "trial_val": summary["best"]["val"]}
+    return {**summary, "test": test(model, f"test ({keeper.study_name} best, rebuilt)"), "rebuilt": rebuilt}
 
 
 def record_commits(record: dict[str, Any]) -> list[str]:
