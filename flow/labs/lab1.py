@@ -230,7 +230,12 @@ def prune_task(lab: Lab1, quantized: dict[str, Any], seeds: tuple[int, ...] = (0
                 start = time.perf_counter()
                 model = copy.deepcopy(lab.base)
                 quantize_module(model, fixed_config(width))
-                model.load_state_dict(torch.load(lab.qat_checkpoint(width), weights_only=True))
+                checkpoint = lab.qat_checkpoint(width)
+                if not checkpoint.is_file():
+                    raise FileNotFoundError(f"task 1's {width}-bit QAT model of seed {seed} ({checkpoint}) is missing "
+                                            f"(task 1 ran elsewhere?); move {lab.out}/quantize_{lab.preset}.json aside "
+                                            f"and rerun both tasks")
+                model.load_state_dict(torch.load(checkpoint, weights_only=True, map_location="cpu"))
                 report = prune_module(model, sparsity, method=method, scope="local", seed=seed)
                 pruned = lab.val_accuracy(model, f"val ({method} {sparsity:.1f})")
                 lab.finetune(model)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flow.labs.common import CHANCE
 from flow.labs.logbook.blocks import register
+from flow.labs.logbook.lab1 import PRUNE_BASE
 from flow.labs.logbook.fmt import load, mean, over_seeds, study_times, table
 from flow.labs.stats import binomial_halfwidth, interval, separated
 
@@ -19,7 +20,7 @@ LABELS = {"fixed": "fixed", "minifloat": "minifloat with denormals", "minifloat_
 
 def _float(root: Path) -> dict[str, float]:
     """Float bert-tiny (lab 1's base model) on validation and test, mean over its seeds."""
-    q = load(root, "results/lab1/quantize_full.json")
+    q = load(root, PRUNE_BASE)  # the base model lab 3's stored studies started from
     return {"val": mean([f["val"] for f in q["floats"]]), "test": mean([f["test"] for f in q["floats"]]),
             "test_reviews": q["sizes"]["test"], "val_reviews": q["sizes"]["val"]}
 
