@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from flow.labs.common import CHANCE
+from flow.labs.lab1 import best_width
 from flow.labs.logbook.blocks import register
 from flow.labs.logbook.fmt import load, mean, minutes, over_seeds, points, table
-from flow.labs.lab1 import best_width
 from flow.labs.stats import at_chance, separated
 
 QUANTIZE = "results/lab1/quantize_full.json"

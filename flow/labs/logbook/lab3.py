@@ -6,8 +6,8 @@ from typing import Any
 
 from flow.labs.common import CHANCE
 from flow.labs.logbook.blocks import register
-from flow.labs.logbook.lab1 import PRUNE_BASE
 from flow.labs.logbook.fmt import load, mean, over_seeds, study_times, table
+from flow.labs.logbook.lab1 import PRUNE_BASE
 from flow.labs.stats import binomial_halfwidth, interval, separated
 
 WIDTHS = "results/lab3/widths_full.json"
