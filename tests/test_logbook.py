@@ -34,7 +34,8 @@ def test_no_block_is_pending():
 
 def test_a_changed_table_number_is_caught():
     (block,) = [b for b in blocks(TEXT) if b.name == "lab2.samplers"]
-    changed = block.body.replace("0.659", "0.669", 1)
+    first = re.search(r"0\.\d{3}", block.body).group()
+    changed = block.body.replace(first, f"{float(first) + 0.001:.3f}", 1)
     assert changed != block.body
     edited = TEXT[:block.start] + TEXT[block.start:block.end].replace(block.body, changed) + TEXT[block.end:]
     assert stale_blocks(edited) == ["lab2.samplers"]

@@ -12,12 +12,18 @@ from flow.labs.lab2 import SAMPLER_ORDER, VARIANTS
 from flow.labs.logbook.blocks import register
 from flow.labs.logbook.fmt import load, mean, span, study_times, table, thousands
 from flow.labs.stats import binomial_halfwidth, separated
+from flow.search import open_storage
 from flow.search.spaces import square_linears
 
-# The stored run (budget `stored` of flow.labs.lab2_pilot); after `make lab2` with the current full
-# preset, point these at samplers_full2.json and compress_full2.json and regenerate.
-SAMPLERS = "results/lab2/samplers_full.json"
-COMPRESS = "results/lab2/compress_full.json"
+#: The commits whose trials ran on the H200 (flow.labs.fanout); their trials predate the device attribute.
+GPU_COMMITS = ("0e9c9b4", "c14f80e")
+
+# The full preset's run (tag full2: 500 steps per trial); the earlier 250-step run (budget `stored`
+# of flow.labs.lab2_pilot) stays beside it, for the pilot's comparison.
+SAMPLERS = "results/lab2/samplers_full2.json"
+COMPRESS = "results/lab2/compress_full2.json"
+STORED_SAMPLERS = "results/lab2/samplers_full.json"
+STORED_COMPRESS = "results/lab2/compress_full.json"
 
 
 def _tag(record: dict[str, Any]) -> str:
@@ -49,6 +55,25 @@ def _caption(record: dict[str, Any], text: str, png: str) -> str:
     return f"![{text}; mean of {len(record['seeds'])} seeds with the min-max spread](../results/lab2/{png})\n"
 
 
+def _storage(root: Path, record: dict[str, Any]) -> Any:
+    """The Optuna storage a record names (a path relative to the checkout)."""
+    return open_storage(root / record["storage"])
+
+
+def _where(record: dict[str, Any]) -> str:
+    device = record["meta"].get("device", "cpu")
+    if device.startswith("cuda"):
+        return (f"one {device[6:-1]} GPU shared by the {record['meta']['host_cpus']}-core machine's parallel "
+                f"processes (`flow.labs.fanout`: one per study)")
+    return "the CPU, one thread per study, two cores shared with other jobs"
+
+
+def _trials(root: Path, record: dict[str, Any], name: str) -> list[optuna.trial.FrozenTrial]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=name, storage=_storage(root, record))
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
 @register("lab2.budget")
 def budget(root: Path) -> str:
     s, c = load(root, SAMPLERS), load(root, COMPRESS)
@@ -63,23 +88,24 @@ def budget(root: Path) -> str:
             f"{b['batch_size']}; scored on {thousands(b['val_samples'])} held-out validation reviews (95 % binomial "
             f"interval about ±{100 * binomial_halfwidth(0.65, b['val_samples']):.1f} points at 0.65). Each study's best "
             f"model is tested on the whole {thousands(s['sizes']['test'])}-review test split.\n\n"
-            f"**This budget does not train most models: {chance} of {trials} trials ({100 * chance / trials:.0f} %) "
-            f"end at chance** (validation accuracy <= {CHANCE}), and the best trial of all reaches {best:.3f}. The "
-            f"conclusions below are about what trains in {b['train_samples'] * b['epochs'] // b['batch_size']:.0f} "
-            f"steps, not about BERT on IMDb.\n")
+            f"**{chance} of {trials} trials ({100 * chance / trials:.1f} %) end at chance** (validation accuracy <= "
+            f"{CHANCE}) over both tasks, and the best trial of all reaches {best:.3f}. The conclusions below are "
+            f"about what trains in {b['train_samples'] * b['epochs'] // b['batch_size']:.0f} steps at "
+            f"{b['max_length']} tokens, not about BERT on IMDb at full length (lab 1's bert-tiny reaches 0.81 at 128 "
+            f"tokens with full training).\n")
 
 
 @register("lab2.samplers.caption")
 def samplers_caption(root: Path) -> str:
-    return _caption(load(root, SAMPLERS), "best validation accuracy so far", "samplers_full.png")
+    return _caption(load(root, SAMPLERS), "best validation accuracy so far", Path(SAMPLERS).with_suffix(".png").name)
 
 
 @register("lab2.samplers.time")
 def samplers_time(root: Path) -> str:
     s = load(root, SAMPLERS)
     return (f"{len(s['studies'])} studies (random, grid, TPE x seeds {', '.join(map(str, s['seeds']))}), "
-            f"{s['trials']} trials each, the budget above. Wall time on one core while other jobs shared the "
-            f"machine: {study_times(list(s['studies'].values()))}. Results: `{SAMPLERS}`.\n")
+            f"{s['trials']} trials each, the budget above, run on {_where(s)}: "
+            f"{study_times(list(s['studies'].values()))}. Results: `{SAMPLERS}`.\n")
 
 
 @register("lab2.samplers")
@@ -106,6 +132,27 @@ def samplers_reading(root: Path) -> str:
     lines.append(f"- **On the test split the means lie within {max(tests.values()) - min(tests.values()):.3f}** "
                  f"({min(tests.values()):.3f} to {max(tests.values()):.3f}); no sampler is better than another here.")
     return "\n".join(lines) + "\n"
+
+
+@register("lab2.samplers.startup")
+def samplers_startup(root: Path) -> str:
+    s = load(root, SAMPLERS)
+    random = {x["seed"]: x for x in _studies(s, "sampler", "random")}
+    tpe = {x["seed"]: x for x in _studies(s, "sampler", "tpe")}
+    seeds = sorted(set(random) & set(tpe))
+    same = [k for k in seeds if random[k]["values"][:10] == tpe[k]["values"][:10]]
+
+    def improved(group: dict[int, dict[str, Any]]) -> list[int]:
+        return [k for k in seeds if group[k]["curve"][-1] > group[k]["curve"][9]]
+
+    def listed(ks: list[int]) -> str:
+        return f"{len(ks)} of {len(seeds)} seeds" + (f" ({', '.join(map(str, ks))})" if ks else "")
+
+    return (f"- **Random and TPE are the same search up to trial 10** (identical first 10 values in "
+            f"{len(same)} of {len(seeds)} seeds): Optuna's TPE draws its first 10 trials at random "
+            f"(`n_startup_trials`) from the same seed as the random sampler.\n"
+            f"  - After trial 10, TPE found a better model than its trial-10 best in {listed(improved(tpe))}, random "
+            f"in {listed(improved(random))}.\n")
 
 
 @register("lab2.winners")
@@ -136,10 +183,10 @@ def winners(root: Path) -> str:
 @register("lab2.compress.caption")
 def compress_caption(root: Path) -> str:
     return _caption(load(root, COMPRESS), "best validation accuracy so far: no compression, compressed, compressed "
-                                          "then retrained", "compress_full.png")
+                                          "then retrained", Path(COMPRESS).with_suffix(".png").name)
 
 
-def _params(storage: str, name: str) -> list[dict[str, Any]]:
+def _params(storage: Any, name: str) -> list[dict[str, Any]]:
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     return [t.params for t in sorted(trials, key=lambda t: t.number)]
@@ -148,26 +195,34 @@ def _params(storage: str, name: str) -> list[dict[str, Any]]:
 @register("lab2.compress.pairing")
 def compress_pairing(root: Path) -> str:
     c = load(root, COMPRESS)
-    storage = f"sqlite:///{root / c['storage']}"
+    storage = _storage(root, c)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    parts = []
-    for study in _studies(c, "variant", VARIANTS[0]):
-        task1 = _params(storage, f"lab2-samplers-{c['sampler']}-seed{study['seed']}-{_tag(c)}")
-        mine = _params(storage, f"lab2-compress-{VARIANTS[0]}-{c['sampler']}-seed{study['seed']}-{_tag(c)}")
-        parts.append(f"seed {study['seed']}: {sum(p in task1 for p in mine)} of {len(mine)}")
+    parts, paired = [], True
+    for variant in VARIANTS:
+        for study in _studies(c, "variant", variant):
+            task1 = _params(storage, f"lab2-samplers-{c['sampler']}-seed{study['seed']}-{_tag(c)}")
+            mine = _params(storage, f"lab2-compress-{variant}-{c['sampler']}-seed{study['seed']}-{_tag(c)}")
+            same = sum(a == b for a, b in zip(task1, mine, strict=False))
+            paired &= same == len(mine) == len(task1)
+            parts.append(f"{variant} seed {study['seed']}: {same} of {len(mine)}")
+    verdict = ("**every compression study ran exactly task 1's architectures of its seed, in the same order**: a "
+               "paired comparison by construction (`enqueue` in `flow.search.StudySpec`)" if paired else
+               "**not every study is paired**, so the curves compare different models where the counts fall short")
     return (f"The \"no compression\" curve is task 1's {c['sampler']} sampler on the same space, budget and seeds. "
-            f"**Architectures shared with task 1's study of the same seed** (no-retraining studies; the retraining "
-            f"ones match them): {'; '.join(parts)}. The seed-2 compression studies ran with two workers, and the "
-            f"second sampled with seed 1002, so **seed 2 is not a paired comparison**. Runs from now on are paired "
-            f"by construction: a new compression study first runs task 1's architectures of its seed, in order "
-            f"(`enqueue` in `flow.search.StudySpec`).\n")
+            f"Trials that ran the same architecture as task 1's trial of the same number: {'; '.join(parts)}; "
+            f"{verdict}.\n")
 
 
 @register("lab2.compress.time")
 def compress_time(root: Path) -> str:
     c = load(root, COMPRESS)
     parts = [f"{variant}: {study_times(_studies(c, 'variant', variant))}" for variant in VARIANTS]
-    return f"Wall time (both cores shared with other jobs): {'; '.join(parts)}.\n"
+    devices = Counter(t.user_attrs.get("device", "cuda (NVIDIA H200)" if t.user_attrs.get("commit") in GPU_COMMITS
+                                       else "not recorded")
+                      for name in c["studies"] for t in _trials(root, c, name))
+    where = ", ".join(f"{n} on {device}" for device, n in sorted(devices.items()))
+    return (f"Trials by device: {where} (the retraining studies finished on the CPU after the GPU lease ran out; a "
+            f"trial's seconds are its own device's). Wall time: {'; '.join(parts)}.\n")
 
 
 @register("lab2.compress")
@@ -177,6 +232,36 @@ def compress(root: Path) -> str:
     rows += [_row(label, _studies(c, "variant", v)) for v, label in
              zip(VARIANTS, ("compressed, no retraining", "compressed, then retrained"), strict=True)]
     return table(_header(), rows)
+
+
+@register("lab2.compress.sampler")
+def compress_sampler(root: Path) -> str:
+    s, c = load(root, SAMPLERS), load(root, COMPRESS)
+    final = {name: info["final"] for name, info in s["comparison"].items()}
+    chosen = c["sampler"]
+    others = [name for name in final if name != chosen]
+    apart = [name for name in others if separated((final[chosen]["min"], final[chosen]["max"]),
+                                                  (final[name]["min"], final[name]["max"]))]
+    verdict = (f"its seed range separates from {', '.join(apart)}'s" if apart else
+               "though its seed range overlaps the others' (indistinguishable)")
+    return (f"- **Task 2 uses {chosen}**, the best final mean ({final[chosen]['mean']:.3f}), {verdict}.\n")
+
+
+@register("lab2.compress.verdict")
+def compress_verdict(root: Path) -> str:
+    s, c = load(root, SAMPLERS), load(root, COMPRESS)
+    plain = _studies(s, "sampler", c["sampler"])
+    lines = []
+    for variant, label in zip(VARIANTS, ("without retraining", "with one retraining pass"), strict=True):
+        mine = _studies(c, "variant", variant)
+        a, b = [x["curve"][-1] for x in plain], [x["curve"][-1] for x in mine]
+        ta, tb = mean([x["test"] for x in plain]), mean([x["test"] for x in mine])
+        verdict = ("the seed ranges overlap: **indistinguishable**" if not separated((min(a), max(a)), (min(b), max(b)))
+                   else "the seed ranges **separate**")
+        lines.append(f"- **Compressed {label}:** best validation at trial 20 {mean(b):.3f} against {mean(a):.3f} "
+                     f"without compression ({verdict}); test accuracy of the selected models {tb:.3f} against "
+                     f"{ta:.3f}.")
+    return "\n".join(lines) + "\n"
 
 
 @register("lab2.compress.cost")
@@ -196,7 +281,7 @@ def compress_cost(root: Path) -> str:
             f"{plain['trained_losing_over_0_05']} lose more than 0.05, the worst {plain['trained_worst_loss']:.3f}, "
             f"and **{plain['trained_to_chance']} collapse to chance**.\n"
             f"- **The compressed best-so-far curve is not below the uncompressed one everywhere:** it is level with or "
-            f"above it {'; '.join(below)} (seed 2 is not paired, see above).\n"
+            f"above it {'; '.join(below)}.\n"
             f"- **With one retraining pass**, over the {after['trained']} trials that trained, the median change is a "
             f"gain of {-after['trained_median_loss']:.3f} (mean {-after['trained_mean_loss']:.3f}); "
             f"{after['trained_to_chance']} end at chance and {after['trained_losing_over_0_05']} lose more than 0.05. "
@@ -236,7 +321,7 @@ def pilot(root: Path) -> str:
             f"idle cores); at chance: validation accuracy <= {r['chance']}.\n\n"
             + table(["budget", "reviews x tokens", "batch", "lr", "warmup", "steps", "at chance", "best val",
                      "median val", "median s", "max s", "largest s"], rows)
-            + "\n" + _pilot_pairs(r, load(root, SAMPLERS), load(root, COMPRESS)))
+            + "\n" + _pilot_pairs(r, load(root, STORED_SAMPLERS), load(root, STORED_COMPRESS)))
 
 
 def _pilot_pairs(r: dict[str, Any], samplers_record: dict[str, Any], compress_record: dict[str, Any]) -> str:
