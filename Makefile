@@ -69,7 +69,7 @@ lab1: $(STAMP)
 	$(PY) -m flow.labs.lab1 --preset full --task all --seeds 0,1,2 --threads 2
 
 lab2: $(STAMP)
-	$(PY) -m flow.labs.lab2 --preset full --task all --threads 1
+	$(PY) -m flow.labs.lab2 --preset full --task all --threads 1 --storage results/lab2/studies_full2.jsonl
 
 lab3: $(STAMP)
 	$(PY) -m flow.labs.lab3 --preset full --task all --seeds 0,1,2 --threads 1 --no-progress
