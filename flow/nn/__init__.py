@@ -2,5 +2,7 @@
 from flow.nn.activation import QuantLeakyReLU, QuantReLU
 from flow.nn.join import Concat, QuantAdd, add_sum_format
 from flow.nn.linear import LinearQuantConfig, QuantLinear, accumulator_format
+from flow.nn.transformer import QuantGELU, QuantLayerNorm, QuantSoftmax
 
-__all__ = ["Concat", "QuantAdd", "add_sum_format", "LinearQuantConfig", "QuantLinear", "QuantReLU", "QuantLeakyReLU", "accumulator_format"]
+__all__ = ["Concat", "QuantAdd", "add_sum_format", "LinearQuantConfig", "QuantLinear", "QuantReLU", "QuantLeakyReLU", "QuantGELU",
+           "QuantLayerNorm", "QuantSoftmax", "accumulator_format"]

@@ -1,0 +1,95 @@
+"""flow.nn's softmax, GELU and LayerNorm: the fake-quant value is the integer kernel's and the
+gradient the float op's; the module pass swaps all of them into a BERT that still trains."""
+import pytest
+import torch
+from torch import nn
+
+from flow.formats.fixed import FixedFormat, dequantize, quantize
+from flow.nn import QuantGELU, QuantLayerNorm, QuantSoftmax
+from flow.passes.integer_ops import IntegerOpsConfig, use_integer_ops
+from tests.bert_helpers import padded_batch, tiny_bert
+
+FMT = FixedFormat(16, 8)
+
+
+def _layer_norm() -> tuple[nn.LayerNorm, QuantLayerNorm]:
+    norm = nn.LayerNorm(24)
+    with torch.no_grad():
+        norm.weight.normal_(1.0, 0.3)
+        norm.bias.normal_(0.0, 0.3)
+    return norm, QuantLayerNorm.from_float(norm, FMT, FMT, FixedFormat(16, 10))
+
+
+def _softmax():
+    return QuantSoftmax(FMT, 8), lambda x: torch.softmax(x, -1)
+
+
+def _gelu():
+    return QuantGELU(FMT, FMT), nn.functional.gelu
+
+
+def _norm():
+    _, quant = _layer_norm()
+    weight, bias = (dequantize(quant.weight_codes(), quant.affine_fmt), dequantize(quant.bias_codes(), quant.affine_fmt))
+    return quant, lambda x: nn.functional.layer_norm(x, (24,), weight, bias, quant.eps)
+
+
+@pytest.mark.parametrize("make", [_softmax, _gelu, _norm])
+def test_value_is_the_integer_kernel_and_gradient_the_float_op(make):
+    torch.manual_seed(0)
+    module, float_op = make()
+    x = (torch.randn(5, 24) * 4).requires_grad_()
+    y = module(x)
+    codes = module.forward_codes(quantize(x.detach(), FMT))
+    assert torch.equal(y.detach(), dequantize(codes, module.out_fmt))
+    # float and integer agree to a few output LSBs, so the difference is the kernel's approximation
+    xq = dequantize(quantize(x.detach(), FMT), FMT)
+    assert (y.detach() - float_op(xq).detach()).abs().max() <= 0.05
+    weights = torch.randn(5, 24)
+    (y * weights).sum().backward()
+    xs = xq.clone().requires_grad_()
+    (float_op(xs) * weights).sum().backward()
+    assert torch.allclose(x.grad, xs.grad, atol=1e-6)
+
+
+def test_layer_norm_over_two_dimensions_is_a_one_line_error():
+    with pytest.raises(ValueError, match="last dimension only") as caught:
+        QuantLayerNorm.from_float(nn.LayerNorm((4, 8)), FMT, FMT, FMT)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_pass_swaps_every_layer_norm_gelu_and_softmax_of_a_bert():
+    model = tiny_bert().eval()
+    batch = padded_batch()
+    with torch.no_grad():
+        before = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    report = use_integer_ops(model, IntegerOpsConfig())
+    assert len(report.layer_norms) == 1 + 2 * model.config.num_hidden_layers
+    assert len(report.gelus) == len(report.softmaxes) == model.config.num_hidden_layers
+    assert not any(isinstance(m, nn.LayerNorm) for m in model.modules())
+    with torch.no_grad():
+        after = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert not torch.equal(before, after) and (before - after).abs().max() < 0.05
+    model.train()
+    out = model(**batch)
+    out.loss.backward()
+    assert model.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+    assert model.bert.embeddings.LayerNorm.weight.grad.abs().sum() > 0
+
+
+def test_the_softmax_sees_the_padding_mask():
+    model = tiny_bert().eval()
+    use_integer_ops(model)
+    batch = padded_batch()
+    seen = {}
+    softmax = model.bert.encoder.layer[0].attention.self.flow_softmax
+    softmax.register_forward_hook(lambda module, args, out: seen.setdefault("weights", out))
+    with torch.no_grad():
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    padded = batch["attention_mask"][1] == 0
+    assert torch.equal(seen["weights"][1, :, :, padded], torch.zeros_like(seen["weights"][1, :, :, padded]))
+
+
+def test_a_model_without_the_ops_is_a_one_line_error():
+    with pytest.raises(ValueError, match="pass a Hugging Face BERT"):
+        use_integer_ops(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
