@@ -18,6 +18,7 @@ from flow.hardware.components import (
     concat_lockstep_parameters,
     concat_parameters,
     fifo_parameters,
+    gelu_parameters,
     leaky_relu_parameters,
     relu_parameters,
 )
@@ -28,6 +29,7 @@ from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
 from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE, linear_parameters, random_layer
+from tests.sim.test_transformer_ops import GELU_TABLE
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
 
@@ -54,6 +56,8 @@ def component_rows():
         yield "concat", concat_parameters(width * par, a_beats, b_beats)
     for width, _, a_elements, b_elements in CONCAT_LOCKSTEP_TABLE:
         yield "concat_lockstep", concat_lockstep_parameters(width, a_elements, b_elements)
+    for src, dst, par, _ in GELU_TABLE:
+        yield "gelu", gelu_parameters(FixedFormat(*src), FixedFormat(*dst), par)
 
 
 def lint(top, parameters):

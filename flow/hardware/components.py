@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flow.arith.gelu import DEFAULT_COEF_FRAC as DEFAULT_GELU_COEF_FRAC
+from flow.arith.gelu import gelu_constants
 from flow.formats.base import Format, Overflow, Rounding
 from flow.nn import QuantLinear
 
@@ -34,6 +36,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("add", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantAdd.forward_codes"),
     Component("concat", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
     Component("concat_lockstep", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
+    Component("gelu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantGELU.forward_codes"),
 ]}
 
 
@@ -94,6 +97,14 @@ def relu_parameters(fmt: Format, par: int) -> dict[str, int]:
 
 def leaky_relu_parameters(fmt: Format, shift: int, rounding: Rounding, par: int) -> dict[str, int]:
     return dict(relu_parameters(fmt, par), SHIFT=shift, ROUNDING=Rounding(rounding).rtl_code)
+
+
+def gelu_parameters(in_fmt: Format, out_fmt: Format, par: int, coef_frac: int = DEFAULT_GELU_COEF_FRAC) -> dict[str, int]:
+    """gelu.sv's parameters: the formats and flow.arith.int_gelu's integer constants."""
+    constants = gelu_constants(in_fmt, coef_frac)
+    return {"PAR": par, "IN_WIDTH": in_fmt.width, "IN_FRAC": in_fmt.frac, "OUT_WIDTH": out_fmt.width,
+            "OUT_FRAC": out_fmt.frac, "ERF_FRAC": constants.erf_frac, "CLIP": constants.clip,
+            "HALF_A": constants.half_a}
 
 
 def fifo_parameters(beat_bits: int, depth: int) -> dict[str, int]:
