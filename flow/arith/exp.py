@@ -5,7 +5,8 @@ x = -z ln2 + p with p in (-ln2, 0], so exp(x) = exp(p) 2**-z, and exp(p) ~ A (p 
 A = 0.3585, B = 1.353, C = 0.344. In integers: the input is shifted up to a working frac of at
 least ``WORK_FRAC`` (so ln 2 and B keep their precision on coarse inputs), z is the floor division
 by the constant ln 2 (the RTL multiplies by a reciprocal that is exact over the input range), A is
-at ``coef_frac`` bits and C at the square's frac plus ``coef_frac``; the polynomial is exact, and
+at ``coef_frac`` bits and C at work_frac + coef_frac bits (shifted up to the square's frac, so
+every constant fits a 32-bit RTL parameter); the polynomial is exact, and
 one rounding shift by z plus the frac difference gives the output. The error against float exp is the polynomial's
 (under 0.33 % of exp(x) with the constants' rounding, on every 16-bit input tested) plus the constants' and the output's rounding; tests pin it
 in output LSBs.
@@ -36,7 +37,7 @@ class ExpConstants:
     ln2: int  # round(ln 2 * 2**work_frac)
     a: int  # round(A * 2**coef_frac)
     b: int  # round(B * 2**work_frac)
-    c: int  # round(C * 2**poly_frac)
+    c: int  # round(C * 2**(work_frac + coef_frac)), added shifted up by work_frac
 
     @property
     def poly_frac(self) -> int:
@@ -55,7 +56,8 @@ def exp_constants(frac: int, coef_frac: int = DEFAULT_COEF_FRAC) -> ExpConstants
         raise ValueError(f"exp at input frac {frac} and coef_frac {coef_frac} needs {poly_frac + 3} bits, "
                          f"over the {MAX_CODE_BITS}-bit limit; lower the input frac or coef_frac")
     return ExpConstants(frac, work_frac, coef_frac, ln2=round(math.log(2) * 2 ** work_frac),
-                        a=round(EXP_A * 2 ** coef_frac), b=round(EXP_B * 2 ** work_frac), c=round(EXP_C * 2 ** poly_frac))
+                        a=round(EXP_A * 2 ** coef_frac), b=round(EXP_B * 2 ** work_frac),
+                        c=round(EXP_C * 2 ** (work_frac + coef_frac)))
 
 
 def int_exp(codes: torch.Tensor, frac: int, out_frac: int, coef_frac: int = DEFAULT_COEF_FRAC) -> torch.Tensor:
@@ -69,5 +71,5 @@ def int_exp(codes: torch.Tensor, frac: int, out_frac: int, coef_frac: int = DEFA
     z = torch.div(-x, k.ln2, rounding_mode="floor")
     p = x + z * k.ln2  # in (-ln2, 0] at work_frac
     t = p + k.b
-    poly = k.a * t * t + k.c  # exp(p) at poly_frac
+    poly = k.a * t * t + torch.bitwise_left_shift(torch.tensor(k.c), k.work_frac)  # exp(p) at poly_frac
     return shift_right_round(poly, z + (k.poly_frac - out_frac), Rounding.HALF_UP)
