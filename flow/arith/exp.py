@@ -22,7 +22,7 @@ from flow.formats.base import Rounding
 from flow.formats.fixed import MAX_CODE_BITS, shift_right_round
 
 EXP_A, EXP_B, EXP_C = 0.3585, 1.353, 0.344
-MIN_EXP_FRAC = 3  # below this ln 2 is 2 codes or fewer and the range reduction is meaningless
+MIN_EXP_FRAC = 3  # coarser inputs step by over a third of ln 2: exp jumps by 28 % or more
 DEFAULT_COEF_FRAC = 14
 WORK_FRAC = 12  # the range reduction and polynomial run at max(input frac, this)
 
@@ -48,8 +48,8 @@ class ExpConstants:
 def exp_constants(frac: int, coef_frac: int = DEFAULT_COEF_FRAC) -> ExpConstants:
     """The constants for input codes at ``frac``; a frac too coarse for ln 2 is a one-line error."""
     if frac < MIN_EXP_FRAC:
-        raise ValueError(f"exp input frac {frac} is too narrow for the exp range: ln 2 is "
-                         f"{round(math.log(2) * 2 ** frac)} codes; use an input frac >= {MIN_EXP_FRAC}")
+        raise ValueError(f"exp input frac {frac} is too narrow for the exp range: its step {2.0 ** -frac} is over a "
+                         f"third of ln 2 = {math.log(2):.3f}; use an input frac >= {MIN_EXP_FRAC}")
     work_frac = max(frac, WORK_FRAC)
     poly_frac = 2 * work_frac + coef_frac
     if poly_frac + 3 > MAX_CODE_BITS:
