@@ -1,0 +1,44 @@
+"""flow.cluster: the executor gives results in job order on every kind, and bad input is one line."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from flow.cluster import ClusterError, open_executor
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_serial_runs_in_order() -> None:
+    lines: list[str] = []
+    with open_executor("serial", log=lines.append) as ex:
+        assert list(ex.map(_square, range(5))) == [0, 1, 4, 9, 16]
+    assert lines == [f"[serial] done {i}" for i in range(5)]
+
+
+def test_local_cluster_gives_job_order_and_names_workers() -> None:
+    lines: list[str] = []
+    with open_executor("local:2", log=lines.append) as ex:
+        assert list(ex.map(_square, range(6))) == [0, 1, 4, 9, 16, 25]
+    assert "dashboard" in lines[0]
+    done = [line for line in lines if " done " in line]
+    assert len(done) == 6 and all(line.startswith("[tcp://") for line in done)
+
+
+def test_unreachable_scheduler_is_one_line_and_quick() -> None:
+    start = time.monotonic()
+    with pytest.raises(ClusterError) as err:
+        open_executor("tcp://127.0.0.1:9")
+    assert time.monotonic() - start < 15
+    message = str(err.value)
+    assert "\n" not in message and "tcp://127.0.0.1:9" in message and "dask scheduler" in message
+
+
+@pytest.mark.parametrize("spec", ["local:0", "local:x", "slurm://x"])
+def test_bad_spec_is_one_line(spec: str) -> None:
+    with pytest.raises(ClusterError) as err:
+        open_executor(spec)
+    assert "\n" not in str(err.value) and spec in str(err.value)
