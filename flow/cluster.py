@@ -63,7 +63,7 @@ class Executor:
         if self.cluster is not None:
             self.cluster.close()
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:

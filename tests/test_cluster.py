@@ -42,3 +42,40 @@ def test_bad_spec_is_one_line(spec: str) -> None:
     with pytest.raises(ClusterError) as err:
         open_executor(spec)
     assert "\n" not in str(err.value) and spec in str(err.value)
+
+
+def test_unreachable_database_is_one_line_within_ten_seconds() -> None:
+    from flow.search import open_storage
+
+    start = time.monotonic()
+    with pytest.raises(ValueError) as err:
+        open_storage("postgresql://flow:pw@127.0.0.1:9/studies")
+    assert time.monotonic() - start < 12
+    message = str(err.value)
+    assert "\n" not in message and "127.0.0.1:9/studies" in message and "pw" not in message
+
+
+def test_unknown_storage_kind_lists_the_kinds() -> None:
+    from flow.search import open_storage
+
+    with pytest.raises(ValueError) as err:
+        open_storage("redis://localhost/0")
+    message = str(err.value)
+    assert "\n" not in message and "journal:" in message and "postgresql://" in message and ".db" in message
+
+
+def test_study_on_postgres_started_by_the_test(tmp_path) -> None:
+    """Two processes' worth of trials on one study in a real PostgreSQL server from the pgserver wheel."""
+    import optuna
+    import pgserver
+
+    from flow.search import open_storage
+
+    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    url = server.get_uri()
+    first = optuna.create_study(study_name="s", storage=open_storage(url), sampler=optuna.samplers.RandomSampler(seed=0))
+    first.optimize(lambda t: t.suggest_float("a", 0, 1), n_trials=4)
+    second = optuna.load_study(study_name="s", storage=open_storage(url))
+    second.optimize(lambda t: t.suggest_float("a", 0, 1), n_trials=3)
+    numbers = sorted(t.number for t in first.get_trials() if t.state.name == "COMPLETE")
+    assert numbers == list(range(7))
