@@ -79,3 +79,48 @@ def test_study_on_postgres_started_by_the_test(tmp_path) -> None:
     second.optimize(lambda t: t.suggest_float("a", 0, 1), n_trials=3)
     numbers = sorted(t.number for t in first.get_trials() if t.state.name == "COMPLETE")
     assert numbers == list(range(7))
+
+
+def _objective_killing_task_3(trial) -> float:
+    """Tiny objective; on task 3's first attempt it kills its own worker process mid-trial."""
+    import os
+    import signal
+
+    x = trial.suggest_float("x", -1.0, 1.0)
+    if trial.user_attrs["task"] == 3 and trial.user_attrs["attempts"] == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+def _killed_worker_study(storage: str) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from flow.search import open_storage
+    from flow.search.tasks import run_trials
+
+    optuna.create_study(study_name="kill", storage=open_storage(storage))
+    lines: list[str] = []
+    with open_executor("local:2", log=lines.append) as ex:
+        results = run_trials(ex, storage, "kill", 10, _objective_killing_task_3)
+    study = optuna.load_study(study_name="kill", storage=open_storage(storage))
+    complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert sorted(t.user_attrs["task"] for t in complete) == list(range(10))
+    assert len({t.number for t in complete}) == 10 and len({t.params["x"] for t in complete}) == 10
+    failed = [t for t in study.get_trials() if t.state != TrialState.COMPLETE]
+    assert [(t.user_attrs["task"], t.state) for t in failed] == [(3, TrialState.FAIL)]
+    rerun = next(t for t in complete if t.user_attrs["task"] == 3)
+    assert rerun.user_attrs["attempts"] == 2
+    assert [r[0] for r in results] == list(range(10))
+    assert sum(" done trial task " in line for line in lines) == 10
+
+
+def test_killed_worker_loses_nothing_on_sqlite(tmp_path) -> None:
+    _killed_worker_study(str(tmp_path / "s.db"))
+
+
+def test_killed_worker_loses_nothing_on_postgres(tmp_path) -> None:
+    import pgserver
+
+    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    _killed_worker_study(server.get_uri())
