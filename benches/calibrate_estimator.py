@@ -28,6 +28,7 @@ from torch import nn
 
 import flow
 from benches.estimator_designs import MULTI_START, build_multi, draw_multi
+from flow.cluster import open_executor
 from flow.estimate.design import design_sources, synth_xc7
 from flow.estimate.model import CALIBRATION, Calibration, dsp_count, stage_features, stage_kind
 from flow.hardware.emit import stage_instance
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--designs", type=int, default=80)
     ap.add_argument("--multi", type=int, default=48, help="multi-layer designs (numbered from 1000)")
     ap.add_argument("--out", default=str(CALIBRATION))
+    ap.add_argument("--cluster", default="serial", help="serial (default), local:N or tcp://host:port (flow.cluster)")
     ap.add_argument("--remeasure", default=None, metavar="STYLE",
                     help="synthesize the stored designs of one style again (after its RTL changed), then refit")
     a = ap.parse_args(argv)
@@ -185,17 +187,17 @@ def main(argv: list[str] | None = None) -> int:
         data["specs"] = [s for s in data["specs"] if s["index"] not in again]
         data["rows"] = [r for r in data["rows"] if r["design"] not in again]
     done = {s["index"] for s in data["specs"]}
-    for index in [*range(a.designs), *range(MULTI_START, MULTI_START + a.multi)]:
-        if index in done:
-            continue
-        spec = draw(index) if index < MULTI_START else draw_multi(index)
-        rows = measure(spec)
-        data["specs"] = sorted([*data["specs"], spec], key=lambda s: s["index"])
-        data["rows"] += rows
-        data["coefficients"] = fit([r for r in data["rows"] if r["design"] % 2 == 0])
-        path.write_text(json.dumps(data, indent=1) + "\n")
-        print(f"design {index}: {describe(spec)}: LUT {sum(r['LUT'] for r in rows)} ({rows[0]['synth_seconds']} s)",
-              flush=True)
+    specs = [draw(index) if index < MULTI_START else draw_multi(index)
+             for index in [*range(a.designs), *range(MULTI_START, MULTI_START + a.multi)] if index not in done]
+    # Designs are synthesized as independent jobs; the client writes each result once, in index order.
+    with open_executor(a.cluster) as executor:
+        for spec, rows in zip(specs, executor.map(measure, specs, label=describe)):
+            data["specs"] = sorted([*data["specs"], spec], key=lambda s: s["index"])
+            data["rows"] += rows
+            data["coefficients"] = fit([r for r in data["rows"] if r["design"] % 2 == 0])
+            path.write_text(json.dumps(data, indent=1) + "\n")
+            print(f"design {spec['index']}: {describe(spec)}: LUT {sum(r['LUT'] for r in rows)} "
+                  f"({rows[0]['synth_seconds']} s)", flush=True)
     featurize(data)
     calibration_rows = [r for r in data["rows"] if r["design"] % 2 == 0]
     held_out = [r for r in data["rows"] if r["design"] % 2 == 1]

@@ -21,7 +21,7 @@ QUIET = {"log": lambda _: None}
 # ---- storage and samplers ----
 def test_storage_kinds(tmp_path):
     assert open_storage(tmp_path / "a.db") == f"sqlite:///{(tmp_path / 'a.db').resolve()}"
-    assert open_storage("postgresql://user@host/db") == "postgresql://user@host/db"
+    assert open_storage("mysql://user@host/db") == "mysql://user@host/db"  # postgresql is opened at once: test_cluster.py
     assert isinstance(open_storage(f"journal:{tmp_path / 'j.txt'}"), optuna.storages.JournalStorage)
     with pytest.raises(ValueError, match="cannot tell which storage 'studies' is; pass a .db path"):
         open_storage("studies")
