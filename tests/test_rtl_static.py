@@ -21,6 +21,7 @@ from flow.hardware.components import (
     gelu_parameters,
     leaky_relu_parameters,
     relu_parameters,
+    softmax_parameters,
 )
 from flow.hardware.emit import weight_words
 from flow.nn import LinearQuantConfig
@@ -29,7 +30,7 @@ from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
 from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE, linear_parameters, random_layer
-from tests.sim.test_transformer_ops import GELU_TABLE
+from tests.sim.test_transformer_ops import GELU_TABLE, SOFTMAX_TABLE
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
 
@@ -58,6 +59,8 @@ def component_rows():
         yield "concat_lockstep", concat_lockstep_parameters(width, a_elements, b_elements)
     for src, dst, par, _ in GELU_TABLE:
         yield "gelu", gelu_parameters(FixedFormat(*src), FixedFormat(*dst), par)
+    for src, out_frac, length, par, _ in SOFTMAX_TABLE:
+        yield "softmax", softmax_parameters(FixedFormat(*src), out_frac, length, par)
 
 
 def lint(top, parameters):
@@ -90,6 +93,14 @@ def test_parallelism_not_dividing_is_an_elaboration_error(parameters, message):
     assert result.returncode != 0 and message in result.stderr
     with pytest.raises(YosysError, match=message):
         run_yosys(read_commands(SOURCES, "linear", parameters), timeout=120)
+
+
+def test_a_softmax_parallelism_not_dividing_the_row_is_an_elaboration_error():
+    message = "softmax: PAR must divide LENGTH"
+    result = lint("softmax", dict(LENGTH=8, PAR=3))
+    assert result.returncode != 0 and message in result.stderr
+    with pytest.raises(YosysError, match=message):
+        run_yosys(read_commands(SOURCES, "softmax", dict(LENGTH=8, PAR=3)), timeout=120)
 
 
 def test_a_folded_linear_without_a_weights_file_is_an_elaboration_error():

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flow.arith.exp import DEFAULT_COEF_FRAC as DEFAULT_EXP_COEF_FRAC
+from flow.arith.exp import exp_constants
 from flow.arith.gelu import DEFAULT_COEF_FRAC as DEFAULT_GELU_COEF_FRAC
 from flow.arith.gelu import gelu_constants
+from flow.arith.softmax import DEFAULT_GUARD as DEFAULT_SOFTMAX_GUARD
 from flow.formats.base import Format, Overflow, Rounding
 from flow.nn import QuantLinear
 
@@ -37,6 +40,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("concat", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
     Component("concat_lockstep", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
     Component("gelu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantGELU.forward_codes"),
+    Component("softmax", (), "flow.nn.QuantSoftmax.forward_codes"),
 ]}
 
 
@@ -105,6 +109,31 @@ def gelu_parameters(in_fmt: Format, out_fmt: Format, par: int, coef_frac: int = 
     return {"PAR": par, "IN_WIDTH": in_fmt.width, "IN_FRAC": in_fmt.frac, "OUT_WIDTH": out_fmt.width,
             "OUT_FRAC": out_fmt.frac, "ERF_FRAC": constants.erf_frac, "CLIP": constants.clip,
             "HALF_A": constants.half_a}
+
+
+def softmax_parameters(in_fmt: Format, out_frac: int, length: int, par: int, exp_frac: int | None = None,
+                       guard: int = DEFAULT_SOFTMAX_GUARD, coef_frac: int = DEFAULT_EXP_COEF_FRAC) -> dict[str, int]:
+    """softmax.sv's parameters: flow.arith.int_softmax's constants, and the multiply that equals the
+    floor division by ln 2 over the whole input range (n < 2**N: M = ceil(2**(N + b) / d), b = bits of d)."""
+    if par < 1 or length % par:
+        raise ValueError(f"softmax over rows of {length}: parallelism {par} does not divide the row length; "
+                         f"pick a parallelism that divides {length}")
+    exp_frac = out_frac + guard if exp_frac is None else exp_frac
+    k = exp_constants(in_fmt.frac, coef_frac)
+    n_bits = in_fmt.width + 1 + k.work_frac - in_fmt.frac
+    magic_shift = n_bits + k.ln2.bit_length()
+    return {"LENGTH": length, "PAR": par, "IN_WIDTH": in_fmt.width, "OUT_FRAC": out_frac, "EXP_FRAC": exp_frac,
+            "GUARD": guard, "WORK_SHIFT": k.work_frac - in_fmt.frac, "LN2": k.ln2,
+            "MAGIC": -(-(1 << magic_shift) // k.ln2), "MAGIC_SHIFT": magic_shift, "EXP_A": k.a, "EXP_B": k.b,
+            "EXP_C": k.c, "C_SHIFT": k.work_frac, "POLY_SHIFT": k.poly_frac - exp_frac}
+
+
+def softmax_cycles(length: int, par: int, parameters: dict[str, int]) -> tuple[int, int]:
+    """(cycles per row, latency) of softmax.sv: load, exp and emit a beat per cycle, one quotient
+    bit per cycle between them, one row at a time."""
+    beats = length // par
+    divide = parameters["EXP_FRAC"] + parameters["OUT_FRAC"] + parameters["GUARD"] + 1
+    return 3 * beats + divide, 2 * beats + divide
 
 
 def fifo_parameters(beat_bits: int, depth: int) -> dict[str, int]:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from flow.formats.fixed import FixedFormat
-from flow.hardware.components import ELEMENTWISE_CYCLES, gelu_parameters
-from flow.nn import QuantGELU
+from flow.hardware.components import ELEMENTWISE_CYCLES, gelu_parameters, softmax_cycles, softmax_parameters
+from flow.nn import QuantGELU, QuantSoftmax
 from tests.sim.harness import random_codes, simulate
 
 GELU_TABLE = [  # (input (width, frac), output (width, frac), lanes, stimulus)
@@ -46,3 +46,55 @@ def test_gelu(src, dst, par, kind, tmp_path):
     assert results["mismatches"] == 0, results["examples"]
     assert results["out_beats"] == 200
     assert (results["initiation_interval"], results["latency_cycles"]) == ELEMENTWISE_CYCLES
+
+
+SOFTMAX_TABLE = [  # (input (width, frac), output frac, row length, lanes, stimulus)
+    ((16, 8), 8, 8, 1, "random"),
+    ((16, 8), 8, 16, 4, "random"),
+    ((8, 4), 8, 6, 3, "random"),
+    ((12, 6), 12, 8, 2, "random"),
+    ((8, 3), 6, 5, 5, "random"),  # a whole row per beat
+    ((16, 8), 8, 8, 2, "equal"),  # every element the same: 1/8 each
+    ((16, 8), 8, 8, 1, "huge"),  # one element far above the rest: 1.0 there, 0 elsewhere
+    ((16, 8), 8, 8, 2, "negative"),
+    ((16, 8), 8, 8, 4, "zeros"),
+    ((10, 4), 7, 1, 1, "random"),  # a row of one: always 1.0
+]
+
+
+def _rows(fmt: FixedFormat, kind: str, rows: int, length: int, seed: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    if kind == "equal":
+        return [[rng.randint(fmt.min_code, fmt.max_code)] * length for _ in range(rows)]
+    if kind == "huge":
+        out = []
+        for _ in range(rows):
+            row = [rng.randint(fmt.min_code, 0) for _ in range(length)]
+            row[rng.randrange(length)] = fmt.max_code
+            out.append(row)
+        return out
+    flat = _stimulus(fmt, kind, rows * length, seed)
+    return [flat[i * length:(i + 1) * length] for i in range(rows)]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("src,out_frac,length,par,kind", SOFTMAX_TABLE)
+def test_softmax(src, out_frac, length, par, kind, tmp_path):
+    in_fmt, rows = FixedFormat(*src), 60
+    inputs = _rows(in_fmt, kind, rows, length, sum(src) + length + par)
+    expected = QuantSoftmax(in_fmt, out_frac).forward_codes(torch.tensor(inputs))
+    if kind == "huge":
+        assert sorted(expected[0].tolist())[-2:] == [0, 1 << out_frac]
+    params = softmax_parameters(in_fmt, out_frac, length, par)
+    results = simulate(f"softmax{src}o{out_frac}n{length}x{par}{kind}".replace(" ", ""), "softmax", params,
+                       sum(inputs, []), expected.flatten().tolist(), in_width=in_fmt.width, out_width=out_frac + 1,
+                       out_par=par, vectors=rows, work_dir=tmp_path,
+                       cycles_per_vector=softmax_cycles(length, par, params)[0])
+    assert results["mismatches"] == 0, results["examples"]
+    assert results["out_beats"] == rows * length // par
+    assert (results["initiation_interval"], results["latency_cycles"]) == softmax_cycles(length, par, params)
+
+
+def test_softmax_parallelism_must_divide_the_row():
+    with pytest.raises(ValueError, match="parallelism 3 does not divide the row length"):
+        softmax_parameters(FixedFormat(16, 8), 8, 8, 3)

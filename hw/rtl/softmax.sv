@@ -1,0 +1,196 @@
+// softmax: softmax over rows of LENGTH signed elements, PAR per beat, as flow.arith.int_softmax.
+//   1. LOAD   the row is buffered while its maximum is found (one beat per cycle);
+//   2. EXP    each element's exp(x - max), PAR per cycle, is stored and summed: n = max - x at the
+//             working frac (<< WORK_SHIFT); z = floor(n / LN2) as (n * MAGIC) >> MAGIC_SHIFT (equal
+//             over the whole input range); r = n - z LN2; e = round((EXP_A (EXP_B - r)**2 +
+//             (EXP_C << C_SHIFT)) / 2**(z + POLY_SHIFT)), half up (I-BERT's polynomial);
+//   3. DIVIDE a restoring divider forms q = floor(2**RECIP_BITS / sum), one bit per cycle;
+//   4. EMIT   the row leaves as round(e q / 2**(EXP_FRAC + GUARD)), unsigned codes at OUT_FRAC
+//             (OUT_FRAC + 1 bits: 1.0 is the largest), one beat per cycle.
+// One row at a time: latency 2 LENGTH/PAR + RECIP_BITS + 1 cycles, a row every
+// 3 LENGTH/PAR + RECIP_BITS + 1 (flow.hardware.components.softmax_cycles).
+module softmax #(
+    parameter int LENGTH      = 8,
+    parameter int PAR         = 1,
+    parameter int IN_WIDTH    = 16,
+    parameter int OUT_FRAC    = 8,
+    parameter int EXP_FRAC    = 12,
+    parameter int GUARD       = 4,
+    parameter int WORK_SHIFT  = 4,
+    parameter int LN2         = 2839,
+    parameter int MAGIC       = 1548,
+    parameter int MAGIC_SHIFT = 22,
+    parameter int EXP_A       = 5874,
+    parameter int EXP_B       = 5542,
+    parameter int EXP_C       = 23085449,
+    parameter int C_SHIFT     = 12,
+    parameter int POLY_SHIFT  = 26
+) (
+    input  logic                         clk,
+    input  logic                         rst,
+    input  logic [PAR*IN_WIDTH-1:0]      s_axis_tdata,
+    input  logic                         s_axis_tvalid,
+    output logic                         s_axis_tready,
+    output logic [PAR*(OUT_FRAC+1)-1:0]  m_axis_tdata,
+    output logic                         m_axis_tvalid,
+    input  logic                         m_axis_tready
+);
+    localparam int BEATS      = LENGTH / PAR;
+    localparam int IDX_W      = BEATS > 1 ? $clog2(BEATS) : 1;
+    localparam int ADDR_W     = LENGTH > 1 ? $clog2(LENGTH) : 1;
+    localparam int OUT_W      = OUT_FRAC + 1;
+    localparam int RECIP_BITS = EXP_FRAC + OUT_FRAC + GUARD;
+    localparam int OUT_SHIFT  = EXP_FRAC + GUARD;
+    localparam int N_W        = IN_WIDTH + 1 + WORK_SHIFT;           // n = (max - x) << WORK_SHIFT
+    localparam int MAGIC_W    = $clog2(MAGIC + 1);
+    localparam int LN2_W      = $clog2(LN2 + 1);
+    localparam int B_W        = $clog2(EXP_B + 1);
+    localparam int A_W        = $clog2(EXP_A + 1);
+    localparam int C_W        = $clog2(EXP_C + 1) + C_SHIFT;
+    localparam int SQ_W       = A_W + 2 * B_W;
+    localparam int POLY_W     = (SQ_W > C_W ? SQ_W : C_W) + 1;
+    localparam int Z_W        = N_W + MAGIC_W;                        // the product before its shift
+    localparam int SH_W       = $clog2(N_W + POLY_SHIFT + POLY_W + 2) + 1;
+    localparam int EXP_W      = EXP_FRAC + 2;
+    localparam int SUM_W      = EXP_W + $clog2(LENGTH + 1);
+    localparam int Q_W        = RECIP_BITS + 1;
+    localparam int PROD_W     = EXP_W + Q_W;
+
+    generate
+        if (PAR < 1 || LENGTH % PAR != 0) begin : g_bad_par
+            $error("softmax: PAR must divide LENGTH (the row length); pick a PAR that divides it");
+        end
+        if (Z_W > 62 || POLY_W > 62 || PROD_W > 62) begin : g_too_wide
+            $error("softmax: a product is wider than 62 bits; narrow the input or lower EXP_FRAC/OUT_FRAC");
+        end
+    endgenerate
+
+    typedef enum logic [1:0] {LOAD, EXP, DIVIDE, EMIT} state_t;
+    state_t state;
+
+    logic [IN_WIDTH-1:0] row  [LENGTH];
+    logic [EXP_W-1:0]    exps [LENGTH];
+    logic [IDX_W-1:0]    beat;
+    logic [IN_WIDTH-1:0] row_max;
+    logic [SUM_W-1:0]    sum;
+    logic [SUM_W-1:0]    remainder;  // below sum: SUM_W bits
+    logic [Q_W-1:0]      quotient;
+    logic [$clog2(Q_W+1)-1:0] step;
+    logic                last_beat;
+
+    assign last_beat     = beat == IDX_W'(BEATS - 1);
+    assign s_axis_tready = state == LOAD;
+    assign m_axis_tvalid = state == EMIT;
+
+    // ---- the maximum of a beat, then of the row so far ----
+    logic [IN_WIDTH-1:0] beat_max;
+    always_comb begin
+        beat_max = s_axis_tdata[IN_WIDTH-1:0];
+        for (int lane = 1; lane < PAR; lane++) begin
+            if ($signed(s_axis_tdata[lane*IN_WIDTH +: IN_WIDTH]) > $signed(beat_max)) begin
+                beat_max = s_axis_tdata[lane*IN_WIDTH +: IN_WIDTH];
+            end
+        end
+    end
+
+    // ---- exp of PAR elements of the buffered row ----
+    logic [EXP_W-1:0] lane_exp [PAR];
+    logic [SUM_W-1:0] beat_sum;
+    for (genvar lane = 0; lane < PAR; lane++) begin : g_exp
+        logic [IN_WIDTH:0]  diff;
+        logic [N_W-1:0]     n;
+        logic [Z_W-1:0]     scaled;
+        logic [N_W-1:0]     z;
+        logic [N_W+LN2_W-1:0] z_ln2;
+        logic [B_W-1:0]     t;
+        logic [POLY_W-1:0]  poly;
+        logic [SH_W-1:0]    shift;
+        /* verilator lint_off UNUSEDSIGNAL */  // e < 2**EXP_W: the high bits are zero
+        logic [POLY_W:0]    rounded;
+        /* verilator lint_on UNUSEDSIGNAL */
+
+        always_comb begin
+            diff    = {row_max[IN_WIDTH-1], row_max} - {row[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)][IN_WIDTH-1],
+                                                         row[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)]};
+            n       = {{(N_W - IN_WIDTH - 1){1'b0}}, diff} << WORK_SHIFT;
+            scaled  = {{(Z_W - N_W){1'b0}}, n} * {{(Z_W - MAGIC_W){1'b0}}, MAGIC_W'(MAGIC)};
+            z       = N_W'(scaled >> MAGIC_SHIFT);
+            z_ln2   = {{LN2_W{1'b0}}, z} * {{N_W{1'b0}}, LN2_W'(LN2)};
+            t       = B_W'(EXP_B) - B_W'({{LN2_W{1'b0}}, n} - z_ln2);
+            poly    = POLY_W'(EXP_A) * POLY_W'(t) * POLY_W'(t) + (POLY_W'(EXP_C) << C_SHIFT);
+            shift   = SH_W'(z) + SH_W'(POLY_SHIFT);
+            if (z > N_W'(POLY_W) || shift > SH_W'(POLY_W)) begin
+                rounded = '0;
+            end else if (shift == '0) begin
+                rounded = {1'b0, poly};
+            end else begin
+                rounded = ({1'b0, poly} + ((POLY_W + 1)'(1) << (shift - SH_W'(1)))) >> shift;
+            end
+            lane_exp[lane] = EXP_W'(rounded);
+        end
+    end
+
+    always_comb begin
+        beat_sum = '0;
+        for (int lane = 0; lane < PAR; lane++) begin
+            beat_sum = beat_sum + SUM_W'(lane_exp[lane]);
+        end
+    end
+
+    // ---- the restoring divider's next remainder ----
+    logic [SUM_W:0] trial;
+    assign trial = {remainder[SUM_W-1:0], step == $clog2(Q_W+1)'(RECIP_BITS)};
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            state <= LOAD;
+            beat  <= '0;
+        end else begin
+            case (state)
+                LOAD: if (s_axis_tvalid) begin
+                    for (int lane = 0; lane < PAR; lane++) begin
+                        row[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)] <= s_axis_tdata[lane*IN_WIDTH +: IN_WIDTH];
+                    end
+                    if (beat == '0 || $signed(beat_max) > $signed(row_max)) row_max <= beat_max;
+                    beat  <= last_beat ? '0 : beat + IDX_W'(1);
+                    state <= last_beat ? EXP : LOAD;
+                end
+                EXP: begin
+                    for (int lane = 0; lane < PAR; lane++) begin
+                        exps[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)] <= lane_exp[lane];
+                    end
+                    sum       <= (beat == '0 ? '0 : sum) + beat_sum;
+                    beat      <= last_beat ? '0 : beat + IDX_W'(1);
+                    state     <= last_beat ? DIVIDE : EXP;
+                    remainder <= '0;
+                    step      <= $clog2(Q_W+1)'(RECIP_BITS);
+                end
+                DIVIDE: begin
+                    if (trial >= {1'b0, sum}) begin
+                        remainder <= SUM_W'(trial - {1'b0, sum});
+                        quotient  <= {quotient[Q_W-2:0], 1'b1};
+                    end else begin
+                        remainder <= SUM_W'(trial);
+                        quotient  <= {quotient[Q_W-2:0], 1'b0};
+                    end
+                    step  <= step - 1'b1;
+                    state <= step == '0 ? EMIT : DIVIDE;
+                end
+                EMIT: if (m_axis_tready) begin
+                    beat  <= last_beat ? '0 : beat + IDX_W'(1);
+                    state <= last_beat ? LOAD : EMIT;
+                end
+            endcase
+        end
+    end
+
+    // ---- the row leaves: round(e q / 2**OUT_SHIFT), half up ----
+    for (genvar lane = 0; lane < PAR; lane++) begin : g_out
+        logic [PROD_W-1:0] product;
+        always_comb begin
+            product = PROD_W'(exps[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)]) * PROD_W'(quotient)
+                      + (PROD_W'(1) << (OUT_SHIFT - 1));
+            m_axis_tdata[lane*OUT_W +: OUT_W] = OUT_W'(product >> OUT_SHIFT);
+        end
+    end
+endmodule
