@@ -59,6 +59,7 @@ def component_rows():
         yield "concat_lockstep", concat_lockstep_parameters(width, a_elements, b_elements)
     for src, dst, par, _ in GELU_TABLE:
         yield "gelu", gelu_parameters(FixedFormat(*src), FixedFormat(*dst), par)
+    yield "reciprocal", dict(BITS=24, DIV_WIDTH=13)
     for src, out_frac, length, par, _ in SOFTMAX_TABLE:
         yield "softmax", softmax_parameters(FixedFormat(*src), out_frac, length, par)
 

@@ -30,6 +30,7 @@ class Component:
 LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("skid_buffer", (), "identity"),
     Component("fixed_cast_lane", (), "flow.formats.fixed.cast_codes"),
+    Component("reciprocal", (), "flow.arith.roots.reciprocal_floor"),
     Component("fixed_cast", ("skid_buffer", "fixed_cast_lane"), "flow.formats.fixed.cast_codes"),
     Component("relu", ("skid_buffer",), "flow.nn.QuantReLU.forward_codes"),
     Component("leaky_relu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLeakyReLU.forward_codes"),
@@ -40,7 +41,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("concat", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
     Component("concat_lockstep", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
     Component("gelu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantGELU.forward_codes"),
-    Component("softmax", (), "flow.nn.QuantSoftmax.forward_codes"),
+    Component("softmax", ("reciprocal",), "flow.nn.QuantSoftmax.forward_codes"),
 ]}
 
 

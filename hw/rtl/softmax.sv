@@ -4,7 +4,7 @@
 //             working frac (<< WORK_SHIFT); z = floor(n / LN2) as (n * MAGIC) >> MAGIC_SHIFT (equal
 //             over the whole input range); r = n - z LN2; e = round((EXP_A (EXP_B - r)**2 +
 //             (EXP_C << C_SHIFT)) / 2**(z + POLY_SHIFT)), half up (I-BERT's polynomial);
-//   3. DIVIDE a restoring divider forms q = floor(2**RECIP_BITS / sum), one bit per cycle;
+//   3. DIVIDE reciprocal.sv forms q = floor(2**RECIP_BITS / sum), one bit per cycle;
 //   4. EMIT   the row leaves as round(e q / 2**(EXP_FRAC + GUARD)), unsigned codes at OUT_FRAC
 //             (OUT_FRAC + 1 bits: 1.0 is the largest), one beat per cycle.
 // One row at a time: latency 2 LENGTH/PAR + RECIP_BITS + 1 cycles, a row every
@@ -73,9 +73,8 @@ module softmax #(
     logic [IDX_W-1:0]    beat;
     logic [IN_WIDTH-1:0] row_max;
     logic [SUM_W-1:0]    sum;
-    logic [SUM_W-1:0]    remainder;  // below sum: SUM_W bits
     logic [Q_W-1:0]      quotient;
-    logic [$clog2(Q_W+1)-1:0] step;
+    logic                divided;
     logic                last_beat;
 
     assign last_beat     = beat == IDX_W'(BEATS - 1);
@@ -137,9 +136,10 @@ module softmax #(
         end
     end
 
-    // ---- the restoring divider's next remainder ----
-    logic [SUM_W:0] trial;
-    assign trial = {remainder[SUM_W-1:0], step == $clog2(Q_W+1)'(RECIP_BITS)};
+    // ---- q = floor(2**RECIP_BITS / sum), one bit per cycle in DIVIDE ----
+    reciprocal #(.BITS(RECIP_BITS), .DIV_WIDTH(SUM_W)) u_reciprocal (
+        .clk(clk), .clear(state == EXP), .run(state == DIVIDE), .divisor(sum), .quotient(quotient), .last(divided)
+    );
 
     always_ff @(posedge clk) begin
         if (rst) begin
@@ -162,20 +162,8 @@ module softmax #(
                     sum       <= (beat == '0 ? '0 : sum) + beat_sum;
                     beat      <= last_beat ? '0 : beat + IDX_W'(1);
                     state     <= last_beat ? DIVIDE : EXP;
-                    remainder <= '0;
-                    step      <= $clog2(Q_W+1)'(RECIP_BITS);
                 end
-                DIVIDE: begin
-                    if (trial >= {1'b0, sum}) begin
-                        remainder <= SUM_W'(trial - {1'b0, sum});
-                        quotient  <= {quotient[Q_W-2:0], 1'b1};
-                    end else begin
-                        remainder <= SUM_W'(trial);
-                        quotient  <= {quotient[Q_W-2:0], 1'b0};
-                    end
-                    step  <= step - 1'b1;
-                    state <= step == '0 ? EMIT : DIVIDE;
-                end
+                DIVIDE: state <= divided ? EMIT : DIVIDE;
                 EMIT: if (m_axis_tready) begin
                     beat  <= last_beat ? '0 : beat + IDX_W'(1);
                     state <= last_beat ? LOAD : EMIT;
