@@ -19,6 +19,7 @@ from flow.hardware.components import (
     concat_parameters,
     fifo_parameters,
     gelu_parameters,
+    layer_norm_parameters,
     leaky_relu_parameters,
     relu_parameters,
     softmax_parameters,
@@ -30,7 +31,7 @@ from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
 from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE, linear_parameters, random_layer
-from tests.sim.test_transformer_ops import GELU_TABLE, SOFTMAX_TABLE
+from tests.sim.test_transformer_ops import GELU_TABLE, LAYER_NORM_TABLE, SOFTMAX_TABLE, _layer_norm
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
 
@@ -62,6 +63,8 @@ def component_rows():
     yield "reciprocal", dict(BITS=24, DIV_WIDTH=13)
     for src, out_frac, length, par, _ in SOFTMAX_TABLE:
         yield "softmax", softmax_parameters(FixedFormat(*src), out_frac, length, par)
+    for src, dst, affine, features, par, *_ in LAYER_NORM_TABLE:
+        yield "layer_norm", layer_norm_parameters(_layer_norm(src, dst, affine, features, 1e-12, 0), par)
 
 
 def lint(top, parameters):
@@ -96,12 +99,13 @@ def test_parallelism_not_dividing_is_an_elaboration_error(parameters, message):
         run_yosys(read_commands(SOURCES, "linear", parameters), timeout=120)
 
 
-def test_a_softmax_parallelism_not_dividing_the_row_is_an_elaboration_error():
-    message = "softmax: PAR must divide LENGTH"
-    result = lint("softmax", dict(LENGTH=8, PAR=3))
+@pytest.mark.parametrize("top,message", [("softmax", "softmax: PAR must divide LENGTH"),
+                                         ("layer_norm", "layer_norm: PAR must divide LENGTH")])
+def test_a_row_op_parallelism_not_dividing_the_row_is_an_elaboration_error(top, message):
+    result = lint(top, dict(LENGTH=8, PAR=3))
     assert result.returncode != 0 and message in result.stderr
     with pytest.raises(YosysError, match=message):
-        run_yosys(read_commands(SOURCES, "softmax", dict(LENGTH=8, PAR=3)), timeout=120)
+        run_yosys(read_commands(SOURCES, top, dict(LENGTH=8, PAR=3)), timeout=120)
 
 
 def test_a_folded_linear_without_a_weights_file_is_an_elaboration_error():

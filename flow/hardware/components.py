@@ -13,9 +13,11 @@ from flow.arith.exp import DEFAULT_COEF_FRAC as DEFAULT_EXP_COEF_FRAC
 from flow.arith.exp import exp_constants
 from flow.arith.gelu import DEFAULT_COEF_FRAC as DEFAULT_GELU_COEF_FRAC
 from flow.arith.gelu import gelu_constants
+from flow.arith.layer_norm import DEFAULT_NORM_GUARD, layer_norm_constants
 from flow.arith.softmax import DEFAULT_GUARD as DEFAULT_SOFTMAX_GUARD
 from flow.formats.base import Format, Overflow, Rounding
-from flow.nn import QuantLinear
+from flow.hardware.packing import pack_codes, sv_literal
+from flow.nn import QuantLayerNorm, QuantLinear
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("concat_lockstep", ("skid_buffer",), "flow.nn.Concat.forward_codes"),
     Component("gelu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantGELU.forward_codes"),
     Component("softmax", ("reciprocal",), "flow.nn.QuantSoftmax.forward_codes"),
+    Component("layer_norm", ("reciprocal", "fixed_cast_lane"), "flow.nn.QuantLayerNorm.forward_codes"),
 ]}
 
 
@@ -135,6 +138,37 @@ def softmax_cycles(length: int, par: int, parameters: dict[str, int]) -> tuple[i
     beats = length // par
     divide = parameters["EXP_FRAC"] + parameters["OUT_FRAC"] + parameters["GUARD"] + 1
     return 3 * beats + divide, 2 * beats + divide
+
+
+def layer_norm_parameters(norm: QuantLayerNorm, par: int) -> dict[str, int | str]:
+    """layer_norm.sv's parameters: the formats, flow.arith.int_layer_norm's constants, the affine
+    codes packed as parameters, and the square root's steps (half the largest radicand's bits)."""
+    features, in_fmt, out_fmt, affine_fmt = norm.features, norm.in_fmt, norm.out_fmt, norm.affine_fmt
+    if par < 1 or features % par:
+        raise ValueError(f"LayerNorm over {features} features: parallelism {par} does not divide the row length; "
+                         f"pick a parallelism that divides {features}")
+    if not (in_fmt.signed and out_fmt.signed and affine_fmt.signed):
+        raise ValueError("layer_norm.sv takes signed input, output and affine formats; make them signed")
+    k = layer_norm_constants(features, in_fmt, out_fmt.frac + DEFAULT_NORM_GUARD, norm.eps)
+    if k.eps >= 1 << 31:
+        raise ValueError(f"LayerNorm eps {norm.eps} is {k.eps} codes, over a 32-bit parameter; lower eps or the "
+                         "input frac")
+    largest_radicand = (features ** 2 * 4 ** (in_fmt.width - 1) + k.eps) << (2 * k.root_frac)
+    return {"LENGTH": features, "PAR": par, "IN_WIDTH": in_fmt.width, "OUT_WIDTH": out_fmt.width,
+            "OUT_FRAC": out_fmt.frac, "AFF_WIDTH": affine_fmt.width, "AFF_FRAC": affine_fmt.frac,
+            "NORM_FRAC": k.norm_frac, "GUARD": k.guard, "ROOT_FRAC": k.root_frac, "EPS": k.eps,
+            "ROOT_STEPS": -(-largest_radicand.bit_length() // 2),
+            "WEIGHTS": sv_literal(pack_codes(norm.weight_codes().tolist(), affine_fmt.width), features * affine_fmt.width),
+            "BIASES": sv_literal(pack_codes(norm.bias_codes().tolist(), affine_fmt.width), features * affine_fmt.width)}
+
+
+def layer_norm_cycles(features: int, par: int, parameters: dict[str, int | str]) -> tuple[int, int]:
+    """(cycles per row, latency) of layer_norm.sv: load and emit a beat per cycle, one setup
+    cycle, a root bit and then a reciprocal bit per cycle between them, one row at a time."""
+    beats = features // par
+    serial = 2 + int(parameters["ROOT_STEPS"]) + int(parameters["NORM_FRAC"]) + int(parameters["ROOT_FRAC"]) \
+        + int(parameters["GUARD"])
+    return 2 * beats + serial, beats + serial
 
 
 def fifo_parameters(beat_bits: int, depth: int) -> dict[str, int]:

@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from flow.formats.fixed import FixedFormat
-from flow.hardware.components import ELEMENTWISE_CYCLES, gelu_parameters, softmax_cycles, softmax_parameters
-from flow.nn import QuantGELU, QuantSoftmax
+from flow.hardware.components import (
+    ELEMENTWISE_CYCLES,
+    gelu_parameters,
+    layer_norm_cycles,
+    layer_norm_parameters,
+    softmax_cycles,
+    softmax_parameters,
+)
+from flow.nn import QuantGELU, QuantLayerNorm, QuantSoftmax
 from tests.sim.harness import random_codes, simulate
 
 GELU_TABLE = [  # (input (width, frac), output (width, frac), lanes, stimulus)
@@ -98,3 +105,53 @@ def test_softmax(src, out_frac, length, par, kind, tmp_path):
 def test_softmax_parallelism_must_divide_the_row():
     with pytest.raises(ValueError, match="parallelism 3 does not divide the row length"):
         softmax_parameters(FixedFormat(16, 8), 8, 8, 3)
+
+
+LAYER_NORM_TABLE = [  # (input, output, affine (width, frac), features, lanes, stimulus, eps)
+    ((8, 4), (8, 4), (8, 6), 8, 1, "random", 1e-12),
+    ((16, 8), (16, 8), (16, 10), 16, 4, "random", 1e-12),
+    ((12, 6), (10, 5), (8, 6), 6, 3, "random", 1e-12),
+    ((8, 3), (8, 4), (6, 4), 5, 5, "random", 1e-12),  # a whole row per beat
+    ((8, 4), (12, 6), (8, 6), 32, 8, "random", 1e-5),  # an eps of many codes
+    ((16, 8), (16, 8), (16, 10), 128, 16, "random", 1e-12),  # bert-tiny's hidden size
+    ((16, 8), (16, 8), (16, 10), 8, 2, "equal"),  # every element the same: the bias alone
+    ((16, 8), (16, 8), (16, 10), 8, 1, "huge"),  # one element far above the rest
+    ((16, 8), (16, 8), (16, 10), 8, 2, "negative"),
+    ((16, 8), (16, 8), (16, 10), 8, 4, "zeros"),
+]
+
+
+def _layer_norm(src, dst, affine, features, eps, seed):
+    norm = QuantLayerNorm(features, FixedFormat(*src), FixedFormat(*dst), FixedFormat(*affine), eps)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        norm.weight.copy_(1 + torch.randn(features, generator=generator))
+        norm.bias.copy_(torch.randn(features, generator=generator))
+    return norm
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("src,dst,affine,features,par,kind,eps",
+                         [row if len(row) == 7 else (*row, 1e-12) for row in LAYER_NORM_TABLE])
+def test_layer_norm(src, dst, affine, features, par, kind, eps, tmp_path):
+    seed, rows = sum(src) + features + par, 40
+    norm = _layer_norm(src, dst, affine, features, eps, seed)
+    inputs = _rows(norm.in_fmt, kind, rows, features, seed)
+    expected = norm.forward_codes(torch.tensor(inputs))
+    if kind == "equal":
+        assert expected[0].tolist() == norm.forward_codes(torch.zeros(1, features, dtype=torch.long))[0].tolist()
+    params = layer_norm_parameters(norm, par)
+    cycles = layer_norm_cycles(features, par, params)
+    results = simulate(f"layer_norm{src}{dst}{affine}n{features}x{par}{kind}{eps}".replace(" ", ""), "layer_norm",
+                       params, sum(inputs, []), expected.flatten().tolist(), in_width=norm.in_fmt.width,
+                       out_width=norm.out_fmt.width, out_par=par, vectors=rows, work_dir=tmp_path,
+                       cycles_per_vector=cycles[0])
+    assert results["mismatches"] == 0, results["examples"]
+    assert results["out_beats"] == rows * features // par
+    assert (results["initiation_interval"], results["latency_cycles"]) == cycles
+
+
+def test_layer_norm_parallelism_must_divide_the_features():
+    norm = _layer_norm((8, 4), (8, 4), (8, 6), 8, 1e-12, 0)
+    with pytest.raises(ValueError, match="parallelism 3 does not divide the row length"):
+        layer_norm_parameters(norm, 3)
