@@ -21,17 +21,18 @@ from flow.hardware.components import (
     gelu_parameters,
     layer_norm_parameters,
     leaky_relu_parameters,
+    matmul_parameters,
     relu_parameters,
     softmax_parameters,
 )
 from flow.hardware.emit import weight_words
-from flow.nn import LinearQuantConfig
+from flow.nn import LinearQuantConfig, QuantMatmul
 from flow.toolchain import rtl_dir, setup_verilator
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
 from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE, linear_parameters, random_layer
-from tests.sim.test_transformer_ops import GELU_TABLE, LAYER_NORM_TABLE, SOFTMAX_TABLE, _layer_norm
+from tests.sim.test_transformer_ops import GELU_TABLE, LAYER_NORM_TABLE, MATMUL_TABLE, SOFTMAX_TABLE, _layer_norm
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
 
@@ -65,6 +66,9 @@ def component_rows():
         yield "softmax", softmax_parameters(FixedFormat(*src), out_frac, length, par)
     for src, dst, affine, features, par, *_ in LAYER_NORM_TABLE:
         yield "layer_norm", layer_norm_parameters(_layer_norm(src, dst, affine, features, 1e-12, 0), par)
+    for a, b, out, shift, shape, lanes, transposed, _, *modes in MATMUL_TABLE:
+        matmul = QuantMatmul(FixedFormat(*a), FixedFormat(*b), FixedFormat(*out), shift, *modes)
+        yield "matmul", matmul_parameters(matmul, *shape, *lanes, transposed)
 
 
 def lint(top, parameters):
@@ -100,12 +104,14 @@ def test_parallelism_not_dividing_is_an_elaboration_error(parameters, message):
 
 
 @pytest.mark.parametrize("top,message", [("softmax", "softmax: PAR must divide LENGTH"),
-                                         ("layer_norm", "layer_norm: PAR must divide LENGTH")])
+                                         ("layer_norm", "layer_norm: PAR must divide LENGTH"),
+                                         ("matmul", "matmul: A_PAR must divide INNER")])
 def test_a_row_op_parallelism_not_dividing_the_row_is_an_elaboration_error(top, message):
-    result = lint(top, dict(LENGTH=8, PAR=3))
+    parameters = dict(INNER=8, A_PAR=3) if top == "matmul" else dict(LENGTH=8, PAR=3)
+    result = lint(top, parameters)
     assert result.returncode != 0 and message in result.stderr
     with pytest.raises(YosysError, match=message):
-        run_yosys(read_commands(SOURCES, top, dict(LENGTH=8, PAR=3)), timeout=120)
+        run_yosys(read_commands(SOURCES, top, parameters), timeout=120)
 
 
 def test_a_folded_linear_without_a_weights_file_is_an_elaboration_error():

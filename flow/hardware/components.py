@@ -17,7 +17,7 @@ from flow.arith.layer_norm import DEFAULT_NORM_GUARD, layer_norm_constants
 from flow.arith.softmax import DEFAULT_GUARD as DEFAULT_SOFTMAX_GUARD
 from flow.formats.base import Format, Overflow, Rounding
 from flow.hardware.packing import pack_codes, sv_literal
-from flow.nn import QuantLayerNorm, QuantLinear
+from flow.nn import QuantLayerNorm, QuantLinear, QuantMatmul
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("gelu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantGELU.forward_codes"),
     Component("softmax", ("reciprocal",), "flow.nn.QuantSoftmax.forward_codes"),
     Component("layer_norm", ("reciprocal", "fixed_cast_lane"), "flow.nn.QuantLayerNorm.forward_codes"),
+    Component("matmul", ("fixed_cast_lane",), "flow.nn.QuantMatmul.forward_codes"),
 ]}
 
 
@@ -218,3 +219,30 @@ def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: st
                 **c.data_in.rtl_parameters("IN"), **c.weight.rtl_parameters("W"), ACC_WIDTH=layer.accumulator_width(),
                 **c.data_out.rtl_parameters("OUT"), ROUNDING=c.rounding.rtl_code, OVERFLOW=c.overflow.rtl_code,
                 **({"WEIGHTS_FILE": f'"{weights_file}"'} if folded else {"WEIGHTS": weights}), BIAS=bias)
+
+
+def matmul_parameters(matmul: QuantMatmul, rows: int, inner: int, cols: int, a_par: int, b_par: int, out_par: int,
+                      b_transposed: bool) -> dict[str, int]:
+    """matmul.sv's parameters for ``rows`` x ``inner`` by ``inner`` x ``cols`` products; B arrives
+    row-major, or transposed (row-major Bᵀ, as K's rows for Q·Kᵀ) when ``b_transposed``."""
+    for name, par, length, what in (("A", a_par, inner, "a row of A"), ("B", b_par, inner * cols, "the elements of B"),
+                                    ("output", out_par, cols, "a row of C")):
+        if par < 1 or length % par:
+            raise ValueError(f"matmul {rows}x{inner} by {inner}x{cols}: {name} parallelism {par} does not divide "
+                             f"{what} ({length}); pick one that divides {length}")
+    return {"ROWS": rows, "INNER": inner, "COLS": cols, "A_PAR": a_par, "B_PAR": b_par, "OUT_PAR": out_par,
+            "B_TRANSPOSED": int(b_transposed), "A_WIDTH": matmul.a_fmt.width, "A_SIGNED": int(matmul.a_fmt.signed),
+            "B_WIDTH": matmul.b_fmt.width, "B_SIGNED": int(matmul.b_fmt.signed),
+            "ACC_WIDTH": matmul.accumulator_width(inner), "IN_FRAC": matmul.acc_frac,
+            **matmul.out_fmt.rtl_parameters("OUT"), "ROUNDING": matmul.rounding.rtl_code,
+            "OVERFLOW": matmul.overflow.rtl_code}
+
+
+def matmul_cycles(parameters: dict[str, int]) -> tuple[int, int]:
+    """(cycles per product, latency from the first B beat to the first output beat) of matmul.sv:
+    B loads a beat per cycle, then each row of A loads and each output group takes STEPS cycles
+    and one to leave."""
+    p = parameters
+    b_beats, a_beats = p["INNER"] * p["COLS"] // p["B_PAR"], p["INNER"] // p["A_PAR"]
+    steps, groups = p["INNER"] // p["A_PAR"], p["COLS"] // p["OUT_PAR"]
+    return b_beats + p["ROWS"] * (a_beats + groups * (steps + 1)), b_beats + a_beats + steps

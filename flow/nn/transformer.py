@@ -1,5 +1,5 @@
-"""The transformer's non-linear layers on fixed point: softmax, GELU and LayerNorm whose exact
-path is flow.arith's integer kernels.
+"""The transformer's layers on fixed point: softmax, GELU and LayerNorm whose exact path is
+flow.arith's integer kernels, and the matmul of two activations (attention's Q·Kᵀ and A·V).
 
 ``forward`` is the fake-quant path used in training: the value is the integer kernel's (on the
 input quantized to ``in_fmt``), the gradient is the float op's at that quantized input (a
@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from flow.arith import int_gelu, int_layer_norm, int_softmax
-from flow.formats.fixed import FixedFormat, dequantize, fake_quantize, quantize
+from flow.formats.base import Overflow, Rounding, parse_overflow, parse_rounding
+from flow.formats.fixed import MAX_CODE_BITS, FixedFormat, cast_codes, dequantize, fake_quantize, quantize
 
 
 def _through(exact: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
@@ -105,3 +106,56 @@ class QuantLayerNorm(nn.Module):
         weight, bias = fake_quantize(self.weight, self.affine_fmt), fake_quantize(self.bias, self.affine_fmt)
         exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
         return _through(exact, nn.functional.layer_norm(xq, (self.features,), weight, bias, self.eps))
+
+
+def attention_scale_shift(head_dim: int) -> int:
+    """The shift s with 2**-s = 1/sqrt(head_dim), so attention's scaling is exact; a head size
+    that is not a power of 4 has no such shift (a one-line error)."""
+    shift = (head_dim.bit_length() - 1) // 2
+    if head_dim < 1 or 4 ** shift != head_dim:
+        raise ValueError(f"attention scale 1/sqrt({head_dim}) is not a power of two; flow scales exactly by a shift "
+                         "only, so use a head size that is a power of 4 (16, 64, 256)")
+    return shift
+
+
+class QuantMatmul(nn.Module):
+    """``a @ b`` of two activations (``a_fmt`` and ``b_fmt`` codes) times 2**-scale_shift: an exact
+    integer accumulator, then one cast to ``out_fmt``. Attention's Q·Kᵀ/√d and A·V."""
+
+    def __init__(self, a_fmt: FixedFormat, b_fmt: FixedFormat, out_fmt: FixedFormat, scale_shift: int = 0,
+                 rounding: Rounding | str = Rounding.HALF_UP, overflow: Overflow | str = Overflow.SATURATE):
+        super().__init__()
+        if scale_shift < 0:
+            raise ValueError(f"matmul scale_shift {scale_shift} must be >= 0 (a scale of 2**-shift)")
+        self.a_fmt, self.b_fmt, self.out_fmt, self.scale_shift = a_fmt, b_fmt, out_fmt, scale_shift
+        self.rounding, self.overflow = parse_rounding(rounding), parse_overflow(overflow)
+
+    def extra_repr(self) -> str:
+        return (f"a={self.a_fmt}, b={self.b_fmt}, out={self.out_fmt}, scale=2**-{self.scale_shift}, "
+                f"{self.rounding.value}, {self.overflow.value}")
+
+    @property
+    def acc_frac(self) -> int:
+        """The accumulator's frac: the products' frac plus the scale's shift (a shift is a reinterpretation)."""
+        return self.a_fmt.frac + self.b_fmt.frac + self.scale_shift
+
+    def accumulator_width(self, inner: int) -> int:
+        """Bits of a signed accumulator that holds any sum of ``inner`` products of the formats' codes."""
+        extremes = [a * b for a in (self.a_fmt.min_code, self.a_fmt.max_code)
+                    for b in (self.b_fmt.min_code, self.b_fmt.max_code)]
+        low, high = inner * min(extremes), inner * max(extremes)
+        return max(low.bit_length(), high.bit_length()) + 1
+
+    def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul of {tuple(a.shape)} by {tuple(b.shape)}: a's last dimension must equal b's "
+                             "second to last; transpose b (Q·Kᵀ takes K transposed)")
+        if self.accumulator_width(a.shape[-1]) > MAX_CODE_BITS:
+            raise ValueError(f"matmul over {a.shape[-1]} products of {self.a_fmt} by {self.b_fmt} needs a "
+                             f"{self.accumulator_width(a.shape[-1])}-bit accumulator, over {MAX_CODE_BITS}; narrow them")
+        return cast_codes(a @ b, self.acc_frac, self.out_fmt, self.rounding, self.overflow)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        aq, bq = fake_quantize(a, self.a_fmt), fake_quantize(b, self.b_fmt)
+        codes = self.forward_codes(quantize(a.detach(), self.a_fmt), quantize(b.detach(), self.b_fmt))
+        return _through(dequantize(codes, self.out_fmt, a.dtype), (aq @ bq) * 2.0 ** -self.scale_shift)

@@ -4,16 +4,19 @@ import random
 import pytest
 import torch
 
+from flow.formats.base import Overflow, Rounding
 from flow.formats.fixed import FixedFormat
 from flow.hardware.components import (
     ELEMENTWISE_CYCLES,
     gelu_parameters,
     layer_norm_cycles,
     layer_norm_parameters,
+    matmul_cycles,
+    matmul_parameters,
     softmax_cycles,
     softmax_parameters,
 )
-from flow.nn import QuantGELU, QuantLayerNorm, QuantSoftmax
+from flow.nn import QuantGELU, QuantLayerNorm, QuantMatmul, QuantSoftmax
 from tests.sim.harness import random_codes, simulate
 
 GELU_TABLE = [  # (input (width, frac), output (width, frac), lanes, stimulus)
@@ -155,3 +158,55 @@ def test_layer_norm_parallelism_must_divide_the_features():
     norm = _layer_norm((8, 4), (8, 4), (8, 6), 8, 1e-12, 0)
     with pytest.raises(ValueError, match="parallelism 3 does not divide the row length"):
         layer_norm_parameters(norm, 3)
+
+
+MATMUL_TABLE = [  # (a, b, out (width, frac[, signed])), scale shift, (rows, inner, cols), (a, b, out) lanes,
+    # B transposed (Q·Kᵀ) or not (A·V), stimulus[, rounding, overflow]
+    ((8, 4), (8, 4), (8, 4), 0, (4, 8, 6), (1, 1, 1), False, "random"),
+    ((8, 4), (8, 4), (10, 4), 3, (8, 16, 8), (4, 4, 2), True, "random"),  # Q·Kᵀ / sqrt(64)
+    ((9, 8, False), (8, 4), (8, 4), 0, (6, 6, 4), (3, 4, 4), False, "random"),  # A·V: softmax codes by V
+    ((8, 4), (6, 2), (12, 6), 0, (3, 4, 4), (4, 16, 4), True, "random"),  # fully parallel: one step, one group
+    ((16, 8), (16, 8), (16, 8), 3, (4, 64, 8), (8, 16, 2), True, "random"),  # bert-tiny's head size
+    ((8, 4), (8, 4), (8, 4), 0, (4, 8, 4), (2, 2, 2), False, "huge"),  # saturates
+    ((8, 4), (8, 4), (8, 4), 0, (4, 8, 4), (2, 8, 1), True, "negative"),
+    ((8, 4), (8, 4), (8, 4), 0, (4, 8, 4), (8, 4, 4), False, "zeros"),
+    ((8, 4), (8, 4), (8, 4), 1, (4, 8, 4), (2, 2, 2), True, "equal"),
+    ((8, 4), (8, 4), (8, 2), 2, (5, 6, 3), (2, 3, 3), False, "random", Rounding.FLOOR, Overflow.WRAP),
+]
+
+
+def _matrix(fmt: FixedFormat, kind: str, rows: int, cols: int, rng: random.Random) -> torch.Tensor:
+    if kind == "equal":
+        return torch.full((rows, cols), rng.randint(fmt.min_code, fmt.max_code))
+    return torch.tensor(_stimulus(fmt, kind, rows * cols, rng.randrange(1 << 30))).reshape(rows, cols)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("row", MATMUL_TABLE, ids=lambda row: f"{row[4]}x{row[5]}{row[7]}".replace(" ", ""))
+def test_matmul(row, tmp_path):
+    a_spec, b_spec, out_spec, shift, (rows, inner, cols), (a_par, b_par, out_par), transposed, kind, *modes = row
+    matmul = QuantMatmul(FixedFormat(*a_spec), FixedFormat(*b_spec), FixedFormat(*out_spec), shift, *modes)
+    rng, products = random.Random(rows * inner * cols), 6
+    a_codes, b_codes, expected = [], [], []
+    for _ in range(products):
+        a, b = _matrix(matmul.a_fmt, kind, rows, inner, rng), _matrix(matmul.b_fmt, kind, inner, cols, rng)
+        a_codes += a.flatten().tolist()
+        b_codes += (b.T if transposed else b).flatten().tolist()
+        expected += matmul.forward_codes(a, b).flatten().tolist()
+    if kind == "huge":
+        assert {matmul.out_fmt.min_code, matmul.out_fmt.max_code} <= set(expected)
+    params = matmul_parameters(matmul, rows, inner, cols, a_par, b_par, out_par, transposed)
+    results = simulate(f"matmul{row}".replace(" ", ""), "matmul", params, vectors=products, work_dir=tmp_path,
+                       cycles_per_vector=matmul_cycles(params)[0],
+                       ports={"in": {"s_axis_b": {"data": b_codes, "width": matmul.b_fmt.width},
+                                     "s_axis_a": {"data": a_codes, "width": matmul.a_fmt.width}},
+                              "out": {"m_axis": {"data": expected, "width": matmul.out_fmt.width, "par": out_par}}})
+    assert results["mismatches"] == 0, results["examples"]
+    assert results["out_beats"] == products * rows * cols // out_par
+    assert (results["initiation_interval"], results["latency_cycles"]) == matmul_cycles(params)
+
+
+def test_matmul_parallelism_must_divide():
+    matmul = QuantMatmul(FixedFormat(8, 4), FixedFormat(8, 4), FixedFormat(8, 4))
+    with pytest.raises(ValueError, match="A parallelism 3 does not divide a row of A"):
+        matmul_parameters(matmul, 4, 8, 4, 3, 1, 1, False)
