@@ -1,5 +1,6 @@
 """The transformer ops' integer kernels: exact roots and reciprocals, and the error of exp,
 softmax, GELU and LayerNorm against float, pinned in output LSBs on exhaustive or seeded inputs."""
+import json
 import math
 from fractions import Fraction
 
@@ -16,6 +17,8 @@ from flow.arith import (
     reciprocal_floor,
 )
 from flow.formats.fixed import FixedFormat
+from flow.labs.activations import op_errors
+from flow.paths import REPO_ROOT
 
 
 def test_isqrt_floor_is_exact_exhaustively_and_on_wide_values():
@@ -140,3 +143,19 @@ def test_layer_norm_extreme_rows():
     got, ref, bias = _layer_norm(zeros_and_negative, in_fmt, out_fmt, n, seed=4)
     assert (got[:2] - ref[:2]).abs().max() <= 0.6
     assert (got[2] == torch.floor(bias.double() / 4 + 0.5)).all()
+
+
+# On real activations: lab 1's seed-0 bert-tiny (integer ops in place) on two test reviews, the
+# inputs its softmaxes, GELUs and LayerNorms receive (flow.labs.activations). Bounds in output LSBs.
+REAL_BOUNDS = {"softmax": (0.6, 0.3), "gelu": (3.2, 1.6), "layer_norm": (0.55, 0.26)}  # (max, mean)
+
+
+def test_error_on_real_bert_tiny_activations_is_pinned_and_matches_the_results_file():
+    stored = REPO_ROOT / "results" / "integer_ops" / "activations_seed0.pt"
+    errors = op_errors(torch.load(stored))
+    assert {row["op"] for row in errors} == set(REAL_BOUNDS)
+    assert [row["op"] for row in errors].count("layer_norm") == 5  # embeddings + 2 per layer
+    for row in errors:
+        worst, mean = REAL_BOUNDS[row["op"]]
+        assert row["max_lsb"] <= worst and row["mean_lsb"] <= mean, row
+    assert json.loads(stored.with_suffix(".json").read_text())["errors"] == errors
