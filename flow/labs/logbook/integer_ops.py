@@ -11,6 +11,7 @@ from flow.labs.logbook.fmt import load, mean, minutes, over_seeds, points, table
 from flow.labs.stats import at_chance, interval, separated
 
 QAT = "results/integer_ops/qat_full.json"
+ERRORS = "results/integer_ops/activations_seed0.json"
 
 
 def _tests(record: dict[str, Any], variant: str, stage: str) -> list[float]:
@@ -81,3 +82,13 @@ def reading(root: Path) -> str:
                  f"on the {r['meta']['device'].upper()} with {r['meta']['cpu_threads']} thread, "
                  f"{minutes(sum(float_s) + sum(after_s))} min in all.")
     return "\n".join(lines) + "\n"
+
+
+@register("integer_ops.errors")
+def errors_table(root: Path) -> str:
+    r = load(root, ERRORS)
+    rows = [[f"`{e['module']}`", e["op"], f"{e['max_lsb']:.2f}", f"{e['mean_lsb']:.3f}", f"{e['elements']:,}"]
+            for e in r["errors"]]
+    return (f"Seed {r['seed']}'s model on the first {r['reviews']} test reviews, {r['tokens']} rows of each op's "
+            f"input per review; error against the float op on the same quantized input, in output LSBs.\n\n"
+            + table(["module", "op", "max error (LSB)", "mean error (LSB)", "elements"], rows))
