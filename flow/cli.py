@@ -43,8 +43,10 @@ def _search_hw(argv: list[str]) -> int:
     ap.add_argument("--out", default="results/hw_search", help="figure, results JSON and confirmed designs")
     ap.add_argument("--confirm", type=int, default=4, help="Pareto points to emit, simulate and synthesize")
     ap.add_argument("--worker", type=int, default=0, help="join the study as extra worker N (N >= 1)")
+    ap.add_argument("--cluster", default=None, help="trials and confirmations as tasks on a Dask cluster: local:N or "
+                                                    "tcp://host:port (default: in this process)")
     a = ap.parse_args(argv)
-    run(a.config, a.trials, a.storage, Path(a.out), a.seed, a.confirm, worker=a.worker)
+    run(a.config, a.trials, a.storage, Path(a.out), a.seed, a.confirm, worker=a.worker, cluster=a.cluster)
     return 0
 
 

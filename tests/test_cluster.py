@@ -112,7 +112,7 @@ def _killed_worker_study(storage: str) -> None:
     rerun = next(t for t in complete if t.user_attrs["task"] == 3)
     assert rerun.user_attrs["attempts"] == 2
     assert [r[0] for r in results] == list(range(10))
-    assert sum(" done trial task " in line for line in lines) == 10
+    assert sum(" done kill trial task " in line for line in lines) == 10
 
 
 def test_killed_worker_loses_nothing_on_sqlite(tmp_path) -> None:
@@ -124,3 +124,32 @@ def test_killed_worker_loses_nothing_on_postgres(tmp_path) -> None:
 
     server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
     _killed_worker_study(server.get_uri())
+
+
+def _two_objectives(trial) -> tuple[float, float]:
+    x = trial.suggest_float("x", -1.0, 1.0)
+    return x * x, abs(x)
+
+
+def test_run_study_on_a_cluster_resumes_a_serial_start_and_keeps_the_budget(tmp_path) -> None:
+    """Two trials run serially first; the cluster runs the other four as tasks, random sampler seeded per task."""
+    import optuna
+
+    from flow.search import StudySpec, open_storage, run_study
+
+    storage = str(tmp_path / "s.db")
+    spec = StudySpec("multi", storage, "random", seed=0, n_trials=2, directions=("minimize", "minimize"))
+    run_study(spec, _two_objectives, log=lambda _: None)
+    lines: list[str] = []
+    with open_executor("local:2", log=lines.append) as ex:
+        spec.n_trials = 6
+        study = run_study(spec, _two_objectives, log=lines.append, executor=ex)
+    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    assert len(complete) == 6 and len({t.params["x"] for t in complete}) == 6
+    assert sorted(t.user_attrs.get("task", -1) for t in complete) == [-1, -1, 2, 3, 4, 5]
+    assert all("commit" in t.user_attrs and "seconds" in t.user_attrs for t in complete)
+    assert sum(" done multi trial task " in line for line in lines) == 4
+    again = optuna.load_study(study_name="multi", storage=open_storage(storage))
+    with open_executor("local:2", log=lines.append) as ex:
+        run_study(spec, _two_objectives, log=lines.append, executor=ex)  # nothing left to do
+    assert len(again.get_trials()) == 6

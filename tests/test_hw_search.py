@@ -25,6 +25,10 @@ def test_short_study_front_and_a_confirmed_design(tmp_path):
     assert sum(line.startswith("[hw-digits_mlp-seed3] trial ") for line in lines) == 5
     again = run(None, 5, str(tmp_path / "s.db"), tmp_path, seed=3, confirm_points=0, log=lines.append)
     assert again["trials"] == 5 and lines[-1].startswith("[hw-digits_mlp-seed3] already has 5 complete trials")
+    more = run(None, 8, str(tmp_path / "s.db"), tmp_path, seed=3, confirm_points=0, log=lines.append,
+               cluster="local:2")  # the three missing trials as tasks on a 2-worker Dask cluster
+    assert more["trials"] == 8
+    assert sum(" done hw-digits_mlp-seed3 trial task " in line for line in lines) == 3
 
 
 def test_choices_make_consistent_designs():

@@ -20,6 +20,7 @@ import optuna
 import torch
 from torch import nn
 
+from flow.cluster import open_executor
 from flow.data.tabular import Split, load_split
 from flow.design.compile import compile_config
 from flow.design.config import load_config
@@ -164,19 +165,39 @@ def confirm(search: HwSearch, trial: optuna.trial.FrozenTrial, folder: Path, log
     return row
 
 
+@dataclass(frozen=True)
+class ConfirmJob:
+    """One Pareto point to emit, simulate and synthesize: an executor job."""
+
+    search: HwSearch
+    trial: optuna.trial.FrozenTrial
+    folder: Path
+
+
+def _confirm_job(job: ConfirmJob) -> dict[str, Any]:
+    return confirm(job.search, job.trial, job.folder, lambda _: None)
+
+
 def run(config: str | None, trials: int, storage: str, out: Path, seed: int = 0, confirm_points: int = 4,
-        worker: int = 0, log=print) -> dict[str, Any]:
+        worker: int = 0, log=print, cluster: str | None = None) -> dict[str, Any]:
+    """The study (its trials as tasks on ``cluster`` when given), its front, and ``confirm_points``
+    points of it emitted, simulated and synthesized (one executor job each)."""
     search = HwSearch.from_config(config, log=log)
     spec = StudySpec(f"hw-{search.config['design']['name']}-seed{seed}", storage, "nsga2", seed, trials,
                      directions=("maximize", "minimize", "minimize"), worker=worker, attrs={"config": str(config)})
-    study = run_study(spec, search.objective, log)
-    if worker:
-        return {}
-    out.mkdir(parents=True, exist_ok=True)
-    plot_front(study, out / "pareto.png")
-    front = pareto_front(study)
-    picks = [front[round(i * (len(front) - 1) / max(confirm_points - 1, 1))] for i in range(min(confirm_points, len(front)))]
-    rows = [confirm(search, t, out / "designs", log) for t in {t.number: t for t in picks}.values()]
+    with open_executor(cluster, log) as executor:
+        study = run_study(spec, search.objective, log, executor)
+        if worker:
+            return {}
+        out.mkdir(parents=True, exist_ok=True)
+        plot_front(study, out / "pareto.png")
+        front = pareto_front(study)
+        picks = [front[round(i * (len(front) - 1) / max(confirm_points - 1, 1))]
+                 for i in range(min(confirm_points, len(front)))]
+        jobs = [ConfirmJob(search, t, out / "designs") for t in {t.number: t for t in picks}.values()]
+        rows = list(executor.map(_confirm_job, jobs, label=lambda job: f"confirm trial {job.trial.number}"))
+        for row in rows:
+            log(json.dumps({k: v for k, v in row.items() if k != "choice"}))
     record = {"trials": len(study.trials), "front": [{"trial": t.number, "values": t.values, "params": t.params}
                                                      for t in front], "confirmed": rows}
     (out / "hw_search.json").write_text(json.dumps(record, indent=2) + "\n")

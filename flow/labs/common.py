@@ -114,6 +114,8 @@ def lab_arguments(ap: argparse.ArgumentParser, lab: str, search: bool = False) -
         ap.add_argument("--storage", default=None, help=f"a .db path, journal:<file> or an Optuna storage URL "
                                                         f"(default results/{lab}/studies.db)")
         ap.add_argument("--worker", type=int, default=0, help="join the existing studies as extra worker N (N >= 1)")
+        ap.add_argument("--cluster", default=None, help="run each study's trials as tasks on a Dask cluster: local:N "
+                                                        "or tcp://host:port (default: in this process)")
     ap.add_argument("--out", default=None, help=f"output folder (default results/{lab})")
     ap.add_argument("--imdb-dir", default=None, help="local IMDb folder (else $FLOW_IMDB_DIR or ../shared/data/imdb)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 from torch import nn
 
+from flow.cluster import Executor, open_executor
 from flow.labs.common import CHANCE, check_preset, lab_arguments, run_lab, run_metadata, update_json
 from flow.labs.lab1 import fixed_config
 from flow.labs.search_harness import (
@@ -90,8 +91,8 @@ def compress(model: nn.Module, seed: int) -> None:
 
 class Lab2:
     def __init__(self, preset: str, out: Path, imdb_dir: str | None, storage: str | None, log=print,
-                 progress: bool = True) -> None:
-        self.preset, self.p, self.out, self.log = preset, PRESETS[preset], out, log
+                 progress: bool = True, executor: Executor | None = None) -> None:
+        self.preset, self.p, self.out, self.log, self.executor = preset, PRESETS[preset], out, log, executor
         self.tag = self.p["tag"]  # names the preset's studies and files; a new budget gets a new tag
         self.storage = storage or str(out / "studies.db")
         self.data = SearchData(self.p["budget"], imdb_dir, progress)
@@ -133,7 +134,7 @@ class Lab2:
         spec = StudySpec(name, self.storage, sampler, seed, self.p["trials"], grid=space.grid(), worker=worker,
                          attrs={"lab": "lab2", "variant": variant or "none", "preset": self.preset,
                                 **({"paired_with": paired_with} if enqueue else {})}, enqueue=enqueue)
-        return run_study(spec, self.objective(name, seed, variant), self.log)
+        return run_study(spec, self.objective(name, seed, variant), self.log, self.executor)
 
     def finish(self, record: dict[str, Any], name: str, study: optuna.Study, extra: dict[str, Any]) -> None:
         """Summary and test accuracy of the study's best model into the record (kept when present)."""
@@ -282,7 +283,7 @@ def plot_compress(record: dict[str, Any], samplers_record: dict[str, Any] | None
 def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,
         storage: str | None = None, samplers: tuple[str, ...] = SAMPLER_ORDER, seeds: tuple[int, ...] | None = None,
         sampler: str | None = None, worker: int = 0, progress: bool = True, log=print,
-        variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
+        variants: tuple[str, ...] = VARIANTS, cluster: str | None = None) -> dict[str, Any]:
     check_preset(preset)
     unknown = [s for s in (*samplers, *([sampler] if sampler else [])) if s not in SAMPLERS]
     if unknown:
@@ -291,15 +292,16 @@ def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None,
         raise ValueError(f"unknown variant(s) in {list(variants)}; use {', '.join(VARIANTS)}")
     folder = Path(out) if out is not None else results_dir("lab2")
     folder.mkdir(parents=True, exist_ok=True)
-    lab = Lab2(preset, folder, imdb_dir, storage, log, progress)
-    seeds = tuple(seeds) if seeds is not None else tuple(lab.p["seeds"])
-    log(f"lab2 {preset}: {lab.p['trials']} trials per study, seeds {list(seeds)}, budget {lab.p['budget'].as_dict()}, "
-        f"storage {lab.storage}")
-    results: dict[str, Any] = {}
-    if task in ("samplers", "all"):
-        results["samplers"] = sampler_task(lab, samplers, seeds, worker)
-    if task in ("compress", "all"):
-        results["compress"] = compress_task(lab, seeds, sampler, worker, variants)
+    with open_executor(cluster, log) as executor:
+        lab = Lab2(preset, folder, imdb_dir, storage, log, progress, executor)
+        seeds = tuple(seeds) if seeds is not None else tuple(lab.p["seeds"])
+        log(f"lab2 {preset}: {lab.p['trials']} trials per study, seeds {list(seeds)}, budget "
+            f"{lab.p['budget'].as_dict()}, storage {lab.storage}")
+        results: dict[str, Any] = {}
+        if task in ("samplers", "all"):
+            results["samplers"] = sampler_task(lab, samplers, seeds, worker)
+        if task in ("compress", "all"):
+            results["compress"] = compress_task(lab, seeds, sampler, worker, variants)
     return results
 
 
@@ -318,7 +320,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab2") 
         seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else None
         variants = tuple(v.strip() for v in a.variants.split(",") if v.strip())
         run(a.task, a.preset, a.out, a.imdb_dir, a.storage, samplers, seeds, a.sampler, a.worker,
-            progress=not a.no_progress, variants=variants)
+            progress=not a.no_progress, variants=variants, cluster=a.cluster)
 
     return run_lab("lab2", a.threads, work, a.device)
 

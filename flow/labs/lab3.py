@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from torch import nn
 
+from flow.cluster import Executor, open_executor
 from flow.data.loader import make_loader
 from flow.formats.storage import bits_per_element
 from flow.labs.common import check_preset, lab_arguments, parse_seeds, run_lab, run_metadata, update_json
@@ -77,8 +78,9 @@ def average_weight_bits(model: nn.Module) -> float:
 
 class Lab3:
     def __init__(self, preset: str, out: Path, lab1_dir: Path, imdb_dir: str | None, storage: str | None,
-                 sampler: str, progress: bool, log=print, seed: int = 0) -> None:
+                 sampler: str, progress: bool, log=print, seed: int = 0, executor: Executor | None = None) -> None:
         self.preset, self.p, self.out, self.sampler, self.log = preset, PRESETS[preset], out, sampler, log
+        self.executor = executor
         self.storage = storage or str(out / "studies.db")
         self.lab1 = Lab1(preset, lab1_dir, imdb_dir, progress, seed)  # lab 1's data and trained base model
         self.layers = tuple(path for path, _ in linear_layers(self.lab1.base))
@@ -115,7 +117,7 @@ class Lab3:
                 worker: int, extra: dict[str, Any]) -> None:
         spec = StudySpec(name, self.storage, self.sampler, seed, trials, worker=worker,
                          attrs={"lab": "lab3", "preset": self.preset, **extra})
-        study = run_study(spec, self.objective(space, name, seed), self.log)
+        study = run_study(spec, self.objective(space, name, seed), self.log, self.executor)
         if worker:
             return
         summary = tested_summary(study, record["studies"].get(name, {}), BestKeeper(self.out, name),
@@ -209,21 +211,23 @@ def formats_task(lab: Lab3, seeds: tuple[int, ...], worker: int,
 
 def run(task: str = "all", preset: str = "smoke", out: str | Path | None = None, imdb_dir: str | None = None,
         storage: str | None = None, sampler: str = "tpe", seeds: tuple[int, ...] = (0,), worker: int = 0,
-        formats: tuple[str, ...] | None = None, progress: bool = True, log=print) -> dict[str, Any]:
+        formats: tuple[str, ...] | None = None, progress: bool = True, log=print,
+        cluster: str | None = None) -> dict[str, Any]:
     check_preset(preset)
     if sampler not in SAMPLERS or sampler == "grid":
         raise ValueError(f"unknown or unsuitable sampler {sampler!r} for lab 3; use random, tpe or nsga2")
     folder = Path(out) if out is not None else results_dir("lab3")
     folder.mkdir(parents=True, exist_ok=True)
     lab1_dir = results_dir("lab1") if out is None else folder / "lab1"
-    lab = Lab3(preset, folder, lab1_dir, imdb_dir, storage, sampler, progress, log, seeds[0])
-    log(f"lab3 {preset}: base {lab.lab1.base_source['kind']}, {len(lab.layers)} Linear layers, QAT {QAT} on "
-        f"{lab.p['qat_samples']} reviews, storage {lab.storage}")
-    results: dict[str, Any] = {}
-    if task in ("widths", "all"):
-        results["widths"] = widths_task(lab, seeds, worker)
-    if task in ("formats", "all"):
-        results["formats"] = formats_task(lab, seeds, worker, formats)
+    with open_executor(cluster, log) as executor:
+        lab = Lab3(preset, folder, lab1_dir, imdb_dir, storage, sampler, progress, log, seeds[0], executor)
+        log(f"lab3 {preset}: base {lab.lab1.base_source['kind']}, {len(lab.layers)} Linear layers, QAT {QAT} on "
+            f"{lab.p['qat_samples']} reviews, storage {lab.storage}")
+        results: dict[str, Any] = {}
+        if task in ("widths", "all"):
+            results["widths"] = widths_task(lab, seeds, worker)
+        if task in ("formats", "all"):
+            results["formats"] = formats_task(lab, seeds, worker, formats)
     return results
 
 
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m flow.labs.lab3") 
     formats = tuple(f.strip() for f in a.formats.split(",")) if a.formats else None
     return run_lab("lab3", a.threads, lambda: run(a.task, a.preset, a.out, a.imdb_dir, a.storage, a.sampler,
                                                   parse_seeds(a.seeds), a.worker, formats,
-                                                  progress=not a.no_progress), a.device)
+                                                  progress=not a.no_progress, cluster=a.cluster), a.device)
 
 if __name__ == "__main__":
     raise SystemExit(main())

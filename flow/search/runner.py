@@ -15,6 +15,10 @@ line per trial.
   so a study resumed on newer code says which trials ran on which.
 - **Seeds.** Each worker seeds its sampler with ``seed + 1000 * worker``, so two workers never
   propose the same random sequence; with several workers the order of trials is not reproducible.
+- **Cluster.** Given an executor that is not serial (``--cluster local:N`` or ``tcp://...``), the
+  missing trials run as tasks on it (flow.search.tasks): task i owns one trial, a task whose
+  worker died is retried elsewhere, and the study ends with exactly the budget. The storage must
+  be one every worker reaches (PostgreSQL, or SQLite/journal on a shared disk).
 """
 from __future__ import annotations
 
@@ -27,9 +31,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from flow.cluster import Executor
 from flow.paths import current_commit
 from flow.search.samplers import make_sampler
 from flow.search.storage import open_storage
+from flow.search.tasks import SamplerSpec, run_trials
 
 SLOT_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 
@@ -113,9 +119,40 @@ def _format_params(params: dict[str, Any], limit: int = 6) -> str:
     return ", ".join(items[:limit]) + (f", ... ({len(items)} parameters)" if len(items) > limit else "")
 
 
+@dataclass(frozen=True)
+class Timed:
+    """An objective that stores, on each trial, the commit that ran it and its seconds (picklable,
+    so it can travel to a cluster's workers)."""
+
+    objective: Callable[[optuna.Trial], float | tuple[float, ...]]
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        trial.set_user_attr("commit", current_commit())  # a resumed study may mix commits: each trial names its own
+        start = time.perf_counter()
+        value = self.objective(trial)
+        trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
+        return value
+
+
+def _run_on_cluster(spec: StudySpec, study: optuna.Study, objective: Callable[[optuna.Trial], Any],
+                    executor: Executor, log: Callable[[str], None]) -> optuna.Study:
+    """The missing trials as tasks on ``executor``; trials completed before without a task tag
+    keep their budget slots (tasks are numbered after them)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    untagged = sum(1 for t in complete if "task" not in t.user_attrs)
+    log(f"[{spec.name}] trials {untagged}..{spec.n_trials - 1} as tasks on {executor.spec}")
+    sampler = SamplerSpec(spec.sampler, spec.seed + 1000 * spec.worker, spec.grid, spec.n_trials)
+    for index, number, values in run_trials(executor, spec.storage, spec.name, spec.n_trials, Timed(objective),
+                                            sampler, first=untagged):
+        shown = " ".join(f"{v:.4f}" for v in (values if isinstance(values, tuple) else (values,)))
+        log(f"[{spec.name}] task {index}: trial {number} value {shown}")
+    return optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage))
+
+
 def run_study(spec: StudySpec, objective: Callable[[optuna.Trial], float | tuple[float, ...]],
-              log: Callable[[str], None] = print) -> optuna.Study:
-    """Run ``objective`` until the study holds ``spec.n_trials`` complete trials (see the module docstring)."""
+              log: Callable[[str], None] = print, executor: Executor | None = None) -> optuna.Study:
+    """Run ``objective`` until the study holds ``spec.n_trials`` complete trials (see the module
+    docstring); on a cluster executor, as one task per missing trial."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         study = _load(spec)
@@ -129,16 +166,15 @@ def run_study(spec: StudySpec, objective: Callable[[optuna.Trial], float | tuple
     if done(study) >= spec.n_trials:
         log(f"[{spec.name}] already has {done(study)} complete trials (budget {spec.n_trials})")
         return study
+    if executor is not None and executor.client is not None:
+        return _run_on_cluster(spec, study, objective, executor, log)
+    timed = Timed(objective)
 
     def guarded(trial: optuna.Trial) -> float | tuple[float, ...]:
         if slots_before(study, trial.number) >= spec.n_trials:
             study.stop()
             raise optuna.TrialPruned(f"budget of {spec.n_trials} trials reached")
-        trial.set_user_attr("commit", current_commit())  # a resumed study may mix commits: each trial names its own
-        start = time.perf_counter()
-        value = objective(trial)
-        trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
-        return value
+        return timed(trial)
 
     def progress(study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state is not TrialState.COMPLETE:
