@@ -7,6 +7,9 @@ JOBS   ?= 2
 CONFIG ?= configs/digits_mlp.toml
 DESIGN ?= hw/gen/digits_mlp
 FUZZ_MINUTES ?= 30
+CLUSTER ?=
+# CLUSTER=local:N or tcp://host:port spreads the studies' trials and the synthesis/simulation jobs on Dask
+WITH_CLUSTER = $(if $(CLUSTER),--cluster $(CLUSTER))
 
 .PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-formats bench-hw bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab2 lab3 lab4 baseline clean
 
@@ -34,7 +37,7 @@ sim: $(STAMP)
 	$(VENV)/bin/flow sim $(DESIGN)
 
 fuzz-designs: $(STAMP)
-	$(PY) -m tests.fuzz --minutes $(FUZZ_MINUTES) --workers $(JOBS) --summary results/fuzz/summary.json
+	$(PY) -m tests.fuzz --minutes $(FUZZ_MINUTES) --workers $(JOBS) --summary results/fuzz/summary.json $(WITH_CLUSTER)
 
 bench-sim: $(STAMP)
 	$(PY) -m benches.bench_linear
@@ -52,7 +55,7 @@ bench-sim-engines: $(STAMP)
 	$(PY) -m benches.bench_sim_engines
 
 verify-designs: $(STAMP)
-	$(PY) -m benches.verify_designs
+	$(PY) -m benches.verify_designs $(WITH_CLUSTER)
 
 bench-train: $(STAMP)
 	$(PY) -m flow.labs.bench_train --threads 1 --eval
@@ -69,10 +72,10 @@ lab1: $(STAMP)
 	$(PY) -m flow.labs.lab1 --preset full --task all --seeds 0,1,2 --threads 2
 
 lab2: $(STAMP)
-	$(PY) -m flow.labs.lab2 --preset full --task all --threads 1 --storage results/lab2/studies_full2.jsonl
+	$(PY) -m flow.labs.lab2 --preset full --task all --threads 1 --storage results/lab2/studies_full2.jsonl $(WITH_CLUSTER)
 
 lab3: $(STAMP)
-	$(PY) -m flow.labs.lab3 --preset full --task all --seeds 0,1,2 --threads 1 --no-progress
+	$(PY) -m flow.labs.lab3 --preset full --task all --seeds 0,1,2 --threads 1 --no-progress $(WITH_CLUSTER)
 
 baseline: $(STAMP)
 	nice -n 10 $(PY) -m flow.labs.baseline --preset full --threads 1

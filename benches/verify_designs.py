@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from flow.cluster import ClusterError, open_executor
 from flow.design.config import load_config
 from flow.design.pipeline import emit_design
 from flow.hardware.simulate import simulate_design
@@ -36,36 +37,46 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def verify_variant(name: str) -> dict:
+    """Emit and simulate one variant in a folder of its own: an executor job."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(CONFIG, {"design.output_dir": tmp, "design.name": f"variant_{name}", **VARIANTS[name]})
+        result = emit_design(config, str(CONFIG), log=lambda _: None)
+        sim = simulate_design(result.folder, log=lambda _: None)
+    acc = result.report["accuracy"]
+    return {
+        "variant": name, "overrides": VARIANTS[name], "vectors": sim["vectors"],
+        "mismatches": sim["mismatches"], "elements_compared": sim["elements_compared"],
+        "float": acc["float"], "quantized": acc["quantized"],
+        "hardware_sim": sim["hardware_accuracy"], "hardware_correct": sim["hardware_correct"],
+        "reference_correct": sim["reference_correct"],
+        "ii": sim["initiation_interval"], "latency": sim["latency_cycles"],
+        "latency_model": result.report["cycles"]["latency_estimate"],
+        "stages": [r["kind"] for r in result.report["stages"]],
+        "build_s": sim["build_seconds"], "sim_s": sim["sim_seconds"],
+        "total_s": round(time.perf_counter() - start, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=Path("results/emit/variants.json"))
+    parser.add_argument("--cluster", default=None, help="variants as jobs on a Dask cluster: local:N or "
+                                                        "tcp://host:port (default: one after another here)")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.only:
-            start = time.perf_counter()
-            config = load_config(CONFIG, {"design.output_dir": tmp, "design.name": name, **VARIANTS[name]})
-            result = emit_design(config, str(CONFIG), log=lambda _: None)
-            sim = simulate_design(result.folder, log=lambda _: None)
-            acc = result.report["accuracy"]
-            rows.append({
-                "variant": name, "overrides": VARIANTS[name], "vectors": sim["vectors"],
-                "mismatches": sim["mismatches"], "elements_compared": sim["elements_compared"],
-                "float": acc["float"], "quantized": acc["quantized"],
-                "hardware_sim": sim["hardware_accuracy"], "hardware_correct": sim["hardware_correct"],
-                "reference_correct": sim["reference_correct"],
-                "ii": sim["initiation_interval"], "latency": sim["latency_cycles"],
-                "latency_model": result.report["cycles"]["latency_estimate"],
-                "stages": [r["kind"] for r in result.report["stages"]],
-                "build_s": sim["build_seconds"], "sim_s": sim["sim_seconds"],
-                "total_s": round(time.perf_counter() - start, 1),
-            })
-            r = rows[-1]
-            print(f"{name:16} mismatches {r['mismatches']:>3} / {r['elements_compared']} elements  "
-                  f"quantized {r['quantized']:.4f} hardware {r['hardware_sim']:.4f}  "
-                  f"II {r['ii']:>3} latency {r['latency']:>3} (model {r['latency_model']})  "
-                  f"build {r['build_s']:.1f} s sim {r['sim_s']:.1f} s", flush=True)
+    try:
+        with open_executor(args.cluster) as executor:
+            for r in executor.map(verify_variant, args.only):
+                rows.append(r)
+                print(f"{r['variant']:16} mismatches {r['mismatches']:>3} / {r['elements_compared']} elements  "
+                      f"quantized {r['quantized']:.4f} hardware {r['hardware_sim']:.4f}  "
+                      f"II {r['ii']:>3} latency {r['latency']:>3} (model {r['latency_model']})  "
+                      f"build {r['build_s']:.1f} s sim {r['sim_s']:.1f} s", flush=True)
+    except ClusterError as error:
+        raise SystemExit(f"verify_designs: {error}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     bad = [r["variant"] for r in rows if r["mismatches"] or r["hardware_correct"] != r["reference_correct"]]

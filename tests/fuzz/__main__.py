@@ -18,9 +18,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from flow.cluster import ClusterError, open_executor
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "corpus"
@@ -189,6 +192,32 @@ def summarize(logs: list[Path], minutes: float, workers: int, rtl_dir: str | Non
     }
 
 
+@dataclass(frozen=True)
+class FuzzJob:
+    """One fuzz worker as an executor job (``--cluster``): its seed, time and options."""
+
+    minutes: float
+    seed: int
+    out: Path
+    rtl_dir: str | None
+    shrink: bool
+
+
+def run_fuzz_job(job: FuzzJob) -> tuple[int, str]:
+    """Run one worker wherever the executor placed it; returns its exit code and its design log
+    (so a worker on another machine still reports every design here)."""
+    import torch
+
+    os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {FAST_BUILD}".strip()
+    if job.rtl_dir:
+        os.environ["FLOW_RTL_DIR"] = job.rtl_dir
+    torch.set_num_threads(1)
+    log = job.out / f"designs-seed{job.seed}.jsonl"
+    log.unlink(missing_ok=True)
+    code = fuzz_worker(job.minutes, job.seed, log, job.out / "failed", job.rtl_dir, shrink=job.shrink)
+    return code, log.read_text() if log.exists() else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="how long each worker draws designs")
@@ -199,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "build" / "fuzz", help="logs and failing designs")
     parser.add_argument("--summary", type=Path, default=None, help="write the totals here (JSON)")
     parser.add_argument("--no-shrink", action="store_true", help="stop at the first failure as drawn")
+    parser.add_argument("--cluster", default=None, help="run the --workers seeds as jobs on a Dask cluster: local:N or "
+                                                        "tcp://host:port (default: subprocesses here)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rtl_dir:
@@ -210,7 +241,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay is not None:
         return replay(args.replay or sorted(CORPUS.glob("*.json")))
     log_of = lambda s: args.out / f"designs-seed{s}.jsonl"  # noqa: E731
-    if args.worker or args.workers == 1:
+    if args.cluster and not args.worker:
+        seeds = [args.seed + i for i in range(args.workers)]
+        jobs = [FuzzJob(args.minutes, s, args.out, args.rtl_dir, not args.no_shrink) for s in seeds]
+        try:
+            with open_executor(args.cluster) as executor:
+                outcomes = list(executor.map(run_fuzz_job, jobs, label=lambda job: f"fuzz seed {job.seed}"))
+        except ClusterError as error:
+            print(f"fuzz: {error}", file=sys.stderr)
+            return 2
+        for s, (_, text) in zip(seeds, outcomes, strict=True):
+            log_of(s).parent.mkdir(parents=True, exist_ok=True)
+            log_of(s).write_text(text)
+        code = max(c for c, _ in outcomes)
+    elif args.worker or args.workers == 1:
         log_of(args.seed).unlink(missing_ok=True)
         code = fuzz_worker(args.minutes, args.seed, log_of(args.seed), args.out / "failed", args.rtl_dir,
                            shrink=not args.no_shrink)
