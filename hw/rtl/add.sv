@@ -1,3 +1,4 @@
+`default_nettype none
 // add: elementwise sum of two streams joined in lockstep, PAR elements per beat, the exact
 // function of flow.nn.QuantAdd.forward_codes. A beat is taken from both inputs in the same
 // cycle (each input's ready needs the other input's valid). Per lane, both operands are aligned
@@ -19,17 +20,17 @@ module add #(
     parameter int ROUNDING   = 1,
     parameter int OVERFLOW   = 0
 ) (
-    input  logic                     clk,
-    input  logic                     rst,
-    input  logic [PAR*A_WIDTH-1:0]   s_axis_a_tdata,
-    input  logic                     s_axis_a_tvalid,
+    input  wire logic                clk,
+    input  wire logic                rst,
+    input  wire logic [PAR*A_WIDTH-1:0]   s_axis_a_tdata,
+    input  wire logic                s_axis_a_tvalid,
     output logic                     s_axis_a_tready,
-    input  logic [PAR*B_WIDTH-1:0]   s_axis_b_tdata,
-    input  logic                     s_axis_b_tvalid,
+    input  wire logic [PAR*B_WIDTH-1:0]   s_axis_b_tdata,
+    input  wire logic                s_axis_b_tvalid,
     output logic                     s_axis_b_tready,
     output logic [PAR*OUT_WIDTH-1:0] m_axis_tdata,
     output logic                     m_axis_tvalid,
-    input  logic                     m_axis_tready
+    input  wire logic                m_axis_tready
 );
     localparam int FRAC      = A_FRAC > B_FRAC ? A_FRAC : B_FRAC;
     localparam int A_SHIFT   = FRAC - A_FRAC;
@@ -90,3 +91,4 @@ module add #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire

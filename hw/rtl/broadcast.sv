@@ -1,3 +1,4 @@
+`default_nettype none
 // broadcast: an eager fork of one stream into two identical streams a and b. There is no data
 // register: both outputs show the input beat directly. A one-bit register per output, done_X,
 // records that output X already took the current input beat, so each output can be
@@ -8,17 +9,17 @@
 module broadcast #(
     parameter int WIDTH = 8
 ) (
-    input  logic             clk,
-    input  logic             rst,
-    input  logic [WIDTH-1:0] s_axis_tdata,
-    input  logic             s_axis_tvalid,
+    input  wire logic        clk,
+    input  wire logic        rst,
+    input  wire logic [WIDTH-1:0] s_axis_tdata,
+    input  wire logic        s_axis_tvalid,
     output logic             s_axis_tready,
     output logic [WIDTH-1:0] m_axis_a_tdata,
     output logic             m_axis_a_tvalid,
-    input  logic             m_axis_a_tready,
+    input  wire logic        m_axis_a_tready,
     output logic [WIDTH-1:0] m_axis_b_tdata,
     output logic             m_axis_b_tvalid,
-    input  logic             m_axis_b_tready
+    input  wire logic        m_axis_b_tready
 );
     logic done_a;  // output a already took the current input beat
     logic done_b;  // output b already took the current input beat
@@ -42,3 +43,4 @@ module broadcast #(
         end
     end
 endmodule
+`default_nettype wire

@@ -1,3 +1,4 @@
+`default_nettype none
 // concat: concatenation of two vectors along the feature dimension, beat-serial. For each
 // vector it passes A_BEATS beats from input a, then B_BEATS beats from input b, then returns to
 // a; a counter selects the input and the other input's ready is held low. Both inputs and the
@@ -8,17 +9,17 @@ module concat #(
     parameter int A_BEATS = 1,
     parameter int B_BEATS = 1
 ) (
-    input  logic             clk,
-    input  logic             rst,
-    input  logic [WIDTH-1:0] s_axis_a_tdata,
-    input  logic             s_axis_a_tvalid,
+    input  wire logic        clk,
+    input  wire logic        rst,
+    input  wire logic [WIDTH-1:0] s_axis_a_tdata,
+    input  wire logic        s_axis_a_tvalid,
     output logic             s_axis_a_tready,
-    input  logic [WIDTH-1:0] s_axis_b_tdata,
-    input  logic             s_axis_b_tvalid,
+    input  wire logic [WIDTH-1:0] s_axis_b_tdata,
+    input  wire logic        s_axis_b_tvalid,
     output logic             s_axis_b_tready,
     output logic [WIDTH-1:0] m_axis_tdata,
     output logic             m_axis_tvalid,
-    input  logic             m_axis_tready
+    input  wire logic        m_axis_tready
 );
     localparam int TOTAL       = A_BEATS + B_BEATS;
     localparam int COUNT_WIDTH = TOTAL > 2 ? $clog2(TOTAL) : 1;
@@ -55,3 +56,4 @@ module concat #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire

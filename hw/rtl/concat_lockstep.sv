@@ -1,3 +1,4 @@
+`default_nettype none
 // concat_lockstep: concatenation of two vectors along the feature dimension when each arrives as
 // one beat (both inputs fully parallel), the exact function of flow.nn.Concat.forward_codes. The
 // output beat is one vector of A_ELEMENTS + B_ELEMENTS elements of WIDTH bits: a's elements in
@@ -10,17 +11,17 @@ module concat_lockstep #(
     parameter int A_ELEMENTS = 1,
     parameter int B_ELEMENTS = 1
 ) (
-    input  logic                                    clk,
-    input  logic                                    rst,
-    input  logic [A_ELEMENTS*WIDTH-1:0]             s_axis_a_tdata,
-    input  logic                                    s_axis_a_tvalid,
+    input  wire logic                               clk,
+    input  wire logic                               rst,
+    input  wire logic [A_ELEMENTS*WIDTH-1:0]             s_axis_a_tdata,
+    input  wire logic                               s_axis_a_tvalid,
     output logic                                    s_axis_a_tready,
-    input  logic [B_ELEMENTS*WIDTH-1:0]             s_axis_b_tdata,
-    input  logic                                    s_axis_b_tvalid,
+    input  wire logic [B_ELEMENTS*WIDTH-1:0]             s_axis_b_tdata,
+    input  wire logic                               s_axis_b_tvalid,
     output logic                                    s_axis_b_tready,
     output logic [(A_ELEMENTS+B_ELEMENTS)*WIDTH-1:0] m_axis_tdata,
     output logic                                    m_axis_tvalid,
-    input  logic                                    m_axis_tready
+    input  wire logic                               m_axis_tready
 );
     generate
         if (WIDTH < 1) begin : g_bad_width
@@ -45,3 +46,4 @@ module concat_lockstep #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire

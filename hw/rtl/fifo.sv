@@ -1,3 +1,4 @@
+`default_nettype none
 // fifo: a first-word-fall-through stream FIFO of DEPTH beats of WIDTH bits. It balances
 // branches of unequal latency that meet again. Ready depends only on the fill count (a
 // register), so no combinational path runs from m_axis_tready to s_axis_tready. A beat written
@@ -7,14 +8,14 @@ module fifo #(
     parameter int WIDTH = 8,
     parameter int DEPTH = 4
 ) (
-    input  logic             clk,
-    input  logic             rst,
-    input  logic [WIDTH-1:0] s_axis_tdata,
-    input  logic             s_axis_tvalid,
+    input  wire logic        clk,
+    input  wire logic        rst,
+    input  wire logic [WIDTH-1:0] s_axis_tdata,
+    input  wire logic        s_axis_tvalid,
     output logic             s_axis_tready,
     output logic [WIDTH-1:0] m_axis_tdata,
     output logic             m_axis_tvalid,
-    input  logic             m_axis_tready
+    input  wire logic        m_axis_tready
 );
     localparam int PTR_WIDTH   = DEPTH > 1 ? $clog2(DEPTH) : 1;
     localparam int COUNT_WIDTH = $clog2(DEPTH + 1);
@@ -56,3 +57,4 @@ module fifo #(
         end
     end
 endmodule
+`default_nettype wire

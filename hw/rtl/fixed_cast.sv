@@ -1,3 +1,4 @@
+`default_nettype none
 // fixed_cast: stream cast of PAR elements per beat from one fixed-point format to another
 // (fixed_cast_lane per element), registered through a skid buffer. Latency one cycle.
 module fixed_cast #(
@@ -11,14 +12,14 @@ module fixed_cast #(
     parameter int ROUNDING   = 1,
     parameter int OVERFLOW   = 0
 ) (
-    input  logic                     clk,
-    input  logic                     rst,
-    input  logic [PAR*IN_WIDTH-1:0]  s_axis_tdata,
-    input  logic                     s_axis_tvalid,
+    input  wire logic                clk,
+    input  wire logic                rst,
+    input  wire logic [PAR*IN_WIDTH-1:0]  s_axis_tdata,
+    input  wire logic                s_axis_tvalid,
     output logic                     s_axis_tready,
     output logic [PAR*OUT_WIDTH-1:0] m_axis_tdata,
     output logic                     m_axis_tvalid,
-    input  logic                     m_axis_tready
+    input  wire logic                m_axis_tready
 );
     logic [PAR*OUT_WIDTH-1:0] cast_data;
 
@@ -39,3 +40,4 @@ module fixed_cast #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire

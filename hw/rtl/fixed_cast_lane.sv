@@ -1,3 +1,4 @@
+`default_nettype none
 // fixed_cast_lane: combinational cast of one fixed-point element to another format.
 // Drops SHIFT = IN_FRAC - OUT_FRAC fractional bits with ROUNDING (or appends -SHIFT zero
 // bits), then fits the result into OUT_WIDTH bits with OVERFLOW. Same function as
@@ -13,7 +14,7 @@ module fixed_cast_lane #(
     parameter int ROUNDING   = 1,
     parameter int OVERFLOW   = 0
 ) (
-    input  logic [IN_WIDTH-1:0]  data_in,
+    input  wire logic [IN_WIDTH-1:0]  data_in,
     output logic [OUT_WIDTH-1:0] data_out
 );
     localparam int SHIFT  = IN_FRAC - OUT_FRAC;
@@ -92,3 +93,4 @@ module fixed_cast_lane #(
         end
     end
 endmodule
+`default_nettype wire

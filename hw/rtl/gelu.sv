@@ -1,3 +1,4 @@
+`default_nettype none
 // gelu: stream GELU (erf form) on PAR signed elements per beat, as flow.arith.int_gelu:
 // I-BERT's second-order erf with 1/sqrt(2) folded into the constants.
 //   t   = min(|x|, CLIP) - CLIP                       (at IN_FRAC, in [-CLIP, 0])
@@ -15,14 +16,14 @@ module gelu #(
     parameter int CLIP      = 640,
     parameter int HALF_A    = -2366
 ) (
-    input  logic                     clk,
-    input  logic                     rst,
-    input  logic [PAR*IN_WIDTH-1:0]  s_axis_tdata,
-    input  logic                     s_axis_tvalid,
+    input  wire logic                clk,
+    input  wire logic                rst,
+    input  wire logic [PAR*IN_WIDTH-1:0]  s_axis_tdata,
+    input  wire logic                s_axis_tvalid,
     output logic                     s_axis_tready,
     output logic [PAR*OUT_WIDTH-1:0] m_axis_tdata,
     output logic                     m_axis_tvalid,
-    input  logic                     m_axis_tready
+    input  wire logic                m_axis_tready
 );
     localparam int ABS_W  = IN_WIDTH + 1;                     // |x| of the most negative code
     localparam int T_W    = $clog2(CLIP + 1) + 1;             // t in [-CLIP, 0]
@@ -87,3 +88,4 @@ module gelu #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire

@@ -1,3 +1,4 @@
+`default_nettype none
 // leaky_relu: stream leaky ReLU with slope 2**-SHIFT on PAR elements per beat: negative
 // codes are shifted right by SHIFT with ROUNDING (an exact cast), others pass. SIGNED says how
 // codes are read; an unsigned stream has no negative code and passes unchanged.
@@ -9,14 +10,14 @@ module leaky_relu #(
     parameter int ROUNDING = 1,
     parameter bit SIGNED   = 1'b1
 ) (
-    input  logic                 clk,
-    input  logic                 rst,
-    input  logic [PAR*WIDTH-1:0] s_axis_tdata,
-    input  logic                 s_axis_tvalid,
+    input  wire logic            clk,
+    input  wire logic            rst,
+    input  wire logic [PAR*WIDTH-1:0] s_axis_tdata,
+    input  wire logic            s_axis_tvalid,
     output logic                 s_axis_tready,
     output logic [PAR*WIDTH-1:0] m_axis_tdata,
     output logic                 m_axis_tvalid,
-    input  logic                 m_axis_tready
+    input  wire logic            m_axis_tready
 );
     logic [PAR*WIDTH-1:0] scaled_data;
     logic [PAR*WIDTH-1:0] leaky_data;
@@ -41,3 +42,4 @@ module leaky_relu #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire

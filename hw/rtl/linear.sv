@@ -1,3 +1,4 @@
+`default_nettype none
 // linear: streaming fully connected layer y = x W^T + b with constant weights and bias.
 //
 // Input vectors of IN_FEATURES elements arrive as IN_FEATURES/IN_PAR beats; output vectors
@@ -47,14 +48,14 @@ module linear #(
     parameter                                    WEIGHTS_FILE = "",  // folded only: the ROM's hex file
     parameter logic [OUT_FEATURES*ACC_WIDTH-1:0] BIAS         = 0
 ) (
-    input  logic                         clk,
-    input  logic                         rst,
-    input  logic [IN_PAR*IN_WIDTH-1:0]   s_axis_tdata,
-    input  logic                         s_axis_tvalid,
+    input  wire logic                    clk,
+    input  wire logic                    rst,
+    input  wire logic [IN_PAR*IN_WIDTH-1:0]   s_axis_tdata,
+    input  wire logic                    s_axis_tvalid,
     output logic                         s_axis_tready,
     output logic [OUT_PAR*OUT_WIDTH-1:0] m_axis_tdata,
     output logic                         m_axis_tvalid,
-    input  logic                         m_axis_tready
+    input  wire logic                    m_axis_tready
 );
     localparam int IN_BEATS   = IN_FEATURES / IN_PAR;    // beats per input vector
     localparam int OUT_GROUPS = OUT_FEATURES / OUT_PAR;  // beats per output vector
@@ -255,3 +256,4 @@ module linear #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire

@@ -1,3 +1,4 @@
+`default_nettype none
 // relu: stream ReLU, max(0, code) on PAR elements per beat, format unchanged. SIGNED says
 // how the stream's codes are read: two's complement (negative codes become 0) or unsigned
 // (no code is negative, so every code passes). Registered through a skid buffer. Latency one cycle.
@@ -6,14 +7,14 @@ module relu #(
     parameter int WIDTH  = 8,
     parameter bit SIGNED = 1'b1
 ) (
-    input  logic                 clk,
-    input  logic                 rst,
-    input  logic [PAR*WIDTH-1:0] s_axis_tdata,
-    input  logic                 s_axis_tvalid,
+    input  wire logic            clk,
+    input  wire logic            rst,
+    input  wire logic [PAR*WIDTH-1:0] s_axis_tdata,
+    input  wire logic            s_axis_tvalid,
     output logic                 s_axis_tready,
     output logic [PAR*WIDTH-1:0] m_axis_tdata,
     output logic                 m_axis_tvalid,
-    input  logic                 m_axis_tready
+    input  wire logic            m_axis_tready
 );
     logic [PAR*WIDTH-1:0] relu_data;
 
@@ -30,3 +31,4 @@ module relu #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire

@@ -1,16 +1,17 @@
+`default_nettype none
 // skid_buffer: a full-throughput stream register that also registers ready, so no
 // combinational path runs from m_axis_tready to s_axis_tready. Latency one cycle.
 module skid_buffer #(
     parameter int DATA_WIDTH = 8
 ) (
-    input  logic                  clk,
-    input  logic                  rst,
-    input  logic [DATA_WIDTH-1:0] s_axis_tdata,
-    input  logic                  s_axis_tvalid,
+    input  wire logic             clk,
+    input  wire logic             rst,
+    input  wire logic [DATA_WIDTH-1:0] s_axis_tdata,
+    input  wire logic             s_axis_tvalid,
     output logic                  s_axis_tready,
     output logic [DATA_WIDTH-1:0] m_axis_tdata,
     output logic                  m_axis_tvalid,
-    input  logic                  m_axis_tready
+    input  wire logic             m_axis_tready
 );
     logic [DATA_WIDTH-1:0] out_data;
     logic                  out_valid;
@@ -40,3 +41,4 @@ module skid_buffer #(
         end
     end
 endmodule
+`default_nettype wire

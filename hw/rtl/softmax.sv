@@ -1,3 +1,4 @@
+`default_nettype none
 // softmax: softmax over rows of LENGTH signed elements, PAR per beat, as flow.arith.int_softmax.
 //   1. LOAD   the row is buffered while its maximum is found (one beat per cycle);
 //   2. EXP    each element's exp(x - max), PAR per cycle, is stored and summed: n = max - x at the
@@ -26,14 +27,14 @@ module softmax #(
     parameter int C_SHIFT     = 12,
     parameter int POLY_SHIFT  = 26
 ) (
-    input  logic                         clk,
-    input  logic                         rst,
-    input  logic [PAR*IN_WIDTH-1:0]      s_axis_tdata,
-    input  logic                         s_axis_tvalid,
+    input  wire logic                    clk,
+    input  wire logic                    rst,
+    input  wire logic [PAR*IN_WIDTH-1:0]      s_axis_tdata,
+    input  wire logic                    s_axis_tvalid,
     output logic                         s_axis_tready,
     output logic [PAR*(OUT_FRAC+1)-1:0]  m_axis_tdata,
     output logic                         m_axis_tvalid,
-    input  logic                         m_axis_tready
+    input  wire logic                    m_axis_tready
 );
     localparam int BEATS      = LENGTH / PAR;
     localparam int IDX_W      = BEATS > 1 ? $clog2(BEATS) : 1;
@@ -182,3 +183,4 @@ module softmax #(
         end
     end
 endmodule
+`default_nettype wire
