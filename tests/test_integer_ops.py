@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from flow.formats.fixed import FixedFormat, dequantize, quantize
-from flow.nn import QuantGELU, QuantLayerNorm, QuantSoftmax
+from flow.nn import QuantGELU, QuantLayerNorm, QuantSoftmax, QuantTanh
 from flow.passes.integer_ops import IntegerOpsConfig, use_integer_ops
 from tests.bert_helpers import padded_batch, tiny_bert
 
@@ -93,3 +93,27 @@ def test_the_softmax_sees_the_padding_mask():
 def test_a_model_without_the_ops_is_a_one_line_error():
     with pytest.raises(ValueError, match="pass a Hugging Face BERT"):
         use_integer_ops(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+
+
+def test_tanh_through_the_integer_softmax_pair_on_every_input():
+    tanh = QuantTanh(FixedFormat(16, 8), 8)
+    codes = torch.arange(-(1 << 15), 1 << 15)
+    got = tanh.forward_codes(codes)
+    error = (got.double() - torch.tanh(codes.double() / 256) * 256).abs()
+    assert error.max() <= 1.5 and error.mean() <= 0.02  # twice the softmax's error, in output LSBs
+    assert (got.min(), got.max()) == (-256, 256)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: QuantSoftmax(FixedFormat(16, 8), 8),
+    lambda: QuantGELU(FixedFormat(16, 8), FixedFormat(16, 8)),
+    lambda: QuantTanh(FixedFormat(12, 6), 8),
+    lambda: QuantLayerNorm(16, FixedFormat(16, 8), FixedFormat(16, 8), FixedFormat(16, 10)),
+])
+def test_without_a_gradient_the_forward_is_the_exact_path_itself(make):
+    """a + (b - a) can miss b by an ulp in float; evaluation returns the codes' values exactly."""
+    module, x = make(), torch.randn(64, 16) * 3
+    with torch.inference_mode():
+        out = module(x)
+    exact = dequantize(module.forward_codes(quantize(x, module.in_fmt)), module.out_fmt, x.dtype)
+    assert torch.equal(out, exact)

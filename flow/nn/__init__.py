@@ -2,7 +2,14 @@
 from flow.nn.activation import QuantLeakyReLU, QuantReLU
 from flow.nn.join import Concat, QuantAdd, add_sum_format
 from flow.nn.linear import LinearQuantConfig, QuantLinear, accumulator_format
-from flow.nn.transformer import QuantGELU, QuantLayerNorm, QuantMatmul, QuantSoftmax, attention_scale_shift
+from flow.nn.transformer import (
+    QuantGELU,
+    QuantLayerNorm,
+    QuantMatmul,
+    QuantSoftmax,
+    QuantTanh,
+    attention_scale_shift,
+)
 
 __all__ = ["Concat", "QuantAdd", "add_sum_format", "LinearQuantConfig", "QuantLinear", "QuantReLU", "QuantLeakyReLU", "QuantGELU",
-           "QuantLayerNorm", "QuantMatmul", "QuantSoftmax", "accumulator_format", "attention_scale_shift"]
+           "QuantLayerNorm", "QuantMatmul", "QuantSoftmax", "QuantTanh", "accumulator_format", "attention_scale_shift"]

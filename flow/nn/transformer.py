@@ -17,8 +17,14 @@ from flow.formats.fixed import MAX_CODE_BITS, FixedFormat, cast_codes, dequantiz
 
 
 def _through(exact: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
-    """``exact``'s value with ``smooth``'s gradient."""
+    """``exact``'s value with ``smooth``'s gradient (float's ``a + (b - a)`` can miss ``b`` by an
+    ulp, so callers skip this where no gradient is taken and return ``exact`` itself)."""
     return smooth + (exact.to(smooth.dtype) - smooth).detach()
+
+
+def _training() -> bool:
+    """Whether a gradient will be taken: only then is the straight-through path built."""
+    return torch.is_grad_enabled()
 
 
 class QuantSoftmax(nn.Module):
@@ -36,9 +42,8 @@ class QuantSoftmax(nn.Module):
         return int_softmax(codes, self.in_fmt.frac, self.out_frac)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xq = fake_quantize(x, self.in_fmt)
         exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
-        return _through(exact, torch.softmax(xq, dim=-1))
+        return _through(exact, torch.softmax(fake_quantize(x, self.in_fmt), dim=-1)) if _training() else exact
 
 
 class QuantGELU(nn.Module):
@@ -55,9 +60,8 @@ class QuantGELU(nn.Module):
         return int_gelu(codes, self.in_fmt, self.out_fmt)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xq = fake_quantize(x, self.in_fmt)
         exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
-        return _through(exact, nn.functional.gelu(xq))
+        return _through(exact, nn.functional.gelu(fake_quantize(x, self.in_fmt))) if _training() else exact
 
 
 class QuantLayerNorm(nn.Module):
@@ -102,9 +106,11 @@ class QuantLayerNorm(nn.Module):
                               self.bias_codes().to(codes.device), frac, self.out_fmt, self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
+        if not _training():
+            return exact
         xq = fake_quantize(x, self.in_fmt)
         weight, bias = fake_quantize(self.weight, self.affine_fmt), fake_quantize(self.bias, self.affine_fmt)
-        exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
         return _through(exact, nn.functional.layer_norm(xq, (self.features,), weight, bias, self.eps))
 
 
@@ -156,6 +162,30 @@ class QuantMatmul(nn.Module):
         return cast_codes(a @ b, self.acc_frac, self.out_fmt, self.rounding, self.overflow)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        aq, bq = fake_quantize(a, self.a_fmt), fake_quantize(b, self.b_fmt)
         codes = self.forward_codes(quantize(a.detach(), self.a_fmt), quantize(b.detach(), self.b_fmt))
-        return _through(dequantize(codes, self.out_fmt, a.dtype), (aq @ bq) * 2.0 ** -self.scale_shift)
+        exact = dequantize(codes, self.out_fmt, a.dtype)
+        if not _training():
+            return exact
+        aq, bq = fake_quantize(a, self.a_fmt), fake_quantize(b, self.b_fmt)
+        return _through(exact, (aq @ bq) * 2.0 ** -self.scale_shift)
+
+
+class QuantTanh(nn.Module):
+    """tanh of ``in_fmt`` codes as signed codes at ``out_frac``, by the integer softmax of the pair
+    (x, -x): tanh x = 2 softmax(x, -x)_0 - 1, so it needs no kernel of its own (BERT's pooler)."""
+
+    def __init__(self, in_fmt: FixedFormat, out_frac: int = 8):
+        super().__init__()
+        self.in_fmt, self.out_frac = in_fmt, out_frac
+        self.out_fmt = FixedFormat(out_frac + 2, out_frac)  # [-1, 1] both reachable
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_fmt}, out={self.out_fmt}"
+
+    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        pair = int_softmax(torch.stack([codes, -codes], dim=-1), self.in_fmt.frac, self.out_frac)[..., 0]
+        return 2 * pair - (1 << self.out_frac)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
+        return _through(exact, torch.tanh(fake_quantize(x, self.in_fmt))) if _training() else exact
