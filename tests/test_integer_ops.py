@@ -5,7 +5,9 @@ import torch
 from torch import nn
 
 from flow.formats.fixed import FixedFormat, dequantize, quantize
+from flow.labs.integer_ops import END_TO_END, linear_config
 from flow.nn import QuantGELU, QuantLayerNorm, QuantSoftmax, QuantTanh
+from flow.passes import quantize_module
 from flow.passes.integer_ops import IntegerOpsConfig, use_integer_ops
 from tests.bert_helpers import padded_batch, tiny_bert
 
@@ -117,3 +119,21 @@ def test_without_a_gradient_the_forward_is_the_exact_path_itself(make):
         out = module(x)
     exact = dequantize(module.forward_codes(quantize(x, module.in_fmt)), module.out_fmt, x.dtype)
     assert torch.equal(out, exact)
+
+
+def test_every_tensor_fixed_point_evaluates_the_same_in_float32_and_float64():
+    """The end-to-end fixed-point BERT (lab variant "every tensor fixed point"): Linears s8.4 in,
+    s16.8 out, matmuls, softmax, GELU, LayerNorm and the pooler's tanh integer. Every value is a
+    code, so float32 and float64 give the same logits: the exact integer model, evaluated in float."""
+    model = tiny_bert().eval()
+    quantize_module(model, linear_config(8, outputs=True))
+    use_integer_ops(model, END_TO_END)
+    assert all(hasattr(m, "flow_scores") and hasattr(m, "flow_context")
+               for m in model.modules() if type(m).__name__ == "BertSelfAttention")
+    assert isinstance(model.bert.pooler.activation, QuantTanh)
+    batch = padded_batch(batch=4, length=12)
+    with torch.inference_mode():
+        single = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        double = model.double()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert torch.equal(single.double(), double)
+    assert torch.equal(single * 256, (single * 256).round())  # the classifier's s16.8 output codes

@@ -18,20 +18,43 @@ from typing import Any
 from torch import nn
 
 from flow.labs.common import check_preset, lab_arguments, parse_seeds, run_lab, update_json
+from flow.formats.fixed import FixedFormat
 from flow.labs.lab1 import Lab1, fixed_config
 from flow.labs.stats import binomial_halfwidth
 from flow.passes import quantize_module
 from flow.passes.integer_ops import IntegerOpsConfig, use_integer_ops
 from flow.paths import current_commit, results_dir
 
-#: variant -> the width of every Linear's fixed-point format (None: Linears stay float)
-VARIANTS: dict[str, int | None] = {"integer ops": None, "integer ops, fixed 8/4 Linears": 8}
+S16_8, S8_4 = FixedFormat(16, 8), FixedFormat(8, 4)
+#: every tensor fixed point: Linears take s8.4 inputs, weights and biases and give s16.8; Q, K, V
+#: and the attention context enter the matmuls as s8.4; the pooler's tanh takes s16.8
+END_TO_END = IntegerOpsConfig(attention_in=S8_4, context_out=S8_4, tanh_in=S16_8)
+#: variant -> (the width of every Linear's input, weight and bias formats (None: float Linears),
+#: whether Linear outputs are s16.8 too, the integer ops' formats)
+VARIANTS: dict[str, tuple[int | None, bool, IntegerOpsConfig]] = {
+    "integer ops": (None, False, IntegerOpsConfig()),
+    "integer ops, fixed 8/4 Linears": (8, False, IntegerOpsConfig()),
+    "every tensor fixed point": (8, True, END_TO_END),
+}
 STAGES = ("before fine-tuning", "after fine-tuning")
+
+
+def linear_config(width: int, outputs: bool) -> dict[str, Any]:
+    """lab 1's fixed config at ``width``, with every Linear's output in s16.8 when ``outputs``."""
+    config = fixed_config(width)
+    if outputs:
+        config["linear"] |= {"data_out_width": S16_8.width, "data_out_frac_width": S16_8.frac}
+    return config
+
+
+def variant_record(variant: str) -> dict[str, Any]:
+    width, outputs, config = VARIANTS[variant]
+    return {"linear_width": width, "linear_outputs": "s16.8" if outputs else "float", **config_record(config)}
 
 
 def config_record(config: IntegerOpsConfig) -> dict[str, Any]:
     """The integer ops' formats as text, for the results file."""
-    return {name: str(value) for name, value in vars(config).items()}
+    return {name: str(value) for name, value in vars(config).items() if value is not None}
 
 
 def _key(point: dict[str, Any]) -> tuple[int, str, str]:
@@ -59,21 +82,22 @@ def measure(lab: Lab1, out: Path, seeds: tuple[int, ...], config: IntegerOpsConf
     """Every (seed, variant, stage) point not yet in the results file, stored as it lands."""
     path = out / f"qat_{lab.preset}.json"
     record = json.loads(path.read_text()) if path.exists() else {
-        **lab.header("integer_ops"), "integer_ops": config_record(config), "variants": VARIANTS, "points": []}
+        **lab.header("integer_ops"), "integer_ops": config_record(config), "points": []}
+    record["variants"] = {name: variant_record(name) for name in VARIANTS}
     for seed in seeds:
         lab.use_seed(seed)
         done = {_key(p) for p in record["points"]}
         if (seed, "float", "float") not in done:
             record["points"].append(_measure(lab, lab.base, seed, "float", "float", time.perf_counter()))
             record = _store(path, record)
-        for variant, width in VARIANTS.items():
+        for variant, (width, outputs, ops) in VARIANTS.items():
             if all((seed, variant, stage) in done for stage in STAGES):
                 continue
             start = time.perf_counter()
             model = copy.deepcopy(lab.base)
             if width is not None:
-                quantize_module(model, fixed_config(width))
-            use_integer_ops(model, config)
+                quantize_module(model, linear_config(width, outputs))
+            use_integer_ops(model, ops)
             if (seed, variant, STAGES[0]) not in done:
                 record["points"].append(_measure(lab, model, seed, variant, STAGES[0], start))
                 record = _store(path, record)

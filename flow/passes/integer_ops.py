@@ -2,7 +2,10 @@
 (flow.nn.transformer), in place, for QAT through the approximations and for their accuracy.
 
 The softmax is reached through transformers' attention interface: each self-attention module
-gets a ``QuantSoftmax`` and the model runs the eager attention with it (``flow_integer``).
+gets a ``QuantSoftmax`` and the model runs the eager attention with it (``flow_integer``). With
+``attention_in`` set, attention's two matmuls are ``QuantMatmul`` too (Q·Kᵀ scaled by an exact
+shift, A·V), and ``tanh_in`` makes the pooler's tanh a ``QuantTanh``: with every Linear's input
+and output quantized as well, every tensor of the encoder is fixed point (the hardware's model).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from flow.formats.fixed import FixedFormat
-from flow.nn.transformer import QuantGELU, QuantLayerNorm, QuantSoftmax
+from flow.nn.transformer import QuantGELU, QuantLayerNorm, QuantMatmul, QuantSoftmax, QuantTanh, attention_scale_shift
 
 ATTENTION_NAME = "flow_integer"
 
@@ -32,6 +35,10 @@ class IntegerOpsConfig:
     layer_norm_in: FixedFormat = field(default_factory=lambda: FixedFormat(16, 8))
     layer_norm_out: FixedFormat = field(default_factory=lambda: FixedFormat(16, 8))
     layer_norm_affine: FixedFormat = field(default_factory=lambda: FixedFormat(16, 10))
+    attention_in: FixedFormat | None = None  # Q, K and V in the matmuls (None: the matmuls stay float)
+    context_out: FixedFormat | None = None  # A·V's output (default: attention_in)
+    tanh_in: FixedFormat | None = None  # the pooler's tanh input (None: float tanh)
+    tanh_out_frac: int = 8
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,23 @@ class IntegerOpsReport:
 def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager scaled dot-product attention whose softmax is the module's ``QuantSoftmax``."""
+    """Eager scaled dot-product attention whose softmax is the module's ``QuantSoftmax`` (and whose
+    matmuls are its ``QuantMatmul``s when it has them)."""
     scaling = query.size(-1) ** -0.5 if scaling is None else scaling
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    scores_op = getattr(module, "flow_scores", None)
+    if scores_op is not None:
+        if scaling != 2.0 ** -scores_op.scale_shift:
+            raise ValueError(f"attention scaling {scaling} is not 2**-{scores_op.scale_shift}; flow scales Q·Kᵀ "
+                             "exactly by a shift only (a head size that is a power of 4)")
+        scores = scores_op(query, key.transpose(2, 3))
+    else:
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
-        scores = scores + attention_mask
+        scores = scores + attention_mask  # masked keys saturate to the softmax input's lowest code: exp 0
     weights = nn.functional.dropout(module.flow_softmax(scores), p=dropout, training=module.training)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+    context_op = getattr(module, "flow_context", None)
+    context = context_op(weights, value) if context_op is not None else torch.matmul(weights, value)
+    return context.transpose(1, 2).contiguous(), weights
 
 
 AttentionInterface.register(ATTENTION_NAME, _attention)
@@ -90,6 +107,15 @@ def use_integer_ops(model: nn.Module, config: IntegerOpsConfig | None = None) ->
         if type(module).__name__ == "BertSelfAttention":
             module.flow_softmax = QuantSoftmax(config.softmax_in, config.softmax_out_frac)
             softmaxes.append(f"{name}.flow_softmax")
+            if config.attention_in is not None:
+                shift = attention_scale_shift(module.attention_head_size)
+                module.flow_scores = QuantMatmul(config.attention_in, config.attention_in, config.softmax_in, shift)
+                module.flow_context = QuantMatmul(module.flow_softmax.out_fmt, config.attention_in,
+                                                  config.context_out or config.attention_in)
+    if config.tanh_in is not None:
+        for name, module in model.named_modules():
+            if type(module).__name__ == "BertPooler":
+                module.activation = QuantTanh(config.tanh_in, config.tanh_out_frac)
     if not (norms or gelus or softmaxes):
         raise ValueError(f"{type(model).__name__} has no LayerNorm, GELU or BERT self-attention to replace; "
                          "pass a Hugging Face BERT")

@@ -59,13 +59,14 @@ def reading(root: Path) -> str:
              f"GELU {ops['gelu_in']} to {ops['gelu_out']}, LayerNorm {ops['layer_norm_in']} to "
              f"{ops['layer_norm_out']} with its affine constants in {ops['layer_norm_affine']}."]
     for variant in r["variants"]:
-        before, after = (mean(_tests(r, variant, stage)) for stage in STAGES)
-        lines.append(f"- **{variant}**: {points(before - base)} from float before fine-tuning "
-                     f"({_verdict(r, variant, STAGES[0])}), {points(after - base)} after "
-                     f"({_verdict(r, variant, STAGES[1])}).")
+        said = [f"{points(mean(_tests(r, variant, stage)) - base)} from float {stage} ({_verdict(r, variant, stage)})"
+                for stage in STAGES if _tests(r, variant, stage)]
+        missing = [stage for stage in STAGES if not _tests(r, variant, stage)]
+        lines.append(f"- **{variant}**: " + ("; ".join(said) or "not measured")
+                     + (f"; {' and '.join(missing)} not measured yet" if said and missing else "") + ".")
     reviews = r["sizes"]["test"]
     half = (interval(base, reviews)[1] - interval(base, reviews)[0]) / 2
-    after = {v: mean(_tests(r, v, STAGES[1])) - base for v in r["variants"]}
+    after = {v: mean(_tests(r, v, STAGES[1])) - base for v in r["variants"] if _tests(r, v, STAGES[1])}
     inside = all(_verdict(r, v, STAGES[1]) == "indistinguishable" for v in after)
     lines.append("- **Against I-BERT** (within a few tenths of a point of float): after fine-tuning flow lands at "
                  + ", ".join(f"{points(gap)} ({v})" for v, gap in after.items())
