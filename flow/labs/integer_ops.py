@@ -17,8 +17,8 @@ from typing import Any
 
 from torch import nn
 
-from flow.labs.common import check_preset, lab_arguments, parse_seeds, run_lab, update_json
 from flow.formats.fixed import FixedFormat
+from flow.labs.common import check_preset, lab_arguments, parse_seeds, run_lab, update_json
 from flow.labs.lab1 import Lab1, fixed_config
 from flow.labs.stats import binomial_halfwidth
 from flow.passes import quantize_module

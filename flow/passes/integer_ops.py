@@ -113,7 +113,7 @@ def use_integer_ops(model: nn.Module, config: IntegerOpsConfig | None = None) ->
                 module.flow_context = QuantMatmul(module.flow_softmax.out_fmt, config.attention_in,
                                                   config.context_out or config.attention_in)
     if config.tanh_in is not None:
-        for name, module in model.named_modules():
+        for module in model.modules():
             if type(module).__name__ == "BertPooler":
                 module.activation = QuantTanh(config.tanh_in, config.tanh_out_frac)
     if not (norms or gelus or softmaxes):
