@@ -49,7 +49,7 @@ bench-formats: $(STAMP)
 	$(PY) -m benches.bench_formats --steps 16   # results/bench/formats.json
 
 bench-hw: $(STAMP)
-	ulimit -s unlimited; $(PY) -m benches.bench_hw --json results/bench/bench_hw.json
+	ulimit -s unlimited; $(PY) -m benches.bench_hw --json results/bench/bench_hw.json $(WITH_CLUSTER)
 
 bench-sim-engines: $(STAMP)
 	$(PY) -m benches.bench_sim_engines

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from flow.cluster import ClusterError, open_executor
 from flow.design.config import flag_overrides, load_config
 from flow.design.pipeline import emit_design
 from flow.estimate.design import design_sources, estimate_design
@@ -154,6 +157,23 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class PointJob:
+    """One row of the table as an executor job: a design point, or the da4ml peer (``stages`` > 0)."""
+
+    name: str
+    folder: Path
+    pnr: bool
+    netlists: Path | None
+    stages: int = 0
+
+
+def run_job(job: PointJob) -> dict:
+    if job.stages:
+        return run_peer(job.folder, job.stages, job.pnr, job.netlists)
+    return run_point(job.name, POINTS[job.name], job.folder, job.pnr, job.netlists)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", default=",".join(POINTS), help=f"comma-separated, of {', '.join(POINTS)}")
@@ -163,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated points to place and route, or 'all' ('da4ml' names the peer). Default: the "
                          "folded ones; nextpnr-ecp5 (WebAssembly) had not routed a fully parallel point after 530 s")
     ap.add_argument("--netlists", default=None, help="keep each point's ECP5 netlist here (to place and route elsewhere)")
+    ap.add_argument("--cluster", default=None, help="points as jobs on a Dask cluster: local:N or tcp://host:port "
+                                                    "(default: one after another here; timings then share cores)")
     ap.add_argument("--da4ml-stages", type=int, default=5,
                     help="register stages of the da4ml peer (run when da4ml is installed; 0 skips it)")
     a = ap.parse_args(argv)
@@ -186,12 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     netlists = Path(a.netlists) if a.netlists else None
     if netlists:
         netlists.mkdir(parents=True, exist_ok=True)
+    from benches.da4ml_peer import available
+
     with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            keep(run_point(name, POINTS[name], Path(tmp), not a.no_pnr and name in routed, netlists))
-        from benches.da4ml_peer import available
+        jobs = [PointJob(name, Path(tmp), not a.no_pnr and name in routed, netlists) for name in names]
         if a.da4ml_stages and available():
-            keep(run_peer(Path(tmp), a.da4ml_stages, not a.no_pnr and "da4ml" in routed, netlists))
+            jobs.append(PointJob("da4ml", Path(tmp), not a.no_pnr and "da4ml" in routed, netlists, a.da4ml_stages))
+        try:
+            with open_executor(a.cluster) as executor:
+                for row in executor.map(run_job, jobs, label=lambda job: job.name):
+                    keep(row)
+        except ClusterError as error:
+            print(f"bench_hw: {error}", file=sys.stderr)
+            return 2
     print(table(rows))
     if a.json:
         Path(a.json).with_suffix(".md").write_text(table(rows) + "\n")
