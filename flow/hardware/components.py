@@ -224,12 +224,18 @@ def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: st
 def matmul_parameters(matmul: QuantMatmul, rows: int, inner: int, cols: int, a_par: int, b_par: int, out_par: int,
                       b_transposed: bool) -> dict[str, int]:
     """matmul.sv's parameters for ``rows`` x ``inner`` by ``inner`` x ``cols`` products; B arrives
-    row-major, or transposed (row-major Bᵀ, as K's rows for Q·Kᵀ) when ``b_transposed``."""
-    for name, par, length, what in (("A", a_par, inner, "a row of A"), ("B", b_par, inner * cols, "the elements of B"),
+    row-major, or transposed (row-major Bᵀ, as K's rows for Q·Kᵀ) when ``b_transposed``, at most
+    one element per bank a beat (``b_par`` <= ``a_par`` transposed, else <= ``out_par``)."""
+    b_row = inner if b_transposed else cols
+    for name, par, length, what in (("A", a_par, inner, "a row of A"), ("B", b_par, b_row, "a row of B's stream"),
                                     ("output", out_par, cols, "a row of C")):
         if par < 1 or length % par:
             raise ValueError(f"matmul {rows}x{inner} by {inner}x{cols}: {name} parallelism {par} does not divide "
                              f"{what} ({length}); pick one that divides {length}")
+    bank_lanes, lanes_name = (a_par, "A") if b_transposed else (out_par, "output")
+    if b_par > bank_lanes:
+        raise ValueError(f"matmul: B parallelism {b_par} exceeds the {lanes_name} parallelism {bank_lanes}, so a beat "
+                         f"of B would write one bank twice; use a B parallelism of at most {bank_lanes}")
     return {"ROWS": rows, "INNER": inner, "COLS": cols, "A_PAR": a_par, "B_PAR": b_par, "OUT_PAR": out_par,
             "B_TRANSPOSED": int(b_transposed), "A_WIDTH": matmul.a_fmt.width, "A_SIGNED": int(matmul.a_fmt.signed),
             "B_WIDTH": matmul.b_fmt.width, "B_SIGNED": int(matmul.b_fmt.signed),

@@ -165,10 +165,10 @@ MATMUL_TABLE = [  # (a, b, out (width, frac[, signed])), scale shift, (rows, inn
     ((8, 4), (8, 4), (8, 4), 0, (4, 8, 6), (1, 1, 1), False, "random"),
     ((8, 4), (8, 4), (10, 4), 3, (8, 16, 8), (4, 4, 2), True, "random"),  # Q·Kᵀ / sqrt(64)
     ((9, 8, False), (8, 4), (8, 4), 0, (6, 6, 4), (3, 4, 4), False, "random"),  # A·V: softmax codes by V
-    ((8, 4), (6, 2), (12, 6), 0, (3, 4, 4), (4, 16, 4), True, "random"),  # fully parallel: one step, one group
-    ((16, 8), (16, 8), (16, 8), 3, (4, 64, 8), (8, 16, 2), True, "random"),  # bert-tiny's head size
+    ((8, 4), (6, 2), (12, 6), 0, (3, 4, 4), (4, 4, 4), True, "random"),  # fully parallel: one step, one group
+    ((16, 8), (16, 8), (16, 8), 3, (4, 64, 8), (8, 8, 2), True, "random"),  # bert-tiny's head size
     ((8, 4), (8, 4), (8, 4), 0, (4, 8, 4), (2, 2, 2), False, "huge"),  # saturates
-    ((8, 4), (8, 4), (8, 4), 0, (4, 8, 4), (2, 8, 1), True, "negative"),
+    ((8, 4), (8, 4), (8, 4), 0, (4, 8, 4), (8, 8, 1), True, "negative"),
     ((8, 4), (8, 4), (8, 4), 0, (4, 8, 4), (8, 4, 4), False, "zeros"),
     ((8, 4), (8, 4), (8, 4), 1, (4, 8, 4), (2, 2, 2), True, "equal"),
     ((8, 4), (8, 4), (8, 2), 2, (5, 6, 3), (2, 3, 3), False, "random", Rounding.FLOOR, Overflow.WRAP),
@@ -210,3 +210,5 @@ def test_matmul_parallelism_must_divide():
     matmul = QuantMatmul(FixedFormat(8, 4), FixedFormat(8, 4), FixedFormat(8, 4))
     with pytest.raises(ValueError, match="A parallelism 3 does not divide a row of A"):
         matmul_parameters(matmul, 4, 8, 4, 3, 1, 1, False)
+    with pytest.raises(ValueError, match="B parallelism 4 exceeds the A parallelism 2"):
+        matmul_parameters(matmul, 4, 8, 4, 2, 4, 1, True)
