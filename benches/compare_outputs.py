@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-FUZZ_SLICE = 24  # derandomized fuzzed designs (deterministic for one Hypothesis version)
+FUZZ_SLICE = 24
+SHOWN = 30  # differing files listed by name  # derandomized fuzzed designs (deterministic for one Hypothesis version)
 
 
 def _finish(folder: Path, graph) -> None:
@@ -145,12 +146,9 @@ def compare(a: Path, b: Path) -> int:
     print(f"compared {a} with {b}: {len(designs)} designs, {len(common)} files in both")
     for kind, (total, bad) in sorted(kinds.items()):
         print(f"  {kind:8} {total:5} files, {bad} differ")
-    for f in sorted(fa - fb):
-        print(f"  only in {a}: {f}")
-    for f in sorted(fb - fa):
-        print(f"  only in {b}: {f}")
-    for f in differ:
-        print(f"  differs: {f}")
+    listed = [f"  only in {a}: {f}" for f in sorted(fa - fb)] + [f"  only in {b}: {f}" for f in sorted(fb - fa)]
+    listed += [f"  differs: {f}" for f in differ]
+    print("\n".join(listed[:SHOWN]) + (f"\n  ... and {len(listed) - SHOWN} more" if len(listed) > SHOWN else ""))
     same = not differ and fa == fb
     print("BYTE-IDENTICAL" if same else f"DIFFERENT: {len(differ)} files differ, "
                                         f"{len(fa ^ fb)} in one folder only")

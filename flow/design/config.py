@@ -15,13 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import flow.formats.fixed  # noqa: F401  registers fixed point
+from flow.errors import ConfigError
 from flow.formats.base import format_from_table, format_names, parse_overflow, parse_rounding
 from flow.nn import LinearQuantConfig
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the key and the fix."""
-
 
 LAYER_QUANT_DEFAULTS: dict[str, Any] = {
     "name": "fixed",

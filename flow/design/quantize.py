@@ -12,10 +12,8 @@ from flow.hardware.lower import INPUT, FloatGraph, FloatLayer
 from flow.hardware.stages import (
     ActivationStage,
     AddStage,
-    BroadcastStage,
     CastStage,
     ConcatStage,
-    FifoStage,
     HardwareGraph,
     InputStream,
     LinearStage,
@@ -23,6 +21,7 @@ from flow.hardware.stages import (
 )
 from flow.hardware.timing import balance
 from flow.nn import LinearQuantConfig, QuantAdd, QuantLinear
+from flow.ops import op_with_role
 
 
 def _divisors(n: int) -> str:
@@ -98,9 +97,7 @@ def _with_forks(stages: list[Stage], streams: dict[str, _Stream]) -> list[Stage]
     for name, slots in readers.items():
         source, chain = name, []
         for index, (stage, slot) in enumerate(slots[:-1]):
-            info = streams[name]
-            fork = BroadcastStage(f"{name}_fork" + (f"_{index}" if index else ""), info.fmt, info.par,
-                                  info.features, inputs=(source,))
+            fork = op_with_role("fork").fork(f"{name}_fork" + (f"_{index}" if index else ""), source, streams[name])
             chain.append(fork)
             _rewire(stage, slot, fork.outputs[0])
             source = fork.outputs[1]
@@ -214,10 +211,10 @@ def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> Hardware
                 streams[layer.name] = _Stream(out, concat.out_par, concat.out_features, rounding)
     graph = HardwareGraph(_with_forks(stages, streams), source, elided)
 
-    def fifo(name: str, stream: str, depth: int) -> FifoStage:
+    def fifo(name: str, stream: str, depth: int) -> Stage:
         producer = graph.producer(stream)
         info = streams[INPUT] if producer is None else _Stream(producer.out_format, producer.out_par,
                                                                producer.out_features, Rounding.HALF_UP)
-        return FifoStage(name, info.fmt, info.par, info.features, depth, inputs=(stream,))
+        return op_with_role("buffer").buffer(name, stream, info, depth)
 
     return balance(graph, fifo)

@@ -25,6 +25,7 @@ from flow.hardware import stages as hw
 from flow.hardware.cmvm import csd
 from flow.hardware.components import linear_steps
 from flow.hardware.stages import HardwareGraph, LinearStage
+from flow.ops.base import Stage as OpStage
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
 BETWEEN_KINDS = {hw.ActivationStage: "activation", hw.CastStage: "cast", hw.FifoStage: "fifo",
@@ -59,6 +60,8 @@ def constant_on_dsp(x_bits: int, code: int) -> int:
 
 
 def stage_kind(stage: Any) -> str:
+    if isinstance(stage, OpStage):
+        return stage.estimate_kind()
     if isinstance(stage, LinearStage):
         if stage.constant is not None:
             return "linear_lut"
@@ -75,6 +78,8 @@ def stage_features(stage: Any) -> dict[str, float]:
     in_bits = stage.in_par * stage.in_format.width
     out_bits = stage.out_par * stage.out_format.width
     f: dict[str, float] = {"one": 1.0, "stream_bits": in_bits + out_bits}
+    if isinstance(stage, OpStage):
+        return f | stage.estimate_features()
     if isinstance(stage, LinearStage):
         if stage.constant is not None:
             return f | _shift_add_features(stage)
@@ -163,6 +168,8 @@ def _pipeline_bits(stage: LinearStage) -> int:
 
 
 def dsp_count(stage: Any) -> int:
+    if isinstance(stage, OpStage):
+        return stage.dsp_count()
     if not isinstance(stage, LinearStage) or stage.constant is not None:
         return 0
     c = stage.layer.config

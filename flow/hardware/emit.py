@@ -35,11 +35,14 @@ from flow.hardware.stages import (
     Stage,
 )
 from flow.nn import QuantLinear
+from flow.ops.base import Stage as OpStage
 from flow.toolchain import rtl_dir
 
 
 def component_of(stage: Stage, design: str = "") -> str:
     """The module a stage instantiates: a library component, or a constant layer's generated one."""
+    if isinstance(stage, OpStage):
+        return stage.component(design)
     if isinstance(stage, LinearStage):
         return constant_module(design, stage) if stage.constant is not None else "linear"
     if isinstance(stage, CastStage):
@@ -57,8 +60,9 @@ def constant_module(design: str, stage: LinearStage) -> str:
 
 def components_used(graph: HardwareGraph) -> list[str]:
     """Library modules the design needs, each once, dependencies first."""
-    return compile_order([component_of(stage) if not _is_constant(stage) else "fixed_cast"
-                          for stage in graph.stages])
+    return compile_order([module for stage in graph.stages for module in (
+        stage.library_modules() if isinstance(stage, OpStage) else
+        [component_of(stage) if not _is_constant(stage) else "fixed_cast"])])
 
 
 def _is_constant(stage: Stage) -> bool:
@@ -146,6 +150,8 @@ def weights_hex(layer: QuantLinear, in_par: int, out_par: int) -> str:
 
 def stage_parameters(stage: Stage, package: str, design: str = "") -> dict[str, object]:
     """The SystemVerilog parameters of the component a stage instantiates."""
+    if isinstance(stage, OpStage):
+        return stage.rtl_parameters(package, design)
     if _is_constant(stage):
         return {}  # the generated module is specific to its weights and formats
     if isinstance(stage, LinearStage):
@@ -175,6 +181,8 @@ def stage_parameters(stage: Stage, package: str, design: str = "") -> dict[str, 
 
 
 def _describe(stage: Stage) -> str:
+    if isinstance(stage, OpStage):
+        return stage.describe()
     if isinstance(stage, LinearStage):
         c = stage.layer.config
         style = (f"shift-add, {stage.constant.graph.adders} adders, {stage.constant.segments} segment(s)"

@@ -16,6 +16,7 @@ from flow.hardware.stages import (
     HardwareGraph,
     LinearStage,
 )
+from flow.ops.base import Stage as OpStage
 
 
 def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
@@ -27,7 +28,9 @@ def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
             "in_par": stage.in_par, "out_par": stage.out_par, "features": [stage.in_features, stage.out_features],
             "initiation_interval": stage.initiation_interval, "latency": stage.latency,
         }
-        if isinstance(stage, LinearStage):
+        if isinstance(stage, OpStage):
+            row.update(stage.report_row())
+        elif isinstance(stage, LinearStage):
             c = stage.layer.config
             if stage.constant is not None:
                 graph = stage.constant.graph

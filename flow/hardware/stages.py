@@ -15,16 +15,17 @@ from torch import nn
 from flow.formats.base import Format, Overflow, Rounding
 from flow.hardware.components import (
     ADD_CYCLES,
-    BROADCAST_CYCLES,
     CONCAT_LOCKSTEP_CYCLES,
     ELEMENTWISE_CYCLES,
     concat_cycles,
-    fifo_cycles,
     linear_cycles,
 )
 from flow.hardware.emit_cmvm import ConstantLinear
 from flow.hardware.lower import INPUT
 from flow.nn import Concat, QuantAdd, QuantLeakyReLU, QuantLinear, QuantReLU
+from flow.ops.base import Stage as OpStage
+from flow.ops.broadcast import BroadcastStage  # noqa: F401  re-exported
+from flow.ops.fifo import FifoStage  # noqa: F401  re-exported
 
 
 @dataclass
@@ -68,6 +69,9 @@ class LinearStage:
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.layer.forward_codes(codes)
 
+    def accept_interval(self, graph) -> int:
+        return 1 if self.constant is not None else self.out_features // self.out_par
+
 
 class ElementwiseStage:
     """A stage that keeps the vector and its beat width: PAR elements in and out per beat,
@@ -85,6 +89,9 @@ class ElementwiseStage:
     beats = property(lambda self: self.features // self.par)
     initiation_interval = property(lambda self: self.cycles[0] * self.beats)
     latency = property(lambda self: self.cycles[1])
+
+    def accept_interval(self, graph) -> int:
+        return 1
 
 
 @dataclass
@@ -142,46 +149,6 @@ class CastStage(ElementwiseStage):
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.dst.cast(codes, self.src, self.rounding, self.overflow)
-
-
-@dataclass
-class FifoStage(ElementwiseStage):
-    """A FIFO of ``depth`` beats that lets a short branch wait for a long one (wiring for numbers)."""
-
-    name: str
-    fmt: Format
-    par: int
-    features: int
-    depth: int
-    inputs: tuple[str, ...] = (INPUT,)
-
-    in_format = property(lambda self: self.fmt)
-    out_format = property(lambda self: self.fmt)
-    cycles = property(lambda self: fifo_cycles(self.depth))
-    module = None
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes
-
-
-@dataclass
-class BroadcastStage(ElementwiseStage):
-    """A fork: every beat goes to both outputs (each may take it in a different cycle)."""
-
-    name: str
-    fmt: Format
-    par: int
-    features: int
-    inputs: tuple[str, ...] = (INPUT,)
-    cycles = BROADCAST_CYCLES
-
-    in_format = property(lambda self: self.fmt)
-    out_format = property(lambda self: self.fmt)
-    outputs = property(lambda self: (f"{self.name}.a", f"{self.name}.b"))
-    module = None
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes
 
 
 @dataclass
@@ -247,8 +214,11 @@ class ConcatStage:
     def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.cat([a, b], dim=-1)
 
+    def accept_interval(self, graph) -> int:
+        return 1
 
-Stage = LinearStage | ActivationStage | CastStage | FifoStage | BroadcastStage | AddStage | ConcatStage
+
+Stage = LinearStage | ActivationStage | CastStage | AddStage | ConcatStage | OpStage
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from flow.hardware.lower import INPUT
 from flow.hardware.stages import (
     AddStage,
-    BroadcastStage,
     ConcatStage,
     FifoStage,
     HardwareGraph,
     LinearStage,
     Stage,
 )
+from flow.ops.base import Stage as OpStage
 
 MAX_VECTORS = 48
 Times = list[int]
@@ -33,13 +33,7 @@ Times = list[int]
 
 def _accept_interval(stage: Stage, graph: HardwareGraph) -> int:
     """Fewest cycles between two beats a stage takes on one input."""
-    if isinstance(stage, LinearStage):
-        return 1 if stage.constant is not None else stage.out_features // stage.out_par
-    if isinstance(stage, FifoStage):
-        return stage.cycles[0]
-    if isinstance(stage, BroadcastStage):
-        return max(_accept_interval(c, graph) for out in stage.outputs for c in graph.consumers(out))
-    return 1
+    return stage.accept_interval(graph)
 
 
 def _take(offered: Times, interval: int) -> Times:
@@ -64,7 +58,9 @@ def schedule(graph: HardwareGraph, vectors: int) -> tuple[dict[str, Times], dict
         return taken[stream]
 
     for stage in graph.stages:
-        if isinstance(stage, AddStage) or isinstance(stage, ConcatStage) and stage.lockstep:
+        if isinstance(stage, OpStage):
+            stage.schedule(offered, taken, handover, vectors)
+        elif isinstance(stage, AddStage) or isinstance(stage, ConcatStage) and stage.lockstep:
             a, b = (offered[name] for name in stage.inputs)
             both = _take([max(x, y) for x, y in zip(a, b)], 1)
             taken[stage.inputs[0]] = taken[stage.inputs[1]] = both
@@ -127,7 +123,7 @@ def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], FifoStage
     ii = graph.initiation_interval
     stages: list[Stage] = []
     for stage in graph.stages:
-        if isinstance(stage, (AddStage, ConcatStage)):
+        if len(stage.inputs) > 1:  # a join
             inputs = list(stage.inputs)
             for side, stream in enumerate(stage.inputs):
                 waiting = waiting_beats(offered[stream], taken[stream])
