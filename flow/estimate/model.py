@@ -88,10 +88,6 @@ def stage_features(stage: Any) -> dict[str, float]:
     if isinstance(stage, hw.FifoStage):
         f.update(fifo_bits=float(stage.depth * in_bits), fifo_lutram=float(in_bits * math.ceil(stage.depth / 32)),
                  fifo_pointer_bits=float(math.ceil(math.log2(stage.depth + 1))))
-    elif isinstance(stage, hw.ActivationStage) and stage.kind != "relu":
-        f["leaky_bits"] = float(out_bits)
-    elif isinstance(stage, hw.CastStage):
-        f.update(cast_lane_features(stage.src, stage.dst, stage.rounding, stage.overflow, stage.par))
     elif isinstance(stage, hw.AddStage):
         module = stage.module
         f.update(cast_lane_features(module.sum_format, module.out, module.rounding, module.overflow, stage.par),

@@ -10,24 +10,19 @@ from typing import Any
 from flow.hardware.components import (
     add_parameters,
     broadcast_parameters,
-    cast_parameters,
     compile_order,
     concat_lockstep_parameters,
     concat_parameters,
     fifo_parameters,
-    leaky_relu_parameters,
     linear_parameters,
     linear_steps,
-    relu_parameters,
 )
 from flow.hardware.emit_cmvm import cmvm_module
 from flow.hardware.lower import INPUT
 from flow.hardware.packing import pack_codes, sv_literal
 from flow.hardware.stages import (
-    ActivationStage,
     AddStage,
     BroadcastStage,
-    CastStage,
     ConcatStage,
     FifoStage,
     HardwareGraph,
@@ -45,10 +40,6 @@ def component_of(stage: Stage, design: str = "") -> str:
         return stage.component(design)
     if isinstance(stage, LinearStage):
         return constant_module(design, stage) if stage.constant is not None else "linear"
-    if isinstance(stage, CastStage):
-        return "fixed_cast"
-    if isinstance(stage, ActivationStage):
-        return stage.kind
     if isinstance(stage, ConcatStage) and stage.lockstep:
         return "concat_lockstep"
     return {FifoStage: "fifo", BroadcastStage: "broadcast", AddStage: "add", ConcatStage: "concat"}[type(stage)]
@@ -161,8 +152,6 @@ def stage_parameters(stage: Stage, package: str, design: str = "") -> dict[str, 
                                      weights_file=weights_file(design, stage))
         return linear_parameters(stage.layer, stage.in_par, stage.out_par,
                                  f"{package}::{prefix}_WEIGHTS", f"{package}::{prefix}_BIAS")
-    if isinstance(stage, CastStage):
-        return cast_parameters(stage.src, stage.dst, stage.rounding, stage.overflow, stage.par)
     beat_bits = stage.out_par * stage.out_format.width
     if isinstance(stage, FifoStage):
         return fifo_parameters(beat_bits, stage.depth)
@@ -175,9 +164,7 @@ def stage_parameters(stage: Stage, package: str, design: str = "") -> dict[str, 
         return concat_lockstep_parameters(stage.fmt.width, stage.a_features, stage.b_features)
     if isinstance(stage, ConcatStage):
         return concat_parameters(beat_bits, stage.a_beats, stage.b_beats)
-    if stage.kind == "relu":
-        return relu_parameters(stage.fmt, stage.par)
-    return leaky_relu_parameters(stage.fmt, stage.shift, stage.rounding, stage.par)
+    raise TypeError(f"no parameters for {stage!r}")
 
 
 def _describe(stage: Stage) -> str:
@@ -189,8 +176,6 @@ def _describe(stage: Stage) -> str:
                  if stage.constant is not None else f"par {stage.in_par}x{stage.out_par}")
         return (f"linear {stage.in_features}->{stage.out_features}, {c.data_in} x {c.weight} -> "
                 f"{c.data_out}, {c.rounding.value}/{c.overflow.value}, {style}, II {stage.initiation_interval}")
-    if isinstance(stage, CastStage):
-        return f"cast {stage.src} -> {stage.dst}, {stage.rounding.value}/{stage.overflow.value}"
     if isinstance(stage, FifoStage):
         return f"fifo of {stage.depth} beats ({stage.fmt}, {stage.par} per beat)"
     if isinstance(stage, BroadcastStage):
@@ -200,7 +185,7 @@ def _describe(stage: Stage) -> str:
     if isinstance(stage, ConcatStage):
         return (f"concat {stage.a_features}+{stage.b_features} elements {stage.fmt}, "
                 + ("lockstep, one beat a vector" if stage.lockstep else f"{stage.a_par} per beat"))
-    return f"{stage.kind} on {stage.fmt}" + (f", slope 2**-{stage.shift}" if stage.kind != "relu" else "")
+    raise TypeError(f"no description of {stage!r}")
 
 
 def _ports(stage: Stage) -> tuple[list[str], list[str]]:

@@ -7,10 +7,8 @@ from typing import Any
 
 from flow.hardware.cmvm import bits_for
 from flow.hardware.stages import (
-    ActivationStage,
     AddStage,
     BroadcastStage,
-    CastStage,
     ConcatStage,
     FifoStage,
     HardwareGraph,
@@ -44,10 +42,6 @@ def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
                        rounding=c.rounding.value, overflow=c.overflow.value, multiplier=multiplier,
                        multipliers=stage.in_par * stage.out_par,
                        nonzero_weights=int((stage.layer.weight_codes() != 0).sum()))
-        elif isinstance(stage, CastStage):
-            row.update(kind="cast", rounding=stage.rounding.value, overflow=stage.overflow.value)
-        elif isinstance(stage, ActivationStage):
-            row.update(kind=stage.kind, **({"slope": f"2**-{stage.shift}"} if stage.kind != "relu" else {}))
         elif isinstance(stage, AddStage):
             row.update(kind="add", in_format=f"{stage.module.a} + {stage.module.b}",
                        rounding=stage.rounding.value, overflow=stage.overflow.value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from flow.formats.base import Format, Overflow, Rounding
+from flow.formats.base import Format
 from flow.hardware.components import (
     ADD_CYCLES,
     CONCAT_LOCKSTEP_CYCLES,
@@ -21,10 +21,12 @@ from flow.hardware.components import (
     linear_cycles,
 )
 from flow.hardware.emit_cmvm import ConstantLinear
-from flow.hardware.lower import INPUT
-from flow.nn import Concat, QuantAdd, QuantLeakyReLU, QuantLinear, QuantReLU
+from flow.nn import Concat, QuantAdd, QuantLinear
+from flow.ops.activation import ActivationStage  # noqa: F401  re-exported
+from flow.ops.base import INPUT, InputStream
 from flow.ops.base import Stage as OpStage
 from flow.ops.broadcast import BroadcastStage  # noqa: F401  re-exported
+from flow.ops.cast import CastStage, FakeCast  # noqa: F401  re-exported
 from flow.ops.fifo import FifoStage  # noqa: F401  re-exported
 
 
@@ -95,63 +97,6 @@ class ElementwiseStage:
 
 
 @dataclass
-class ActivationStage(ElementwiseStage):
-    """ReLU or leaky ReLU (slope 2**-shift) on the previous stage's format."""
-
-    name: str
-    kind: str
-    fmt: Format
-    par: int
-    features: int
-    shift: int = 0
-    rounding: Rounding = Rounding.HALF_UP
-    inputs: tuple[str, ...] = (INPUT,)
-    module: nn.Module = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.module = (QuantReLU() if self.kind == "relu"
-                       else QuantLeakyReLU(self.fmt, self.shift, self.rounding))
-
-    in_format = property(lambda self: self.fmt)
-    out_format = property(lambda self: self.fmt)
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.module.forward_codes(codes)
-
-
-class FakeCast(nn.Module):
-    """The float view of a cast: quantize to the destination format (straight-through)."""
-
-    def __init__(self, dst: Format, rounding: Rounding, overflow: Overflow) -> None:
-        super().__init__()
-        self.dst, self.rounding, self.overflow = dst, rounding, overflow
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dst.fake_quantize(x, self.rounding, self.overflow)
-
-
-@dataclass
-class CastStage(ElementwiseStage):
-    """Re-expresses codes in the next layer's input format (inserted where formats differ)."""
-
-    name: str
-    src: Format
-    dst: Format
-    rounding: Rounding
-    overflow: Overflow
-    par: int
-    features: int
-    inputs: tuple[str, ...] = (INPUT,)
-
-    in_format = property(lambda self: self.src)
-    out_format = property(lambda self: self.dst)
-    module = property(lambda self: FakeCast(self.dst, self.rounding, self.overflow))
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.dst.cast(codes, self.src, self.rounding, self.overflow)
-
-
-@dataclass
 class AddStage(ElementwiseStage):
     """The residual add: two streams of equal shape and beat width, taken in lockstep."""
 
@@ -218,18 +163,7 @@ class ConcatStage:
         return 1
 
 
-Stage = LinearStage | ActivationStage | CastStage | AddStage | ConcatStage | OpStage
-
-
-@dataclass(frozen=True)
-class InputStream:
-    """The design's input: its format, how floats are quantized into it, and its beat width."""
-
-    fmt: Format
-    par: int
-    features: int
-    rounding: Rounding
-    overflow: Overflow
+Stage = LinearStage | AddStage | ConcatStage | OpStage
 
 
 class FakeQuantGraph(nn.Module):

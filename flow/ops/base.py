@@ -53,15 +53,18 @@ class Op:
         raise ConfigError(f"{type(self).__name__} builds no stage from a lowered layer")
 
 
-_REGISTRY: dict[str, Op] = {}
-_TORCH_OPS: dict[str, Op] = {}
+_REGISTRY: dict[str, Op] = {}  # layer kind -> op
+_TORCH_OPS: dict[str, Op] = {}  # torch op name -> op
+_OPS: list[Op] = []  # every op, lowering-only ones (no kind) included, in registration order
 
 
 def register_op(*kinds: str) -> Callable[[type[Op]], type[Op]]:
-    """Register an op class under the layer kinds it builds (and the torch ops it lowers)."""
+    """Register an op class under the layer kinds it builds (none: a lowering rule only) and the
+    torch ops it lowers."""
     def decorate(cls: type[Op]) -> type[Op]:
         op = cls()
         op.kinds = kinds
+        _OPS.append(op)
         for kind in kinds:
             if kind in _REGISTRY:
                 raise ValueError(f"layer kind {kind!r} is registered twice")
@@ -86,7 +89,7 @@ def lowering_rule(torch_op: str) -> Op | None:
 
 def registered_ops() -> list[Op]:
     """Every op once, in registration order."""
-    return list(dict.fromkeys(_REGISTRY.values()))
+    return list(_OPS)
 
 
 def op_with_role(role: str) -> Op:
@@ -183,6 +186,28 @@ class Lowering:
         module = type(self.model.get_submodule(path)).__name__ if path else "top level"
         return LoweringError(f"{why} {node.target} at node '{node.name}' (module '{path or '-'}': {module}); "
                              f"flow lowers {supported()}")
+
+
+def lower_join(node: fx.Node, ctx: Lowering, kind: str, operands: list[fx.Node]) -> None:
+    """A join of two or more layers' outputs: a left fold of pairwise ``kind`` layers."""
+    path = owner(node)
+    inputs = [ctx.feeding(node, arg) for arg in operands]
+    while len(inputs) > 2:  # cat of many: a left fold of pairwise concatenations
+        pair = FloatLayer(kind, ctx.name_of(f"{path}.{node.name}" if path else node.name, node), (inputs[0], inputs[1]))
+        ctx.add(pair)
+        inputs = [pair.name, *inputs[2:]]
+    ctx.add(FloatLayer(kind, ctx.name_of(f"{path}.{node.name}" if path else node.name, node), tuple(inputs),
+                       features=node_features(node)), node)
+
+
+def join_shapes(node: fx.Node, ctx: Lowering, operands: list[Any]) -> list[tuple[int, ...]]:
+    """The operands' shapes: tensors of the graph, one vector per sample each."""
+    if not all(isinstance(arg, fx.Node) for arg in operands):
+        raise ctx.unsupported(node, "an operand that is not a tensor of the graph in")
+    shapes = [tuple(arg.meta["val"].shape) if arg.meta.get("val") is not None else None for arg in operands]
+    if any(shape is None or len(shape) != 2 for shape in shapes):
+        raise ctx.unsupported(node, f"a join of non-vector shapes {shapes} in")
+    return shapes
 
 
 def node_features(node: fx.Node) -> int:
