@@ -10,9 +10,9 @@ from flow.design.config import ConfigError, check_layer_names, layer_quant_confi
 from flow.formats.base import Rounding
 from flow.hardware.stages import HardwareGraph, InputStream, Stage
 from flow.hardware.timing import balance
-from flow.nn import LinearQuantConfig, QuantAdd
+from flow.nn import LinearQuantConfig
 from flow.ops import INPUT, Build, FloatGraph, FloatLayer, Op, StreamInfo, op_for, op_with_role
-from flow.ops.base import join_par, parallelism
+from flow.ops.base import parallelism
 from flow.ops.cast import cast_to
 
 __all__ = ["build_hardware_graph", "parallelism"]
@@ -107,7 +107,7 @@ def _pipeline_every(table: dict[str, Any], layer: str) -> int:
 
 
 def _build_ladder(layer: FloatLayer, ctx: Build) -> None:
-    from flow.hardware.stages import AddStage, ConcatStage, LinearStage
+    from flow.hardware.stages import LinearStage
     from flow.nn import QuantLinear
 
     inputs = ctx.inputs(layer)
@@ -132,17 +132,3 @@ def _build_ladder(layer: FloatLayer, ctx: Build) -> None:
                             pipeline_every=_pipeline_every(ptable, layer.name)),
                 StreamInfo(qconfig.data_out, out_par, linear.out_features, qconfig.rounding))
         return
-    a, b = (ctx.streams[name] for name in inputs)
-    qconfig = ctx.quant(layer)
-    out, rounding, overflow = qconfig.data_out, qconfig.rounding, qconfig.overflow
-    if layer.kind == "add":
-        par = join_par(layer, a, b)
-        module = QuantAdd(a.fmt, b.fmt, out, rounding, overflow)
-        ctx.add(AddStage(layer.name, module, par, a.features, inputs=inputs), StreamInfo(out, par, a.features, rounding))
-    else:
-        lockstep = a.par == a.features and b.par == b.features
-        a_par, b_par = (a.par, b.par) if lockstep else (join_par(layer, a, b, ", or make both fully parallel"),) * 2
-        feeds = tuple(cast_to(ctx, name, out, rounding, overflow, f"{layer.name}_cast_{side}")
-                      for name, side in zip(inputs, "ab"))
-        concat = ConcatStage(layer.name, out, a_par, b_par, a.features, b.features, inputs=feeds)
-        ctx.add(concat, StreamInfo(out, concat.out_par, concat.out_features, rounding))

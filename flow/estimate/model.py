@@ -88,12 +88,6 @@ def stage_features(stage: Any) -> dict[str, float]:
     if isinstance(stage, hw.FifoStage):
         f.update(fifo_bits=float(stage.depth * in_bits), fifo_lutram=float(in_bits * math.ceil(stage.depth / 32)),
                  fifo_pointer_bits=float(math.ceil(math.log2(stage.depth + 1))))
-    elif isinstance(stage, hw.AddStage):
-        module = stage.module
-        f.update(cast_lane_features(module.sum_format, module.out, module.rounding, module.overflow, stage.par),
-                 sum_bits=float(stage.par * module.sum_format.width))
-    elif isinstance(stage, hw.ConcatStage):
-        f["counter_bits"] = float(math.log2(stage.a_beats + stage.b_beats))
     return f
 
 

@@ -8,12 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.hardware.components import (
-    add_parameters,
-    broadcast_parameters,
     compile_order,
-    concat_lockstep_parameters,
-    concat_parameters,
-    fifo_parameters,
     linear_parameters,
     linear_steps,
 )
@@ -21,10 +16,6 @@ from flow.hardware.emit_cmvm import cmvm_module
 from flow.hardware.lower import INPUT
 from flow.hardware.packing import pack_codes, sv_literal
 from flow.hardware.stages import (
-    AddStage,
-    BroadcastStage,
-    ConcatStage,
-    FifoStage,
     HardwareGraph,
     LinearStage,
     Stage,
@@ -40,9 +31,7 @@ def component_of(stage: Stage, design: str = "") -> str:
         return stage.component(design)
     if isinstance(stage, LinearStage):
         return constant_module(design, stage) if stage.constant is not None else "linear"
-    if isinstance(stage, ConcatStage) and stage.lockstep:
-        return "concat_lockstep"
-    return {FifoStage: "fifo", BroadcastStage: "broadcast", AddStage: "add", ConcatStage: "concat"}[type(stage)]
+    raise TypeError(f"no component for {stage!r}")
 
 
 def constant_module(design: str, stage: LinearStage) -> str:
@@ -152,18 +141,6 @@ def stage_parameters(stage: Stage, package: str, design: str = "") -> dict[str, 
                                      weights_file=weights_file(design, stage))
         return linear_parameters(stage.layer, stage.in_par, stage.out_par,
                                  f"{package}::{prefix}_WEIGHTS", f"{package}::{prefix}_BIAS")
-    beat_bits = stage.out_par * stage.out_format.width
-    if isinstance(stage, FifoStage):
-        return fifo_parameters(beat_bits, stage.depth)
-    if isinstance(stage, BroadcastStage):
-        return broadcast_parameters(beat_bits)
-    if isinstance(stage, AddStage):
-        m = stage.module
-        return add_parameters(m.a, m.b, m.out, m.rounding, m.overflow, stage.par)
-    if isinstance(stage, ConcatStage) and stage.lockstep:
-        return concat_lockstep_parameters(stage.fmt.width, stage.a_features, stage.b_features)
-    if isinstance(stage, ConcatStage):
-        return concat_parameters(beat_bits, stage.a_beats, stage.b_beats)
     raise TypeError(f"no parameters for {stage!r}")
 
 
@@ -176,15 +153,6 @@ def _describe(stage: Stage) -> str:
                  if stage.constant is not None else f"par {stage.in_par}x{stage.out_par}")
         return (f"linear {stage.in_features}->{stage.out_features}, {c.data_in} x {c.weight} -> "
                 f"{c.data_out}, {c.rounding.value}/{c.overflow.value}, {style}, II {stage.initiation_interval}")
-    if isinstance(stage, FifoStage):
-        return f"fifo of {stage.depth} beats ({stage.fmt}, {stage.par} per beat)"
-    if isinstance(stage, BroadcastStage):
-        return f"fork of {stage.fmt}, {stage.par} per beat"
-    if isinstance(stage, AddStage):
-        return f"add {stage.module.extra_repr()}, {stage.par} per beat"
-    if isinstance(stage, ConcatStage):
-        return (f"concat {stage.a_features}+{stage.b_features} elements {stage.fmt}, "
-                + ("lockstep, one beat a vector" if stage.lockstep else f"{stage.a_par} per beat"))
     raise TypeError(f"no description of {stage!r}")
 
 

@@ -7,10 +7,6 @@ from typing import Any
 
 from flow.hardware.cmvm import bits_for
 from flow.hardware.stages import (
-    AddStage,
-    BroadcastStage,
-    ConcatStage,
-    FifoStage,
     HardwareGraph,
     LinearStage,
 )
@@ -42,15 +38,6 @@ def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
                        rounding=c.rounding.value, overflow=c.overflow.value, multiplier=multiplier,
                        multipliers=stage.in_par * stage.out_par,
                        nonzero_weights=int((stage.layer.weight_codes() != 0).sum()))
-        elif isinstance(stage, AddStage):
-            row.update(kind="add", in_format=f"{stage.module.a} + {stage.module.b}",
-                       rounding=stage.rounding.value, overflow=stage.overflow.value)
-        elif isinstance(stage, FifoStage):
-            row.update(kind="fifo", depth=stage.depth)
-        elif isinstance(stage, ConcatStage):
-            row.update(kind="concat", lockstep=stage.lockstep)  # lockstep: one beat of both inputs a vector
-        else:
-            row.update(kind={BroadcastStage: "fork"}[type(stage)])
         row["inputs"] = list(stage.inputs)
         rows.append(row)
     return rows

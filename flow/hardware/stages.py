@@ -12,21 +12,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from flow.formats.base import Format
 from flow.hardware.components import (
-    ADD_CYCLES,
-    CONCAT_LOCKSTEP_CYCLES,
-    ELEMENTWISE_CYCLES,
-    concat_cycles,
     linear_cycles,
 )
 from flow.hardware.emit_cmvm import ConstantLinear
-from flow.nn import Concat, QuantAdd, QuantLinear
+from flow.nn import QuantLinear
 from flow.ops.activation import ActivationStage  # noqa: F401  re-exported
+from flow.ops.add import AddStage  # noqa: F401  re-exported
 from flow.ops.base import INPUT, InputStream
 from flow.ops.base import Stage as OpStage
 from flow.ops.broadcast import BroadcastStage  # noqa: F401  re-exported
 from flow.ops.cast import CastStage, FakeCast  # noqa: F401  re-exported
+from flow.ops.concat import ConcatStage  # noqa: F401  re-exported
 from flow.ops.fifo import FifoStage  # noqa: F401  re-exported
 
 
@@ -75,95 +72,7 @@ class LinearStage:
         return 1 if self.constant is not None else self.out_features // self.out_par
 
 
-class ElementwiseStage:
-    """A stage that keeps the vector and its beat width: PAR elements in and out per beat,
-    one beat per cycle (so ``features / par`` cycles per vector), latency one cycle."""
-
-    par: int
-    features: int
-    cycles = ELEMENTWISE_CYCLES  # (cycles per beat, latency)
-
-    in_par = property(lambda self: self.par)
-    out_par = property(lambda self: self.par)
-    in_features = property(lambda self: self.features)
-    out_features = property(lambda self: self.features)
-    outputs = property(lambda self: (self.name,))
-    beats = property(lambda self: self.features // self.par)
-    initiation_interval = property(lambda self: self.cycles[0] * self.beats)
-    latency = property(lambda self: self.cycles[1])
-
-    def accept_interval(self, graph) -> int:
-        return 1
-
-
-@dataclass
-class AddStage(ElementwiseStage):
-    """The residual add: two streams of equal shape and beat width, taken in lockstep."""
-
-    name: str
-    module: QuantAdd
-    par: int
-    features: int
-    inputs: tuple[str, ...] = (INPUT, INPUT)
-    cycles = ADD_CYCLES
-
-    in_format = property(lambda self: self.module.a)
-    out_format = property(lambda self: self.module.out)
-    rounding = property(lambda self: self.module.rounding)
-    overflow = property(lambda self: self.module.overflow)
-
-    def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.module.forward_codes(a, b)
-
-
-@dataclass
-class ConcatStage:
-    """Concatenation of features. Beat-serial (concat.sv): a vector's A beats of PAR elements leave
-    first, then its B beats. Lockstep (concat_lockstep.sv) when both inputs are fully parallel: one
-    beat of A + B elements a vector, both inputs taken in one cycle, so the design keeps II 1."""
-
-    name: str
-    fmt: Format
-    a_par: int
-    b_par: int
-    a_features: int
-    b_features: int
-    inputs: tuple[str, ...] = (INPUT, INPUT)
-    module: nn.Module = field(default_factory=Concat)
-
-    def __post_init__(self) -> None:
-        if not self.lockstep and self.a_par != self.b_par:
-            raise ValueError(f"concat '{self.name}': a beat-serial concatenation needs one beat width on both "
-                             f"inputs (a: {self.a_par}, b: {self.b_par} elements per beat); give both the same "
-                             f"parallelism, or make both fully parallel for a lockstep concatenation")
-
-    @property
-    def lockstep(self) -> bool:
-        """Both inputs carry a whole vector in one beat: the output is one beat of both."""
-        return self.a_par == self.a_features and self.b_par == self.b_features
-
-    in_par = property(lambda self: self.a_par)
-    out_par = property(lambda self: self.out_features if self.lockstep else self.a_par)
-    in_features = property(lambda self: self.a_features)
-    out_features = property(lambda self: self.a_features + self.b_features)
-    in_format = property(lambda self: self.fmt)
-    out_format = property(lambda self: self.fmt)
-    outputs = property(lambda self: (self.name,))
-    a_beats = property(lambda self: self.a_features // self.a_par)
-    b_beats = property(lambda self: self.b_features // self.b_par)
-    cycles = property(lambda self: CONCAT_LOCKSTEP_CYCLES if self.lockstep else concat_cycles(self.a_beats,
-                                                                                              self.b_beats))
-    initiation_interval = property(lambda self: self.cycles[0])
-    latency = property(lambda self: self.cycles[1])
-
-    def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.cat([a, b], dim=-1)
-
-    def accept_interval(self, graph) -> int:
-        return 1
-
-
-Stage = LinearStage | AddStage | ConcatStage | OpStage
+Stage = LinearStage | OpStage
 
 
 class FakeQuantGraph(nn.Module):

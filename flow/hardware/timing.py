@@ -18,8 +18,6 @@ from collections.abc import Callable
 
 from flow.hardware.lower import INPUT
 from flow.hardware.stages import (
-    AddStage,
-    ConcatStage,
     FifoStage,
     HardwareGraph,
     LinearStage,
@@ -60,21 +58,6 @@ def schedule(graph: HardwareGraph, vectors: int) -> tuple[dict[str, Times], dict
     for stage in graph.stages:
         if isinstance(stage, OpStage):
             stage.schedule(offered, taken, handover, vectors)
-        elif isinstance(stage, AddStage) or isinstance(stage, ConcatStage) and stage.lockstep:
-            a, b = (offered[name] for name in stage.inputs)
-            both = _take([max(x, y) for x, y in zip(a, b)], 1)
-            taken[stage.inputs[0]] = taken[stage.inputs[1]] = both
-            offered[stage.outputs[0]] = [t + stage.latency for t in both]
-        elif isinstance(stage, ConcatStage):
-            a, b = (offered[name] for name in stage.inputs)
-            order: list[tuple[int, int]] = []  # (side, beat index on that side)
-            for vector in range(vectors):
-                order += [(0, vector * stage.a_beats + j) for j in range(stage.a_beats)]
-                order += [(1, vector * stage.b_beats + j) for j in range(stage.b_beats)]
-            both = _take([(a, b)[side][index] for side, index in order], 1)
-            for side in (0, 1):
-                taken[stage.inputs[side]] = [t for t, (s, _) in zip(both, order) if s == side]
-            offered[stage.outputs[0]] = [t + stage.latency for t in both]
         elif isinstance(stage, LinearStage) and stage.constant is None:
             inputs = handover(stage.inputs[0], stage)
             in_beats, groups = stage.in_features // stage.in_par, stage.out_features // stage.out_par
