@@ -266,8 +266,8 @@ def test_folded_weights_live_in_rom_files_read_wherever_the_folder_goes(tmp_path
 
     import flow
     from flow.estimate.yosys import read_commands, run_yosys
-    from flow.hardware.emit import weight_words
     from flow.hardware.rtl_model import RtlModel, read_memory, read_package
+    from flow.ops.linear import weight_words
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4)).eval()

@@ -22,8 +22,8 @@ from flow.hardware.components import (
     leaky_relu_parameters,
     relu_parameters,
 )
-from flow.hardware.emit import weight_words
 from flow.nn import LinearQuantConfig
+from flow.ops.linear import weight_words
 from flow.toolchain import rtl_dir, setup_verilator
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE

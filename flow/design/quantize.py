@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flow.design.config import ConfigError, check_layer_names, layer_quant_config, layer_table
+from flow.design.config import check_layer_names, layer_quant_config, layer_table
 from flow.formats.base import Rounding
 from flow.hardware.stages import HardwareGraph, InputStream, Stage
 from flow.hardware.timing import balance
 from flow.nn import LinearQuantConfig
-from flow.ops import INPUT, Build, FloatGraph, FloatLayer, Op, StreamInfo, op_for, op_with_role
+from flow.ops import INPUT, Build, FloatGraph, FloatLayer, StreamInfo, op_for, op_with_role
 from flow.ops.base import parallelism
-from flow.ops.cast import cast_to
 
 __all__ = ["build_hardware_graph", "parallelism"]
 
@@ -69,11 +68,7 @@ def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> Hardware
     source: InputStream = op_for(first.kind).input_stream(first, ctx)
     ctx.streams[INPUT] = StreamInfo(source.fmt, source.par, source.features, source.rounding)
     for layer in layers:
-        op = op_for(layer.kind)
-        if type(op).build is not Op.build:
-            op.build(layer, ctx)
-        else:
-            _build_ladder(layer, ctx)
+        op_for(layer.kind).build(layer, ctx)
     graph = HardwareGraph(_with_forks(ctx.stages, ctx.streams), source, ctx.elided)
 
     def fifo(name: str, stream: str, depth: int) -> Stage:
@@ -83,52 +78,3 @@ def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> Hardware
         return op_with_role("buffer").buffer(name, stream, info, depth)
 
     return balance(graph, fifo)
-
-
-MULTIPLIERS = ("dsp", "lut", "auto")
-
-
-def _multiplier(table: dict[str, Any], layer: str, fully_parallel: bool) -> str:
-    style = table["multiplier"]
-    if style not in MULTIPLIERS:
-        raise ConfigError(f"parallelism.{layer}.multiplier={style!r}; use one of {', '.join(MULTIPLIERS)}")
-    if style == "lut" and not fully_parallel:
-        raise ConfigError(f"parallelism.{layer}.multiplier='lut' needs a fully parallel layer (in_par and out_par "
-                          f"'full'): a folded lane's weight changes every cycle; use 'dsp' or 'auto'")
-    return "lut" if style == "lut" or (style == "auto" and fully_parallel) else "dsp"
-
-
-def _pipeline_every(table: dict[str, Any], layer: str) -> int:
-    value = table["pipeline_every"]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"parallelism.{layer}.pipeline_every={value!r} must be 0 (no registers inside the "
-                          f"adder trees) or a positive number of adder levels per register")
-    return value
-
-
-def _build_ladder(layer: FloatLayer, ctx: Build) -> None:
-    from flow.hardware.stages import LinearStage
-    from flow.nn import QuantLinear
-
-    inputs = ctx.inputs(layer)
-    if layer.kind == "linear":
-        linear, src = layer.linear, ctx.streams[inputs[0]]
-        qconfig = ctx.quant(layer)
-        try:
-            qlayer = QuantLinear.from_float(linear, qconfig)
-        except ValueError as error:
-            raise ConfigError(f"layer {layer.name}: {error}") from None
-        ptable = ctx.table(layer)
-        in_par = parallelism(src.par if ptable["in_par"] == "auto" else ptable["in_par"], linear.in_features,
-                             f"parallelism.{layer.name}.in_par")
-        if in_par != src.par:
-            raise ConfigError(
-                f"parallelism.{layer.name}.in_par={in_par} but the previous layer sends {src.par} "
-                f"elements per beat; set it to {src.par} or 'auto' (or change the previous out_par)")
-        out_par = parallelism(ptable["out_par"], linear.out_features, f"parallelism.{layer.name}.out_par")
-        feed = cast_to(ctx, inputs[0], qconfig.data_in, qconfig.rounding, qconfig.overflow, f"{layer.name}_cast_in")
-        multiplier = _multiplier(ptable, layer.name, in_par == linear.in_features and out_par == linear.out_features)
-        ctx.add(LinearStage(layer.name, qlayer, in_par, out_par, inputs=(feed,), multiplier=multiplier,
-                            pipeline_every=_pipeline_every(ptable, layer.name)),
-                StreamInfo(qconfig.data_out, out_par, linear.out_features, qconfig.rounding))
-        return

@@ -4,6 +4,7 @@ The same stage objects give the fake-quant torch model (training, software accur
 exact integer reference (test vectors, hardware accuracy) and the emitted SystemVerilog.
 Every stage reads the streams named in ``inputs`` and drives the streams named in
 ``outputs``; ``INPUT`` is the design's input stream and the last stage drives its output.
+The stage classes live in their kinds' op files (flow.ops) and are re-exported here.
 """
 from __future__ import annotations
 
@@ -12,67 +13,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from flow.hardware.components import (
-    linear_cycles,
-)
-from flow.hardware.emit_cmvm import ConstantLinear
-from flow.nn import QuantLinear
-from flow.ops.activation import ActivationStage  # noqa: F401  re-exported
-from flow.ops.add import AddStage  # noqa: F401  re-exported
-from flow.ops.base import INPUT, InputStream
-from flow.ops.base import Stage as OpStage
-from flow.ops.broadcast import BroadcastStage  # noqa: F401  re-exported
-from flow.ops.cast import CastStage, FakeCast  # noqa: F401  re-exported
-from flow.ops.concat import ConcatStage  # noqa: F401  re-exported
-from flow.ops.fifo import FifoStage  # noqa: F401  re-exported
+from flow.hardware.timing import latency
+from flow.ops.activation import ActivationStage
+from flow.ops.add import AddStage
+from flow.ops.base import INPUT, InputStream, Stage
+from flow.ops.broadcast import BroadcastStage
+from flow.ops.cast import CastStage, FakeCast
+from flow.ops.concat import ConcatStage
+from flow.ops.fifo import FifoStage
+from flow.ops.linear import LinearStage, linear_stages
 
-
-@dataclass
-class LinearStage:
-    """A quantized Linear streaming IN_PAR elements in and OUT_PAR out per beat. With
-    ``multiplier="lut"`` (fully parallel only) its weights are constants built from shifts and
-    adds (flow.hardware.emit_cmvm), registered every ``pipeline_every`` adder levels."""
-
-    name: str
-    layer: QuantLinear
-    in_par: int
-    out_par: int
-    inputs: tuple[str, ...] = (INPUT,)
-    multiplier: str = "dsp"
-    pipeline_every: int = 0
-    constant: ConstantLinear | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.multiplier == "lut":
-            self.constant = ConstantLinear.of(self.layer, self.pipeline_every)
-
-    outputs = property(lambda self: (self.name,))
-    in_format = property(lambda self: self.layer.config.data_in)
-    out_format = property(lambda self: self.layer.config.data_out)
-    in_features = property(lambda self: self.layer.in_features)
-    out_features = property(lambda self: self.layer.out_features)
-    module = property(lambda self: self.layer)
-
-    @property
-    def initiation_interval(self) -> int:
-        if self.constant is not None:
-            return 1
-        return linear_cycles(self.in_features, self.out_features, self.in_par, self.out_par)[0]
-
-    @property
-    def latency(self) -> int:
-        if self.constant is not None:
-            return self.constant.latency
-        return linear_cycles(self.in_features, self.out_features, self.in_par, self.out_par)[1]
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.layer.forward_codes(codes)
-
-    def accept_interval(self, graph) -> int:
-        return 1 if self.constant is not None else self.out_features // self.out_par
-
-
-Stage = LinearStage | OpStage
+__all__ = ["ActivationStage", "AddStage", "BroadcastStage", "CastStage", "ConcatStage", "FakeCast", "FakeQuantGraph",
+           "FifoStage", "HardwareGraph", "InputStream", "LinearStage", "Stage"]
 
 
 class FakeQuantGraph(nn.Module):
@@ -111,7 +63,7 @@ class HardwareGraph:
 
     @property
     def linear_stages(self) -> list[LinearStage]:
-        return [s for s in self.stages if isinstance(s, LinearStage)]
+        return linear_stages(self.stages)
 
     def producer(self, stream: str) -> Stage | None:
         """The stage driving ``stream`` (None for the input)."""
@@ -144,6 +96,4 @@ class HardwareGraph:
     @property
     def latency_estimate(self) -> int:
         """Cycles from the first input beat to the first output beat (the beat-level cycle model)."""
-        from flow.hardware.timing import latency
-
         return latency(self)
