@@ -110,7 +110,7 @@ def summary(report: dict[str, Any], folder: Path) -> str:
              f"  accuracy: float {acc['float']:.4f}, quantized {acc['quantized']:.4f}, "
              f"hardware reference {acc['hardware_reference']:.4f} ({report['vectors']} test vectors)"]
     for row in report["stages"]:
-        extra = f" w {row['weight_format']} acc {row['accumulator']}" if row["kind"] == "linear" else ""
+        extra = f" w {row['weight_format']} acc {row['accumulator']}" if "weight_format" in row else ""
         lines.append(f"  {row['name']:>12}: {row['kind']:<10} {row['in_format']} -> {row['out_format']}{extra}"
                      f"  par {row['in_par']}x{row['out_par']}  II {row['initiation_interval']}")
     lines += [f"  {name:>12}: {why}" for name, why in report.get("elided", {}).items()]
