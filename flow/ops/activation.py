@@ -71,7 +71,7 @@ class Activation(Op):
         previous = ctx.previous(node)
         kind = op_name(node)  # the kinds are the torch op names
         shift = _slope_shift(node, ctx) if kind == "leaky_relu" else 0
-        ctx.add(FloatLayer(kind, ctx.name_of(owner(node), node), (previous,), shift=shift,
+        ctx.add(FloatLayer(kind, ctx.name_of(owner(node), node), (previous,), attrs={"shift": shift},
                            features=node_features(node)), node)
 
     def build(self, layer: FloatLayer, ctx: Build) -> None:
@@ -80,7 +80,7 @@ class Activation(Op):
         if not getattr(src.fmt, "signed", True) and (ctx.stages or not ctx.is_last(layer)):  # no negative code
             ctx.elide(layer, inputs[0], f"{layer.kind} on unsigned {src.fmt} is the identity: no stage")
             return
-        ctx.add(ActivationStage(layer.name, layer.kind, src.fmt, src.par, src.features, layer.shift, src.rounding,
+        ctx.add(ActivationStage(layer.name, layer.kind, src.fmt, src.par, src.features, layer.attrs.get("shift", 0), src.rounding,
                                 inputs=inputs), src)
 
 

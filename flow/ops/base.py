@@ -110,13 +110,14 @@ def table_kinds() -> list[str]:
 @dataclass
 class FloatLayer:
     """One hardware layer before quantization: a Linear (BatchNorm folded in), an activation, or
-    a join (``add``, ``concat``) of two earlier layers' outputs."""
+    a join (``add``, ``concat``) of two earlier layers' outputs. What only its kind needs, its op
+    keeps in ``module`` and ``attrs``."""
 
-    kind: str  # a registered kind: "linear" | "relu" | "leaky_relu" | "add" | "concat" ...
+    kind: str  # a registered kind (flow.ops): "linear", "relu", "leaky_relu", "add", "concat", ...
     name: str  # unique: the module path ("fc1"), else the graph node's name ("add")
     inputs: tuple[str, ...] = (INPUT,)  # names of the layers feeding it (INPUT: the model input)
-    linear: nn.Linear | None = None
-    shift: int = 0  # leaky ReLU slope 2**-shift
+    module: nn.Module | None = None  # the float module it computes, if any (a Linear's nn.Linear)
+    attrs: dict[str, Any] = field(default_factory=dict)  # e.g. a leaky ReLU's slope 2**-shift: {"shift": k}
     features: int = 0  # elements of the output vector
 
 

@@ -33,8 +33,8 @@ class BatchNorm(Op):
         previous = ctx.previous(node)
         module = ctx.model.get_submodule(owner(node))
         before = ctx.by_name.get(previous)
-        if not (isinstance(module, nn.BatchNorm1d) and before is not None and before.linear is not None
+        if not (isinstance(module, nn.BatchNorm1d) and before is not None and isinstance(before.module, nn.Linear)
                 and sum(previous in layer.inputs for layer in ctx.layers) == 0):
             raise ctx.unsupported(node, "batch norm not directly after a Linear:")
-        before.linear = fold_batchnorm(before.linear, module)
+        before.module = fold_batchnorm(before.module, module)
         ctx.source[node] = previous

@@ -335,7 +335,7 @@ class Linear(Op):
 
     def build(self, layer: FloatLayer, ctx: Build) -> None:
         inputs = ctx.inputs(layer)
-        linear, src = layer.linear, ctx.streams[inputs[0]]
+        linear, src = layer.module, ctx.streams[inputs[0]]
         qconfig = ctx.quant(layer)
         try:
             qlayer = QuantLinear.from_float(linear, qconfig)
@@ -359,6 +359,6 @@ class Linear(Op):
         """The design's input takes the first Linear's input format, and its in_par when it reads the input."""
         qconfig = ctx.quant(layer)
         value = ctx.table(layer)["in_par"] if layer.inputs == (INPUT,) else "full"
-        features = ctx.layers.input_features or layer.linear.in_features
+        features = ctx.layers.input_features or layer.module.in_features
         par = parallelism("full" if value == "auto" else value, features, f"parallelism.{layer.name}.in_par")
         return InputStream(qconfig.data_in, par, features, qconfig.rounding, qconfig.overflow)
