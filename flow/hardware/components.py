@@ -30,6 +30,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("fixed_cast", ("skid_buffer", "fixed_cast_lane"), "flow.formats.fixed.cast_codes"),
     Component("relu", ("skid_buffer",), "flow.nn.QuantReLU.forward_codes"),
     Component("leaky_relu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLeakyReLU.forward_codes"),
+    Component("absolute", ("skid_buffer",), "flow.ops.absolute.AbsStage.forward_codes"),
     Component("linear", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLinear.forward_codes"),
     Component("fifo", (), "identity"),
     Component("broadcast", (), "identity on both outputs"),

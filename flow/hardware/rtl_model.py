@@ -203,6 +203,14 @@ def _leaky_relu(vector: list[int], p: dict[str, int]) -> list[int]:
     return [cast_lane(v, scale) if _negative(v, p) else v & _mask(width) for v in vector]
 
 
+def _absolute(vector: list[int], p: dict[str, int]) -> list[int]:
+    """absolute.sv: a negative code negated in WIDTH bits, the most negative one saturated to the largest."""
+    width = p["WIDTH"]
+    most_negative = 1 << (width - 1)
+    return [v & _mask(width) if not _negative(v, p) else most_negative - 1 if v & _mask(width) == most_negative
+            else -v & _mask(width) for v in vector]
+
+
 # The semantics of each library component, read from its RTL (hw/rtl/<module>.sv): inputs -> output
 # elements. Adding a component adds its entry here, written from the RTL, not from flow's reference.
 COMPONENTS: dict[str, Callable[..., list[int]]] = {
@@ -215,6 +223,7 @@ COMPONENTS: dict[str, Callable[..., list[int]]] = {
     "broadcast": lambda x, p: list(x),
     "relu": _relu,
     "leaky_relu": _leaky_relu,
+    "absolute": _absolute,
 }
 PASS_ELEMENTS = {"fifo", "broadcast", "concat", "concat_lockstep"}  # compute no element: output_params looks past
 ROM_WEIGHTS = {"linear"}  # components reading a WEIGHTS_FILE
