@@ -112,12 +112,12 @@ def test_output_folder_with_foreign_files_is_refused_and_kept(tmp_path):
 
 
 def test_failed_emit_leaves_no_half_written_folder(tmp_path, monkeypatch):
-    import flow.design.pipeline as pipeline
+    import flow.design.write as write
 
     def broken(*_):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(pipeline, "write_reports", broken)
+    monkeypatch.setattr(write, "write_reports", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         emit_design(config_for(tmp_path), log=quiet)
     assert list(tmp_path.iterdir()) == []
