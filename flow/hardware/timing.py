@@ -16,12 +16,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from flow.ops.base import INPUT, Stage, Times, take
 
-if TYPE_CHECKING:  # annotations only: the graph calls latency() from here
-    from flow.hardware.stages import HardwareGraph
+
+class HardwareGraph(Protocol):
+    """What the cycle model reads of flow.hardware.stages.HardwareGraph (which calls it)."""
+
+    stages: list[Stage]
+    input: Any  # InputStream: features, par
+    initiation_interval: int
+    output: str
+
+    def producer(self, stream: str) -> Stage | None: ...
+    def consumers(self, stream: str) -> list[Stage]: ...
 
 MAX_VECTORS = 48
 
