@@ -1,3 +1,4 @@
+`default_nettype none
 // absolute: stream absolute value |code| on PAR elements per beat, format unchanged, saturating:
 // the most negative code, whose magnitude the format cannot hold, becomes the largest code.
 // SIGNED says how the stream's codes are read; unsigned (SIGNED=0): no code is negative, every
@@ -7,14 +8,14 @@ module absolute #(
     parameter int WIDTH  = 8,
     parameter bit SIGNED = 1'b1
 ) (
-    input  logic                 clk,
-    input  logic                 rst,
-    input  logic [PAR*WIDTH-1:0] s_axis_tdata,
-    input  logic                 s_axis_tvalid,
+    input  wire logic            clk,
+    input  wire logic            rst,
+    input  wire logic [PAR*WIDTH-1:0] s_axis_tdata,
+    input  wire logic            s_axis_tvalid,
     output logic                 s_axis_tready,
     output logic [PAR*WIDTH-1:0] m_axis_tdata,
     output logic                 m_axis_tvalid,
-    input  logic                 m_axis_tready
+    input  wire logic            m_axis_tready
 );
     localparam logic [WIDTH-1:0] MOST_NEGATIVE = WIDTH'(1) << (WIDTH - 1);
     localparam logic [WIDTH-1:0] LARGEST = MOST_NEGATIVE - WIDTH'(1);
@@ -38,3 +39,4 @@ module absolute #(
         .m_axis_tdata, .m_axis_tvalid, .m_axis_tready
     );
 endmodule
+`default_nettype wire
