@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from flow.formats.fixed import FixedFormat
-from flow.hardware.stages import BroadcastStage, HardwareGraph, LinearStage
+from flow.hardware.stages import HardwareGraph, LinearStage
 
 
 def available() -> bool:
@@ -35,9 +35,10 @@ def _kif(fmt: FixedFormat) -> tuple[int, int, int]:
 
 
 def _chain(graph: HardwareGraph) -> list[LinearStage]:
-    stages = [s for s in graph.stages if not isinstance(s, BroadcastStage)]
-    if not all(isinstance(s, LinearStage) for s in stages):
-        kinds = sorted({type(s).__name__ for s in stages if not isinstance(s, LinearStage)})
+    stages = [s for s in graph.stages if len(s.outputs) == 1]  # a fork (two outputs) passes codes on
+    linears = graph.linear_stages
+    if stages != linears:
+        kinds = sorted({s.report_row()["kind"] for s in stages if s not in linears})
         raise ValueError(f"the da4ml peer takes a chain of linear layers (ReLUs on unsigned codes elided); "
                          f"this design also has {kinds}")
     return stages

@@ -112,12 +112,12 @@ def test_output_folder_with_foreign_files_is_refused_and_kept(tmp_path):
 
 
 def test_failed_emit_leaves_no_half_written_folder(tmp_path, monkeypatch):
-    import flow.design.pipeline as pipeline
+    import flow.design.write as write
 
     def broken(*_):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(pipeline, "write_reports", broken)
+    monkeypatch.setattr(write, "write_reports", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         emit_design(config_for(tmp_path), log=quiet)
     assert list(tmp_path.iterdir()) == []
@@ -266,8 +266,8 @@ def test_folded_weights_live_in_rom_files_read_wherever_the_folder_goes(tmp_path
 
     import flow
     from flow.estimate.yosys import read_commands, run_yosys
-    from flow.hardware.emit import weight_words
     from flow.hardware.rtl_model import RtlModel, read_memory, read_package
+    from flow.ops.linear import weight_words
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4)).eval()

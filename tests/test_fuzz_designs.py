@@ -110,10 +110,10 @@ def test_a_lockstep_concat_design_keeps_ii_1_and_passes_every_check():
 
 def test_a_failure_names_every_broken_promise(tmp_path, monkeypatch):
     # a reference that is off by one on every output: the check must say the RTL-derived model is right
-    import flow.design.pipeline as pipeline
+    import flow.design.compile as compile_module
     import tests.fuzz.check as check
 
-    real = pipeline.write_design
+    real = compile_module.write_design
 
     def wrong_reference(folder, hw, name, x_codes, labels, **kw):
         report = real(folder, hw, name, x_codes, labels, **kw)
@@ -121,7 +121,7 @@ def test_a_failure_names_every_broken_promise(tmp_path, monkeypatch):
         write_rows(expected, read_rows(expected) ^ 1)
         return report
 
-    monkeypatch.setattr(pipeline, "write_design", wrong_reference)
+    monkeypatch.setattr(compile_module, "write_design", wrong_reference)
     with pytest.raises(DesignFailure) as failure:
         check.check_design(UNSIGNED_RELU)
     message = str(failure.value)

@@ -30,7 +30,7 @@ def test_batchnorm_is_folded_into_the_linear_before_it():
     assert [layer.kind for layer in layers] == ["linear", "relu", "linear", "relu", "linear"]
     h = x.flatten(1)
     for layer in layers:
-        h = layer.linear(h) if layer.kind == "linear" else torch.relu(h)
+        h = layer.module(h) if layer.kind == "linear" else torch.relu(h)
     torch.testing.assert_close(h, model(x), rtol=1e-5, atol=1e-5)  # float re-association only
 
 

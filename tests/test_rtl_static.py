@@ -25,9 +25,10 @@ from flow.hardware.components import (
     relu_parameters,
     softmax_parameters,
 )
-from flow.hardware.emit import weight_words
 from flow.nn import LinearQuantConfig, QuantMatmul
+from flow.ops.linear import weight_words
 from flow.toolchain import rtl_dir, setup_verilator
+from tests.sim.test_absolute import ABS_TABLE
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
@@ -45,6 +46,8 @@ def component_rows():
         yield "relu", relu_parameters(FixedFormat(width, 0, signed), par)
     for width, shift, rounding, par, signed in LEAKY_TABLE:
         yield "leaky_relu", leaky_relu_parameters(FixedFormat(width, 0, signed), shift, rounding, par)
+    for width, par, signed in ABS_TABLE:
+        yield "absolute", relu_parameters(FixedFormat(width, 0, signed), par)
     for n_in, n_out, in_par, out_par, formats, rounding, overflow in LINEAR_TABLE:
         layer = random_layer(n_in, n_out, LinearQuantConfig(*formats, rounding, overflow), random.Random(0))
         yield "linear", linear_parameters(layer, in_par, out_par)

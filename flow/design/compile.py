@@ -16,6 +16,7 @@ from torch import nn
 
 from flow.design.config import LAYER_QUANT_DEFAULTS, hardware_config
 from flow.design.quantize import build_hardware_graph
+from flow.design.write import write_design
 from flow.graph import capture
 from flow.graph.capture import accepted_inputs
 from flow.hardware.lower import lower
@@ -64,8 +65,6 @@ class Design:
         reference's outputs, and reports. Without ``labels`` the reference's own argmax labels
         the vectors, so accuracies measure agreement with it. ``started`` (a perf_counter time)
         counts earlier work into the report's ``emit_seconds``. Returns the report."""
-        from flow.design.pipeline import write_design
-
         x_codes = self.quantize_inputs(inputs)
         if labels is None:
             labels = self.reference(x_codes).argmax(dim=1)

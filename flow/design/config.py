@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import flow.formats.fixed  # noqa: F401  registers fixed point
+from flow.errors import ConfigError
 from flow.formats.base import format_from_table, format_names, parse_overflow, parse_rounding
 from flow.nn import LinearQuantConfig
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the key and the fix."""
-
+from flow.ops import table_kinds
 
 LAYER_QUANT_DEFAULTS: dict[str, Any] = {
     "name": "fixed",
@@ -238,7 +235,7 @@ def layer_table(config: dict[str, Any], section: str, layer: str, kind: str = "l
 def check_layer_names(config: dict[str, Any], layers: list[str]) -> None:
     """Per-layer tables must name layers the model has."""
     for section in LAYER_TABLES:
-        allowed = layers + (["linear", "add", "concat"] if config[section].get("by") == "type" else [])
+        allowed = layers + (table_kinds() if config[section].get("by") == "type" else [])
         for key, value in config[section].items():
             if isinstance(value, dict) and key != "default" and key not in allowed:
                 raise ConfigError(f"{section}.{key} names no layer of the model (layers: "

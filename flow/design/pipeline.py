@@ -13,11 +13,8 @@ from flow.data.tabular import load_split
 from flow.design.compile import compile_config
 from flow.design.config import config_hash
 from flow.design.train import accuracy, fit, trained_float_model
-from flow.hardware.emit import emit_rtl
-from flow.hardware.outputs import atomic_folder, check_replaceable
-from flow.hardware.report import stage_rows, write_reports
+from flow.hardware.outputs import check_replaceable
 from flow.hardware.stages import HardwareGraph
-from flow.hardware.vectors import Vectors, write_vectors
 
 
 @dataclass
@@ -70,47 +67,13 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
     return EmitResult(folder, hw, report)
 
 
-def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tensor, labels: torch.Tensor, *,
-                 source: str, fields: dict[str, Any], yosys_timeout: float | None = None,
-                 log: Callable[[str], None] = print, started: float | None = None) -> dict[str, Any]:
-    """Emit ``hw`` as design ``name`` into ``folder`` (atomically): RTL, test vectors with the
-    exact reference's outputs, optional Yosys resources, report.json and report.md."""
-    start = time.perf_counter()
-    y_codes = hw.forward_codes(x_codes)
-    stream_in, last = hw.input, hw.last
-    top = f"{name}_top"
-    with atomic_folder(folder) as tmp:
-        files = emit_rtl(hw, name, tmp / "rtl")
-        write_vectors(tmp / "vectors", Vectors(x_codes, y_codes, labels, {
-            "top": top, "in_width": stream_in.fmt.width, "in_signed": stream_in.fmt.signed,
-            "in_par": stream_in.par, "out_width": last.out_format.width, "out_signed": last.out_format.signed,
-            "out_par": last.out_par, "in_features": stream_in.features, "out_features": last.out_features,
-            "vectors": len(labels), "initiation_interval": hw.initiation_interval,
-            "latency": hw.latency_estimate,
-        }))
-        resources = None
-        if yosys_timeout is not None:
-            from flow.estimate.yosys import synthesize_xilinx
-            log("estimating resources with Yosys synth_xilinx ...")
-            resources = synthesize_xilinx([tmp / "rtl" / f for f in files], top, timeout=yosys_timeout,
-                                          log_path=tmp / "yosys.log")
-        report = {"design": name, "top": top, "config_path": source, "vectors": len(labels), **fields}
-        report["accuracy"] = {**report.get("accuracy", {}),
-                              "hardware_reference": (y_codes.argmax(dim=1) == labels).float().mean().item()}
-        report.update(stages=stage_rows(hw), elided=dict(hw.elided), resources=resources, files=files,
-                      cycles={"initiation_interval": hw.initiation_interval, "latency_estimate": hw.latency_estimate},
-                      emit_seconds=round(time.perf_counter() - (started or start), 2))
-        write_reports(tmp, report)
-    return report
-
-
 def summary(report: dict[str, Any], folder: Path) -> str:
     acc = report["accuracy"]
     lines = [f"design {report['design']} -> {folder}/",
              f"  accuracy: float {acc['float']:.4f}, quantized {acc['quantized']:.4f}, "
              f"hardware reference {acc['hardware_reference']:.4f} ({report['vectors']} test vectors)"]
     for row in report["stages"]:
-        extra = f" w {row['weight_format']} acc {row['accumulator']}" if row["kind"] == "linear" else ""
+        extra = f" w {row['weight_format']} acc {row['accumulator']}" if "weight_format" in row else ""
         lines.append(f"  {row['name']:>12}: {row['kind']:<10} {row['in_format']} -> {row['out_format']}{extra}"
                      f"  par {row['in_par']}x{row['out_par']}  II {row['initiation_interval']}")
     lines += [f"  {name:>12}: {why}" for name, why in report.get("elided", {}).items()]

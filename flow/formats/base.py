@@ -107,9 +107,8 @@ def format_names() -> list[str]:
 
 
 def format_from_table(name: str, table: dict[str, Any], prefix: str) -> Format:
-    """The format a quantization table gives one operand (``prefix``: data_in, weight, bias, data_out)."""
-    import flow.formats.fixed  # noqa: F401  registers the built-in formats
-
+    """The format a quantization table gives one operand (``prefix``: data_in, weight, bias, data_out).
+    The built-in formats are registered by ``flow/formats/__init__.py``, which runs before this module."""
     if name not in _REGISTRY:
         raise ValueError(f"format {name!r} is not known; use one of {', '.join(format_names())}")
     return _REGISTRY[name](table, prefix)

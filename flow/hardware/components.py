@@ -36,6 +36,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("fixed_cast", ("skid_buffer", "fixed_cast_lane"), "flow.formats.fixed.cast_codes"),
     Component("relu", ("skid_buffer",), "flow.nn.QuantReLU.forward_codes"),
     Component("leaky_relu", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLeakyReLU.forward_codes"),
+    Component("absolute", ("skid_buffer",), "flow.ops.absolute.AbsStage.forward_codes"),
     Component("linear", ("skid_buffer", "fixed_cast_lane"), "flow.nn.QuantLinear.forward_codes"),
     Component("fifo", (), "identity"),
     Component("broadcast", (), "identity on both outputs"),
@@ -205,7 +206,7 @@ def linear_parameters(layer: QuantLinear, in_par: int, out_par: int, weights: st
                       weights_file: str | None = None) -> dict[str, object]:
     """``weights`` and ``bias`` are SystemVerilog expressions (a package constant or a literal);
     a folded layer takes ``weights_file`` instead of ``weights``: the path of its ROM's hex file
-    (flow.hardware.emit.weights_hex), relative to the simulation's +flow_rtl_dir or absolute."""
+    (flow.ops.linear.weights_hex), relative to the simulation's +flow_rtl_dir or absolute."""
     c = layer.config
     folded = linear_steps(layer.in_features, layer.out_features, in_par, out_par) > 1
     if folded and not weights_file:

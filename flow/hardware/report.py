@@ -5,17 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flow.hardware.cmvm import bits_for
-from flow.hardware.stages import (
-    ActivationStage,
-    AddStage,
-    BroadcastStage,
-    CastStage,
-    ConcatStage,
-    FifoStage,
-    HardwareGraph,
-    LinearStage,
-)
+from flow.hardware.stages import HardwareGraph
 
 
 def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
@@ -27,33 +17,7 @@ def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:
             "in_par": stage.in_par, "out_par": stage.out_par, "features": [stage.in_features, stage.out_features],
             "initiation_interval": stage.initiation_interval, "latency": stage.latency,
         }
-        if isinstance(stage, LinearStage):
-            c = stage.layer.config
-            if stage.constant is not None:
-                graph = stage.constant.graph
-                multiplier = f"shift-add: {graph.adders} adders, depth {graph.depth}"
-                acc_bits = max(bits_for(*stage.constant.accumulator_bounds(o)) for o in range(stage.out_features))
-            else:
-                multiplier, acc_bits = f"dsp: {stage.in_par * stage.out_par} multipliers", stage.layer.accumulator_width()
-            row.update(kind="linear", weight_format=str(c.weight), bias_format=str(c.bias),
-                       accumulator=f"{acc_bits} bits (format bound {stage.layer.acc_format.width}), "
-                                   f"frac {stage.layer.acc_format.frac}",
-                       rounding=c.rounding.value, overflow=c.overflow.value, multiplier=multiplier,
-                       multipliers=stage.in_par * stage.out_par,
-                       nonzero_weights=int((stage.layer.weight_codes() != 0).sum()))
-        elif isinstance(stage, CastStage):
-            row.update(kind="cast", rounding=stage.rounding.value, overflow=stage.overflow.value)
-        elif isinstance(stage, ActivationStage):
-            row.update(kind=stage.kind, **({"slope": f"2**-{stage.shift}"} if stage.kind != "relu" else {}))
-        elif isinstance(stage, AddStage):
-            row.update(kind="add", in_format=f"{stage.module.a} + {stage.module.b}",
-                       rounding=stage.rounding.value, overflow=stage.overflow.value)
-        elif isinstance(stage, FifoStage):
-            row.update(kind="fifo", depth=stage.depth)
-        elif isinstance(stage, ConcatStage):
-            row.update(kind="concat", lockstep=stage.lockstep)  # lockstep: one beat of both inputs a vector
-        else:
-            row.update(kind={BroadcastStage: "fork"}[type(stage)])
+        row.update(stage.report_row())  # its kind and its own fields (flow.ops)
         row["inputs"] = list(stage.inputs)
         rows.append(row)
     return rows

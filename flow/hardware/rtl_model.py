@@ -10,6 +10,7 @@ when it and flow's reference disagree, one of them is wrong, and the simulation 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,20 +188,45 @@ def _concat_lockstep(a: list[int], b: list[int], p: dict[str, int]) -> list[int]
     return [v & _mask(p["WIDTH"]) for v in a + b]
 
 
-def _elementwise(vector: list[int], module: str, p: dict[str, int]) -> list[int]:
-    if module == "fixed_cast":
-        return [cast_lane(v, p) for v in vector]
-    if module in ("fifo", "broadcast"):
-        return list(vector)
-    width, signed = p["WIDTH"], bool(p.get("SIGNED", 1))
-    negative = lambda v: signed and (v >> (width - 1)) & 1  # noqa: E731
-    if module == "relu":
-        return [0 if negative(v) else v & _mask(width) for v in vector]
-    if module == "leaky_relu":
-        scale = dict(IN_WIDTH=width, IN_FRAC=p["SHIFT"], IN_SIGNED=1, OUT_WIDTH=width, OUT_FRAC=0,
-                     OUT_SIGNED=1, ROUNDING=p.get("ROUNDING", 1), OVERFLOW=0)
-        return [cast_lane(v, scale) if negative(v) else v & _mask(width) for v in vector]
-    raise RtlModelError(f"the model does not know component {module!r}")
+def _negative(v: int, p: dict[str, int]) -> bool:
+    return bool(p.get("SIGNED", 1)) and (v >> (p["WIDTH"] - 1)) & 1
+
+
+def _relu(vector: list[int], p: dict[str, int]) -> list[int]:
+    return [0 if _negative(v, p) else v & _mask(p["WIDTH"]) for v in vector]
+
+
+def _leaky_relu(vector: list[int], p: dict[str, int]) -> list[int]:
+    width = p["WIDTH"]
+    scale = dict(IN_WIDTH=width, IN_FRAC=p["SHIFT"], IN_SIGNED=1, OUT_WIDTH=width, OUT_FRAC=0,
+                 OUT_SIGNED=1, ROUNDING=p.get("ROUNDING", 1), OVERFLOW=0)
+    return [cast_lane(v, scale) if _negative(v, p) else v & _mask(width) for v in vector]
+
+
+def _absolute(vector: list[int], p: dict[str, int]) -> list[int]:
+    """absolute.sv: a negative code negated in WIDTH bits, the most negative one saturated to the largest."""
+    width = p["WIDTH"]
+    most_negative = 1 << (width - 1)
+    return [v & _mask(width) if not _negative(v, p) else most_negative - 1 if v & _mask(width) == most_negative
+            else -v & _mask(width) for v in vector]
+
+
+# The semantics of each library component, read from its RTL (hw/rtl/<module>.sv): inputs -> output
+# elements. Adding a component adds its entry here, written from the RTL, not from flow's reference.
+COMPONENTS: dict[str, Callable[..., list[int]]] = {
+    "linear": _linear,
+    "add": _add,
+    "concat": lambda a, b, p: a + b,
+    "concat_lockstep": _concat_lockstep,
+    "fixed_cast": lambda x, p: [cast_lane(v, p) for v in x],
+    "fifo": lambda x, p: list(x),
+    "broadcast": lambda x, p: list(x),
+    "relu": _relu,
+    "leaky_relu": _leaky_relu,
+    "absolute": _absolute,
+}
+PASS_ELEMENTS = {"fifo", "broadcast", "concat", "concat_lockstep"}  # compute no element: output_params looks past
+ROM_WEIGHTS = {"linear"}  # components reading a WEIGHTS_FILE
 
 
 _DECL = re.compile(r"logic\s+(signed\s+)?\[(\d+):0\]\s*(\w+)\s*(?:\[(\d+)\])?\s*;")
@@ -310,7 +336,7 @@ class RtlModel:
         self.netlists = {path.stem: path.read_text() for path in rtl_folder.glob("*_cmvm.sv")}
         self.instances, self.output = read_top((rtl_folder / f"{top}.sv").read_text(), constants)
         for inst in self.instances:
-            if inst.module == "linear" and "WEIGHTS_FILE" in inst.params:
+            if inst.module in ROM_WEIGHTS and "WEIGHTS_FILE" in inst.params:
                 inst.params = _linear_weights(inst.params, rtl_folder)
 
     def output_params(self) -> tuple[int, bool]:
@@ -321,7 +347,7 @@ class RtlModel:
             producer = next((i for i in self.instances if stream in i.sinks), None)
             if producer is None:
                 raise RtlModelError(f"nothing computes the elements of {stream}")
-            if producer.module not in ("fifo", "broadcast", "concat", "concat_lockstep"):
+            if producer.module not in PASS_ELEMENTS:
                 break
             stream = producer.sources[0]
         p = producer.params
@@ -339,16 +365,10 @@ class RtlModel:
             data = [streams[source] for source in inst.sources]
             if inst.module in self.netlists:
                 result = shift_add_netlist(self.netlists[inst.module], data[0])
-            elif inst.module == "linear":
-                result = _linear(data[0], inst.params)
-            elif inst.module == "add":
-                result = _add(data[0], data[1], inst.params)
-            elif inst.module == "concat":
-                result = data[0] + data[1]
-            elif inst.module == "concat_lockstep":
-                result = _concat_lockstep(data[0], data[1], inst.params)
+            elif inst.module in COMPONENTS:
+                result = COMPONENTS[inst.module](*data, inst.params)
             else:
-                result = _elementwise(data[0], inst.module, inst.params)
+                raise RtlModelError(f"the model does not know component {inst.module!r}")
             for sink in inst.sinks:
                 streams[sink] = result
         width, signed = self.output_params()

@@ -4,6 +4,7 @@ The same stage objects give the fake-quant torch model (training, software accur
 exact integer reference (test vectors, hardware accuracy) and the emitted SystemVerilog.
 Every stage reads the streams named in ``inputs`` and drives the streams named in
 ``outputs``; ``INPUT`` is the design's input stream and the last stage drives its output.
+The stage classes live in their kinds' op files (flow.ops) and are re-exported here.
 """
 from __future__ import annotations
 
@@ -12,254 +13,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from flow.formats.base import Format, Overflow, Rounding
-from flow.hardware.components import (
-    ADD_CYCLES,
-    BROADCAST_CYCLES,
-    CONCAT_LOCKSTEP_CYCLES,
-    ELEMENTWISE_CYCLES,
-    concat_cycles,
-    fifo_cycles,
-    linear_cycles,
-)
-from flow.hardware.emit_cmvm import ConstantLinear
-from flow.hardware.lower import INPUT
-from flow.nn import Concat, QuantAdd, QuantLeakyReLU, QuantLinear, QuantReLU
+from flow.hardware.timing import latency
+from flow.ops.activation import ActivationStage
+from flow.ops.add import AddStage
+from flow.ops.base import INPUT, InputStream, Stage
+from flow.ops.broadcast import BroadcastStage
+from flow.ops.cast import CastStage, FakeCast
+from flow.ops.concat import ConcatStage
+from flow.ops.fifo import FifoStage
+from flow.ops.linear import LinearStage, linear_stages
 
-
-@dataclass
-class LinearStage:
-    """A quantized Linear streaming IN_PAR elements in and OUT_PAR out per beat. With
-    ``multiplier="lut"`` (fully parallel only) its weights are constants built from shifts and
-    adds (flow.hardware.emit_cmvm), registered every ``pipeline_every`` adder levels."""
-
-    name: str
-    layer: QuantLinear
-    in_par: int
-    out_par: int
-    inputs: tuple[str, ...] = (INPUT,)
-    multiplier: str = "dsp"
-    pipeline_every: int = 0
-    constant: ConstantLinear | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.multiplier == "lut":
-            self.constant = ConstantLinear.of(self.layer, self.pipeline_every)
-
-    outputs = property(lambda self: (self.name,))
-    in_format = property(lambda self: self.layer.config.data_in)
-    out_format = property(lambda self: self.layer.config.data_out)
-    in_features = property(lambda self: self.layer.in_features)
-    out_features = property(lambda self: self.layer.out_features)
-    module = property(lambda self: self.layer)
-
-    @property
-    def initiation_interval(self) -> int:
-        if self.constant is not None:
-            return 1
-        return linear_cycles(self.in_features, self.out_features, self.in_par, self.out_par)[0]
-
-    @property
-    def latency(self) -> int:
-        if self.constant is not None:
-            return self.constant.latency
-        return linear_cycles(self.in_features, self.out_features, self.in_par, self.out_par)[1]
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.layer.forward_codes(codes)
-
-
-class ElementwiseStage:
-    """A stage that keeps the vector and its beat width: PAR elements in and out per beat,
-    one beat per cycle (so ``features / par`` cycles per vector), latency one cycle."""
-
-    par: int
-    features: int
-    cycles = ELEMENTWISE_CYCLES  # (cycles per beat, latency)
-
-    in_par = property(lambda self: self.par)
-    out_par = property(lambda self: self.par)
-    in_features = property(lambda self: self.features)
-    out_features = property(lambda self: self.features)
-    outputs = property(lambda self: (self.name,))
-    beats = property(lambda self: self.features // self.par)
-    initiation_interval = property(lambda self: self.cycles[0] * self.beats)
-    latency = property(lambda self: self.cycles[1])
-
-
-@dataclass
-class ActivationStage(ElementwiseStage):
-    """ReLU or leaky ReLU (slope 2**-shift) on the previous stage's format."""
-
-    name: str
-    kind: str
-    fmt: Format
-    par: int
-    features: int
-    shift: int = 0
-    rounding: Rounding = Rounding.HALF_UP
-    inputs: tuple[str, ...] = (INPUT,)
-    module: nn.Module = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.module = (QuantReLU() if self.kind == "relu"
-                       else QuantLeakyReLU(self.fmt, self.shift, self.rounding))
-
-    in_format = property(lambda self: self.fmt)
-    out_format = property(lambda self: self.fmt)
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.module.forward_codes(codes)
-
-
-class FakeCast(nn.Module):
-    """The float view of a cast: quantize to the destination format (straight-through)."""
-
-    def __init__(self, dst: Format, rounding: Rounding, overflow: Overflow) -> None:
-        super().__init__()
-        self.dst, self.rounding, self.overflow = dst, rounding, overflow
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dst.fake_quantize(x, self.rounding, self.overflow)
-
-
-@dataclass
-class CastStage(ElementwiseStage):
-    """Re-expresses codes in the next layer's input format (inserted where formats differ)."""
-
-    name: str
-    src: Format
-    dst: Format
-    rounding: Rounding
-    overflow: Overflow
-    par: int
-    features: int
-    inputs: tuple[str, ...] = (INPUT,)
-
-    in_format = property(lambda self: self.src)
-    out_format = property(lambda self: self.dst)
-    module = property(lambda self: FakeCast(self.dst, self.rounding, self.overflow))
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.dst.cast(codes, self.src, self.rounding, self.overflow)
-
-
-@dataclass
-class FifoStage(ElementwiseStage):
-    """A FIFO of ``depth`` beats that lets a short branch wait for a long one (wiring for numbers)."""
-
-    name: str
-    fmt: Format
-    par: int
-    features: int
-    depth: int
-    inputs: tuple[str, ...] = (INPUT,)
-
-    in_format = property(lambda self: self.fmt)
-    out_format = property(lambda self: self.fmt)
-    cycles = property(lambda self: fifo_cycles(self.depth))
-    module = None
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes
-
-
-@dataclass
-class BroadcastStage(ElementwiseStage):
-    """A fork: every beat goes to both outputs (each may take it in a different cycle)."""
-
-    name: str
-    fmt: Format
-    par: int
-    features: int
-    inputs: tuple[str, ...] = (INPUT,)
-    cycles = BROADCAST_CYCLES
-
-    in_format = property(lambda self: self.fmt)
-    out_format = property(lambda self: self.fmt)
-    outputs = property(lambda self: (f"{self.name}.a", f"{self.name}.b"))
-    module = None
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes
-
-
-@dataclass
-class AddStage(ElementwiseStage):
-    """The residual add: two streams of equal shape and beat width, taken in lockstep."""
-
-    name: str
-    module: QuantAdd
-    par: int
-    features: int
-    inputs: tuple[str, ...] = (INPUT, INPUT)
-    cycles = ADD_CYCLES
-
-    in_format = property(lambda self: self.module.a)
-    out_format = property(lambda self: self.module.out)
-    rounding = property(lambda self: self.module.rounding)
-    overflow = property(lambda self: self.module.overflow)
-
-    def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.module.forward_codes(a, b)
-
-
-@dataclass
-class ConcatStage:
-    """Concatenation of features. Beat-serial (concat.sv): a vector's A beats of PAR elements leave
-    first, then its B beats. Lockstep (concat_lockstep.sv) when both inputs are fully parallel: one
-    beat of A + B elements a vector, both inputs taken in one cycle, so the design keeps II 1."""
-
-    name: str
-    fmt: Format
-    a_par: int
-    b_par: int
-    a_features: int
-    b_features: int
-    inputs: tuple[str, ...] = (INPUT, INPUT)
-    module: nn.Module = field(default_factory=Concat)
-
-    def __post_init__(self) -> None:
-        if not self.lockstep and self.a_par != self.b_par:
-            raise ValueError(f"concat '{self.name}': a beat-serial concatenation needs one beat width on both "
-                             f"inputs (a: {self.a_par}, b: {self.b_par} elements per beat); give both the same "
-                             f"parallelism, or make both fully parallel for a lockstep concatenation")
-
-    @property
-    def lockstep(self) -> bool:
-        """Both inputs carry a whole vector in one beat: the output is one beat of both."""
-        return self.a_par == self.a_features and self.b_par == self.b_features
-
-    in_par = property(lambda self: self.a_par)
-    out_par = property(lambda self: self.out_features if self.lockstep else self.a_par)
-    in_features = property(lambda self: self.a_features)
-    out_features = property(lambda self: self.a_features + self.b_features)
-    in_format = property(lambda self: self.fmt)
-    out_format = property(lambda self: self.fmt)
-    outputs = property(lambda self: (self.name,))
-    a_beats = property(lambda self: self.a_features // self.a_par)
-    b_beats = property(lambda self: self.b_features // self.b_par)
-    cycles = property(lambda self: CONCAT_LOCKSTEP_CYCLES if self.lockstep else concat_cycles(self.a_beats,
-                                                                                              self.b_beats))
-    initiation_interval = property(lambda self: self.cycles[0])
-    latency = property(lambda self: self.cycles[1])
-
-    def forward_codes(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.cat([a, b], dim=-1)
-
-
-Stage = LinearStage | ActivationStage | CastStage | FifoStage | BroadcastStage | AddStage | ConcatStage
-
-
-@dataclass(frozen=True)
-class InputStream:
-    """The design's input: its format, how floats are quantized into it, and its beat width."""
-
-    fmt: Format
-    par: int
-    features: int
-    rounding: Rounding
-    overflow: Overflow
+__all__ = ["ActivationStage", "AddStage", "BroadcastStage", "CastStage", "ConcatStage", "FakeCast", "FakeQuantGraph",
+           "FifoStage", "HardwareGraph", "InputStream", "LinearStage", "Stage"]
 
 
 class FakeQuantGraph(nn.Module):
@@ -298,7 +63,7 @@ class HardwareGraph:
 
     @property
     def linear_stages(self) -> list[LinearStage]:
-        return [s for s in self.stages if isinstance(s, LinearStage)]
+        return linear_stages(self.stages)
 
     def producer(self, stream: str) -> Stage | None:
         """The stage driving ``stream`` (None for the input)."""
@@ -331,6 +96,4 @@ class HardwareGraph:
     @property
     def latency_estimate(self) -> int:
         """Cycles from the first input beat to the first output beat (the beat-level cycle model)."""
-        from flow.hardware.timing import latency
-
         return latency(self)

@@ -2,7 +2,7 @@
 
 For the first vectors streamed back to back (the clean phase the testbench measures), it gives
 the cycle in which every beat of every stream is handed over. Each stage follows its
-component's cycle rules (components.py): an element-wise stage passes a beat one cycle after
+component's cycle rules (components.py), placed by its op file's ``Stage.schedule``: an element-wise stage passes a beat one cycle after
 taking it; a linear takes one beat every OUT_GROUPS cycles and offers a vector's first output
 beat two cycles after it finished its last input beat; a fork hands a beat to both branches
 when the slower one takes it; an add, and a lockstep concat (both inputs one beat a vector),
@@ -15,84 +15,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Protocol
 
-from flow.hardware.lower import INPUT
-from flow.hardware.stages import (
-    AddStage,
-    BroadcastStage,
-    ConcatStage,
-    FifoStage,
-    HardwareGraph,
-    LinearStage,
-    Stage,
-)
+from flow.ops.base import INPUT, Stage, Times, take
+
+
+class HardwareGraph(Protocol):
+    """What the cycle model reads of flow.hardware.stages.HardwareGraph (which calls it)."""
+
+    stages: list[Stage]
+    input: Any  # InputStream: features, par
+    initiation_interval: int
+    output: str
+
+    def producer(self, stream: str) -> Stage | None: ...
+    def consumers(self, stream: str) -> list[Stage]: ...
 
 MAX_VECTORS = 48
-Times = list[int]
-
-
-def _accept_interval(stage: Stage, graph: HardwareGraph) -> int:
-    """Fewest cycles between two beats a stage takes on one input."""
-    if isinstance(stage, LinearStage):
-        return 1 if stage.constant is not None else stage.out_features // stage.out_par
-    if isinstance(stage, FifoStage):
-        return stage.cycles[0]
-    if isinstance(stage, BroadcastStage):
-        return max(_accept_interval(c, graph) for out in stage.outputs for c in graph.consumers(out))
-    return 1
-
-
-def _take(offered: Times, interval: int) -> Times:
-    """Handover cycles of beats offered at ``offered`` to a consumer taking one per ``interval``."""
-    taken: Times = []
-    for time in offered:
-        taken.append(time if not taken else max(time, taken[-1] + interval))
-    return taken
 
 
 def schedule(graph: HardwareGraph, vectors: int) -> tuple[dict[str, Times], dict[str, Times]]:
     """(offered, taken): per stream, the cycle its producer offers each beat of ``vectors``
     vectors and the cycle its consumer takes it. Vector v enters from cycle v * II on: in steady
-    state the slowest stage paces the input, through backpressure the model leaves out."""
+    state the slowest stage paces the input, through backpressure the model leaves out. Each stage
+    places itself (``Stage.schedule``, in its op file)."""
     beats, ii = graph.input.features // graph.input.par, graph.initiation_interval
     offered: dict[str, Times] = {INPUT: [v * ii + j for v in range(vectors) for j in range(beats)]}
     taken: dict[str, Times] = {}
 
     def handover(stream: str, consumer: Stage) -> Times:
         if stream not in taken:
-            taken[stream] = _take(offered[stream], _accept_interval(consumer, graph))
+            taken[stream] = take(offered[stream], consumer.accept_interval(graph))
         return taken[stream]
 
     for stage in graph.stages:
-        if isinstance(stage, AddStage) or isinstance(stage, ConcatStage) and stage.lockstep:
-            a, b = (offered[name] for name in stage.inputs)
-            both = _take([max(x, y) for x, y in zip(a, b)], 1)
-            taken[stage.inputs[0]] = taken[stage.inputs[1]] = both
-            offered[stage.outputs[0]] = [t + stage.latency for t in both]
-        elif isinstance(stage, ConcatStage):
-            a, b = (offered[name] for name in stage.inputs)
-            order: list[tuple[int, int]] = []  # (side, beat index on that side)
-            for vector in range(vectors):
-                order += [(0, vector * stage.a_beats + j) for j in range(stage.a_beats)]
-                order += [(1, vector * stage.b_beats + j) for j in range(stage.b_beats)]
-            both = _take([(a, b)[side][index] for side, index in order], 1)
-            for side in (0, 1):
-                taken[stage.inputs[side]] = [t for t, (s, _) in zip(both, order) if s == side]
-            offered[stage.outputs[0]] = [t + stage.latency for t in both]
-        elif isinstance(stage, LinearStage) and stage.constant is None:
-            inputs = handover(stage.inputs[0], stage)
-            in_beats, groups = stage.in_features // stage.in_par, stage.out_features // stage.out_par
-            out: Times = []
-            for vector in range(vectors):
-                first = inputs[vector * in_beats + in_beats - 1] + groups + 2
-                for j in range(groups):
-                    out.append(max(first + j, out[-1] + 1) if out else first + j)
-            offered[stage.outputs[0]] = out
-        else:
-            inputs = handover(stage.inputs[0], stage)
-            for name in stage.outputs:
-                offered[name] = [t + stage.latency for t in inputs]
-    taken[graph.output] = _take(offered[graph.output], 1)
+        stage.schedule(offered, taken, handover, vectors)
+    taken[graph.output] = take(offered[graph.output], 1)
     return offered, taken
 
 
@@ -116,7 +75,7 @@ def waiting_beats(offered: Times, taken: Times) -> int:
     return most
 
 
-def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], FifoStage]) -> HardwareGraph:
+def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], Stage]) -> HardwareGraph:
     """Put a FIFO before each join input whose beats would wait for the other input's. Its depth
     covers whichever is larger: the most beats that wait in the cycle model, or every beat that
     can arrive while the join still waits (one vector per II of the wait, plus the vector in
@@ -127,7 +86,7 @@ def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], FifoStage
     ii = graph.initiation_interval
     stages: list[Stage] = []
     for stage in graph.stages:
-        if isinstance(stage, (AddStage, ConcatStage)):
+        if len(stage.inputs) > 1:  # a join
             inputs = list(stage.inputs)
             for side, stream in enumerate(stage.inputs):
                 waiting = waiting_beats(offered[stream], taken[stream])
@@ -142,4 +101,4 @@ def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], FifoStage
                     inputs[side] = fifo.outputs[0]
             stage.inputs = tuple(inputs)
         stages.append(stage)
-    return HardwareGraph(stages, graph.input, graph.elided)
+    return replace(graph, stages=stages)

@@ -10,9 +10,9 @@ from flow.formats.fixed import FixedFormat as F
 from flow.formats.fixed import dequantize
 from flow.hardware.components import linear_cycles, linear_steps
 from flow.hardware.components import linear_parameters as component_parameters
-from flow.hardware.emit import bias_literal, weight_literals, weights_hex
 from flow.hardware.verilator import build, default_build_root
 from flow.nn import LinearQuantConfig, QuantLinear
+from flow.ops.linear import bias_literal, weight_literals, weights_hex
 from tests.sim.harness import library_sources, random_codes, simulate
 
 # in, out, in_par, out_par, (x, w, b, y formats), rounding, overflow
