@@ -163,15 +163,16 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
         f"// {graph.adders} adders (CSD digits, shared subexpressions), depth {graph.depth}, "
         f"{const.segments} segment(s) (a register every {const.pipeline_every or 'no'} level(s)).",
         "// II 1; latency = segments (registers between segments, then the output skid buffer).",
+        "`default_nettype none",
         f"module {name} (",
-        "    input  logic clk,",
-        "    input  logic rst,",
-        f"    input  logic [{n_in * x_w - 1}:0] s_axis_tdata,",
-        "    input  logic s_axis_tvalid,",
+        "    input  wire logic clk,",
+        "    input  wire logic rst,",
+        f"    input  wire logic [{n_in * x_w - 1}:0] s_axis_tdata,",
+        "    input  wire logic s_axis_tvalid,",
         "    output logic s_axis_tready,",
         f"    output logic [{n_out * y_w - 1}:0] m_axis_tdata,",
         "    output logic m_axis_tvalid,",
-        "    input  logic m_axis_tready",
+        "    input  wire logic m_axis_tready",
         ");",
     ]
     uses, widths = const.last_uses, const.widths
@@ -251,5 +252,6 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
         "        .m_axis_tdata, .m_axis_tvalid, .m_axis_tready",
         "    );",
         "endmodule",
+        "`default_nettype wire",
     ]
     return "\n".join(lines) + "\n"

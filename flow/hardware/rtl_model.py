@@ -277,7 +277,7 @@ def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
     """A generated constant layer (``*_cmvm``) evaluated as written: every signal wrapped to its
     declared width, registers as copies, then each accumulator through the cast lane."""
     declared = {name: (int(high) + 1, bool(signed)) for signed, high, name, _ in _DECL.findall(text)}
-    in_width = int(re.search(r"input\s+logic\s*\[(\d+):0\]\s*s_axis_tdata", text).group(1)) + 1
+    in_width = int(re.search(r"input\s+(?:wire\s+)?logic\s*\[(\d+):0\]\s*s_axis_tdata", text).group(1)) + 1
     pattern = sum((v & _mask(in_width // len(vector))) << (i * (in_width // len(vector))) for i, v in enumerate(vector))
     values: dict[str, int] = {}
     for name, _high, low in _INPUT_LANE.findall(text):
