@@ -3,16 +3,18 @@
     python -m benches.config_walk [--show]
 
 Runs `flow emit-rtl --config configs/digits_mlp.toml` (training cached) under ``sys.setprofile``
-and records every call into a file of ``flow/`` that receives the config: an argument that is the
-config the parser returned, a part of it (a nested table, list or typed section), or something a
-config module's function returned (a merged layer table, a hash, a quantization config). Calls
-inside one file are collapsed, so the walk is the sequence of files the config passes through.
+and records every call from one file of ``flow/`` into another that carries the config: an
+argument or closure variable that is the config the parser returned, a part of it (a nested
+table, list or typed section), something holding it (a ``Design``, the report's fields), or a
+table a config module's function returned (a merged layer table, a typed section). Calls inside
+one file are not counted.
 
-Printed: the files crossed; the re-entries (the walk entering a file it already passed, each
-time); the climb-backs, the distinct (from file, into file) edges that re-enter a file visited
-earlier, i.e. how often a lower module calls back up into one above it; and, of those, how many
-go into the config modules. A per-layer loop calling back up counts once as a climb-back, every
-time as a re-entry.
+Printed: the files the config enters, in the order it first enters them (cli.py and the parser come
+first); the re-entries, the calls into a file that comes earlier in that order than the calling
+file (a file the config never entered counts as below every other); and the climb-backs, the
+distinct (calling file, called file) pairs among them, i.e. how many places a lower step of the
+walk calls back up into one it already passed. A per-layer loop calling back up counts once as a
+climb-back and every time as a re-entry.
 """
 from __future__ import annotations
 
@@ -135,7 +137,7 @@ def measure(show: bool = False) -> dict[str, int]:
     finally:
         config_module.load_config = parse
     rank = {name: index for index, name in enumerate(walk.order)}
-    back = [(a, b) for a, b in walk.calls if rank.get(b, 0) < rank.get(a, 0)]
+    back = [(a, b) for a, b in walk.calls if rank[b] < rank.get(a, len(rank))]  # a caller the config never entered sits below
     edges = sorted(set(back))
     if show:
         print("files, in the order the config enters them:", " -> ".join(walk.order))
