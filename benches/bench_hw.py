@@ -63,8 +63,8 @@ def run_peer(out: Path, stages: int, pnr: bool, netlists: Path | None = None) ->
     from flow.estimate.design import synth_ecp5, synth_xc7, throughput
 
     config = load_config("configs/digits_mlp.toml", flag_overrides(FORMATS + parallel("lut")))
-    d = config["dataset"]
-    data = load_split(d["name"], d["path"], d["test_fraction"], d["seed"])
+    d = config.dataset
+    data = load_split(d.name, d.path, d.test_fraction, d.seed)
     design = compile_config(trained_float_model(config, data, log=lambda _: None), data.x_test[:2], config)
     codes = design.quantize_inputs(data.x_test)
     folder = out / "da4ml"

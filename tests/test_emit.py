@@ -154,8 +154,8 @@ def test_bad_values_are_refused_in_one_line_before_any_work(flag, value, message
 
 
 def test_hidden_sizes_parse_as_a_list_literal():
-    assert load_config(None, {"model.hidden": "[24, 12]"})["model"]["hidden"] == [24, 12]
-    assert load_config(None, {"model.hidden": "24,12"})["model"]["hidden"] == [24, 12]
+    assert load_config(None, {"model.hidden": "[24, 12]"}).model.hidden == (24, 12)
+    assert load_config(None, {"model.hidden": "24,12"}).model.hidden == (24, 12)
 
 
 @pytest.mark.parametrize("body,shown", [

@@ -49,3 +49,20 @@ def test_bad_config_is_one_line(tmp_path, capsys):
     assert cli(["search", "hw", "--config", str(tmp_path / "missing.toml"), "--trials", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "missing.toml" in err
+
+
+def test_a_choice_sets_each_layers_tables_over_the_design_config():
+    search = HwSearch.from_config(None, log=lambda _: None)
+    choice = {layer: {"width": 6, "weight_frac": 5, "data_frac": 6 if index == 0 else 2, "in_fold": 2 if index == 0 else None,
+                      "out_fold": 8, "multiplier": "lut", "sparsity": 0.0}
+              for index, layer in enumerate(search.layers)}
+    config = search.design_config(choice, "pareto_7")
+    assert config.design.name == "pareto_7" and search.config.design.name == "digits_mlp"  # a copy
+    fc1, fc2 = config.quantization.layers["fc1"], config.quantization.layers["fc2"]
+    assert (fc1.data_in_width, fc1.data_in_frac_width, fc1.data_in_signed, fc1.weight_frac_width) == (6, 6, False, 5)
+    assert (fc2.data_in_frac_width, fc2.bias_width, fc2.data_out_width) == (2, 8, 8)  # data_out: the default's
+    assert config.parallelism.layers["fc1"].in_par == 32 and config.parallelism.layers["fc2"].in_par == "auto"
+    assert config.parallelism.layers["fc3"].out_par == 10  # a fold of 8 does not divide 10: every element
+    assert config.to_dict()["parallelism"]["fc2"] == {"out_par": 2, "in_par": "auto", "multiplier": "auto",
+                                                      "pipeline_every": 0}
+    assert config.training_hash() == search.config.training_hash()  # the cached float model stays the one

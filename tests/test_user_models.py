@@ -34,9 +34,9 @@ def test_checkpoint_round_trip_emits_the_same_bytes_as_compiling_the_module(tmp_
     checkpoint = tmp_path / "digits.pt"
     torch.save(model.state_dict(), checkpoint)
 
-    config = load_config(CONFIG)
-    design = flow.compile(model, data.x_test[:2], quant=config["quantization"],
-                          parallelism=config["parallelism"], name="roundtrip")
+    tables = load_config(CONFIG).to_dict()  # flow.compile takes the TOML's tables as dicts
+    design = flow.compile(model, data.x_test[:2], quant=tables["quantization"],
+                          parallelism=tables["parallelism"], name="roundtrip")
     design.emit(tmp_path / "direct" / "roundtrip", data.x_test, data.y_test)
 
     assert main(["emit-rtl", "--config", str(CONFIG), "--model.checkpoint", str(checkpoint),

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from flow.design.config import LAYER_QUANT_DEFAULTS, hardware_config
+from flow.design.config_types import DesignConfig
 from flow.design.quantize import build_hardware_graph
 from flow.design.write import write_design
 from flow.graph import capture
@@ -33,7 +34,7 @@ class Design:
 
     name: str
     graph: HardwareGraph
-    config: dict[str, Any]
+    config: DesignConfig
 
     # ---- in memory ----
     def fake_quant_model(self) -> nn.Module:
@@ -118,9 +119,9 @@ def compile(model: nn.Module, example_inputs: Any, quant: dict[str, Any] | None 
     return compile_config(model, example_inputs, hardware_config(quant, parallelism, name))
 
 
-def compile_config(model: nn.Module, example_inputs: Any, config: dict[str, Any]) -> Design:
+def compile_config(model: nn.Module, example_inputs: Any, config: DesignConfig) -> Design:
     """``compile`` with a whole design config (its quantization, parallelism and design name)."""
     model = model.eval()
     graph = capture(model, _as_inputs(model, example_inputs), mode="eval")
     hardware = build_hardware_graph(lower(graph, model), config)
-    return Design(config["design"]["name"], hardware, config)
+    return Design(config.design.name, hardware, config)

@@ -1,54 +1,47 @@
 """Design configs: TOML files validated against a schema, with every key also a CLI flag.
 
+This is the edge: a TOML file, ``--section.key value`` flags or ``flow.compile``'s keyword
+arguments are merged over the defaults, checked, and parsed once into a typed ``DesignConfig``
+(flow.design.config_types); nothing below reads the config as a dict.
+
 Quantization keys follow MASE's names (``data_in_width``, ``weight_frac_width``, ...) so
 MASE users can bring their configs; a misspelt key is an error naming the nearest valid one.
 """
 from __future__ import annotations
 
 import copy
-import difflib
-import hashlib
-import json
+import dataclasses
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import flow.formats.fixed  # noqa: F401  registers fixed point
+from flow.design.config_types import (
+    DatasetConfig,
+    DesignConfig,
+    DesignSection,
+    EstimateConfig,
+    LayerQuant,
+    ModelConfig,
+    ParallelismConfig,
+    QuantizationConfig,
+    TrainingConfig,
+    layer_quant_config,
+    nearest,
+)
 from flow.errors import ConfigError
-from flow.formats.base import format_from_table, format_names, parse_overflow, parse_rounding
-from flow.nn import LinearQuantConfig
-from flow.ops import table_kinds
+from flow.ops import LayerParallelism
 
-LAYER_QUANT_DEFAULTS: dict[str, Any] = {
-    "name": "fixed",
-    "data_in_width": 8, "data_in_frac_width": 4, "data_in_signed": True,
-    "weight_width": 8, "weight_frac_width": 6, "weight_signed": True,
-    "bias_width": 8, "bias_frac_width": 6, "bias_signed": True,
-    "data_out_width": 8, "data_out_frac_width": 4, "data_out_signed": True,
-    "rounding": "half_up", "overflow": "saturate",
-}
-LAYER_PAR_DEFAULTS: dict[str, Any] = {"in_par": "auto", "out_par": "full", "multiplier": "dsp", "pipeline_every": 0}
+__all__ = ["DEFAULTS", "LAYER_PAR_DEFAULTS", "LAYER_QUANT_DEFAULTS", "ConfigError", "DesignConfig",
+           "check_design_name", "flag_overrides", "hardware_config", "load_config", "parse_design_config"]
 
-DEFAULTS: dict[str, Any] = {
-    "design": {"name": "digits_mlp", "output_dir": "hw/gen", "seed": 0},
-    "model": {"kind": "mlp", "hidden": [32, 16], "activation": "relu", "leaky_shift": 3,
-              "batchnorm": False, "entry_point": "", "checkpoint": ""},
-    "dataset": {"name": "digits", "path": "", "test_fraction": 0.2, "seed": 0},
-    "training": {"epochs": 100, "lr": 0.002, "batch_size": 16, "weight_decay": 0.0, "seed": 0,
-                 "qat_epochs": 0, "qat_lr": 0.0005},
-    "quantization": {"by": "name", "default": dict(LAYER_QUANT_DEFAULTS)},
-    "parallelism": {"default": dict(LAYER_PAR_DEFAULTS)},
-    "estimate": {"resources": False, "timeout": 900},
-}
+# The schema: every key with its default, from the typed config's defaults.
+DEFAULTS: dict[str, Any] = DesignConfig().to_dict()
+LAYER_QUANT_DEFAULTS: dict[str, Any] = DEFAULTS["quantization"]["default"]
+LAYER_PAR_DEFAULTS: dict[str, Any] = DEFAULTS["parallelism"]["default"]
 # Tables whose other keys are layer names, each holding the same keys as their "default".
 LAYER_TABLES = {"quantization": LAYER_QUANT_DEFAULTS, "parallelism": LAYER_PAR_DEFAULTS}
-TRAINING_SECTIONS = ("model", "dataset", "training")  # what the float checkpoint depends on
-
-
-def _nearest(key: str, choices: list[str], prefix: str = "") -> str:
-    match = difflib.get_close_matches(key, choices, n=1, cutoff=0.0)
-    return f"; did you mean {prefix + match[0]!r}?" if match else ""
 
 
 def _check_value(path: str, value: Any, default: Any) -> Any:
@@ -103,28 +96,61 @@ def _merge(path: str, base: dict[str, Any], update: dict[str, Any], schema: dict
             base.setdefault(key, {})  # a per-layer override; the layer name is checked later
             _merge(full, base[key], value, layer_schema)
         else:
-            raise ConfigError(f"unknown config key {full!r}{_nearest(key, list(schema), full[: -len(key)])}")
+            raise ConfigError(f"unknown config key {full!r}{nearest(key, list(schema), full[: -len(key)])}")
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults, then the TOML file, then ``{"a.b.c": value}`` overrides (CLI flags)."""
-    config = copy.deepcopy(DEFAULTS)
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DesignConfig:
+    """Defaults, then the TOML file, then ``{"a.b.c": value}`` overrides (CLI flags), parsed."""
+    updates: list[dict[str, Any]] = []
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} not found; pass --config with an existing TOML file")
         try:
-            data = tomllib.loads(path.read_text())
+            updates.append(tomllib.loads(path.read_text()))
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path} is not valid TOML ({error}); fix the syntax") from None
-        _merge("", config, data, DEFAULTS)
     for dotted, value in (overrides or {}).items():
         nested: Any = value
         for part in reversed(dotted.split(".")):
             nested = {part: nested}
-        _merge("", config, nested, DEFAULTS)
+        updates.append(nested)
+    return _parse(updates)
+
+
+def parse_design_config(data: Mapping[str, Any]) -> DesignConfig:
+    """A config given as nested tables, as a TOML file holds them (``{"training": {"epochs": 5}}``;
+    any key may be left out for its default), checked and typed. Errors are one line naming the key."""
+    return _parse([dict(data)])
+
+
+def _parse(updates: list[dict[str, Any]]) -> DesignConfig:
+    """Merge ``updates`` in order over the defaults, check the result and type it."""
+    config = copy.deepcopy(DEFAULTS)
+    for update in updates:
+        _merge("", config, update, DEFAULTS)
     _validate(config)
-    return config
+    return _typed(config)
+
+
+def _typed(config: dict[str, Any]) -> DesignConfig:
+    """The checked dict as dataclasses; a per-layer table keeps which keys it set, in order."""
+    model = dict(config["model"], hidden=tuple(config["model"]["hidden"]))
+    quant_default = LayerQuant(**config["quantization"]["default"])
+    par_default = LayerParallelism(**config["parallelism"]["default"])
+    quant_layers = {k: v for k, v in config["quantization"].items() if isinstance(v, dict) and k != "default"}
+    par_layers = {k: v for k, v in config["parallelism"].items() if k != "default"}
+    return DesignConfig(
+        design=DesignSection(**config["design"]), model=ModelConfig(**model), dataset=DatasetConfig(**config["dataset"]),
+        training=TrainingConfig(**config["training"]),
+        quantization=QuantizationConfig(
+            default=quant_default, by=config["quantization"]["by"],
+            layers={k: dataclasses.replace(quant_default, **v) for k, v in quant_layers.items()},
+            written={k: tuple(v) for k, v in quant_layers.items()}),
+        parallelism=ParallelismConfig(
+            default=par_default, layers={k: dataclasses.replace(par_default, **v) for k, v in par_layers.items()},
+            written={k: tuple(v) for k, v in par_layers.items()}),
+        estimate=EstimateConfig(**config["estimate"]))
 
 
 # IEEE 1800-2017 keywords: a design name becomes module and package names.
@@ -167,7 +193,7 @@ POSITIVE = [("training", "lr"), ("training", "qat_lr")]
 
 
 def hardware_config(quant: dict[str, Any] | None = None, parallelism: dict[str, Any] | None = None,
-                    name: str = "flow_design") -> dict[str, Any]:
+                    name: str = "flow_design") -> DesignConfig:
     """A full config from quantization and parallelism tables alone (``flow.compile``'s arguments),
     checked against the same schema as a TOML file: unknown keys name the nearest valid one."""
     update: dict[str, Any] = {"design": {"name": name}}
@@ -177,10 +203,7 @@ def hardware_config(quant: dict[str, Any] | None = None, parallelism: dict[str, 
         if not isinstance(table, dict):
             raise ConfigError(f"{section} must be a dict of tables (default and per layer), got {type(table).__name__}")
         update[section] = table
-    config = copy.deepcopy(DEFAULTS)
-    _merge("", config, update, DEFAULTS)
-    _validate(config)
-    return config
+    return parse_design_config(update)
 
 
 def _validate(config: dict[str, Any]) -> None:
@@ -205,47 +228,6 @@ def _validate(config: dict[str, Any]) -> None:
     for name, table in config["quantization"].items():
         if isinstance(table, dict):
             layer_quant_config({**LAYER_QUANT_DEFAULTS, **table}, f"quantization.{name}")
-
-
-def layer_quant_config(table: dict[str, Any], where: str) -> LinearQuantConfig:
-    """The LinearQuantConfig a quantization table describes; bad values name their key."""
-    name = table.get("name", "fixed")
-    if name not in format_names():
-        raise ConfigError(f"{where}.name {name!r} is not a format flow knows; use one of {', '.join(format_names())}")
-    try:
-        return LinearQuantConfig(
-            data_in=format_from_table(name, table, "data_in"),
-            weight=format_from_table(name, table, "weight"),
-            bias=format_from_table(name, table, "bias"),
-            data_out=format_from_table(name, table, "data_out"),
-            rounding=parse_rounding(table["rounding"]),
-            overflow=parse_overflow(table["overflow"]),
-        )
-    except ValueError as error:
-        raise ConfigError(f"{where}: {error}") from None
-
-
-def layer_table(config: dict[str, Any], section: str, layer: str, kind: str = "linear") -> dict[str, Any]:
-    """Default merged with the layer's own table (by name, or by type under MASE's ``by='type'``)."""
-    tables = config[section]
-    key = kind if section == "quantization" and tables.get("by") == "type" else layer
-    return {**LAYER_TABLES[section], **tables["default"], **tables.get(key, {})}
-
-
-def check_layer_names(config: dict[str, Any], layers: list[str]) -> None:
-    """Per-layer tables must name layers the model has."""
-    for section in LAYER_TABLES:
-        allowed = layers + (table_kinds() if config[section].get("by") == "type" else [])
-        for key, value in config[section].items():
-            if isinstance(value, dict) and key != "default" and key not in allowed:
-                raise ConfigError(f"{section}.{key} names no layer of the model (layers: "
-                                  f"{', '.join(layers)}){_nearest(key, layers)}")
-
-
-def config_hash(config: dict[str, Any], sections: tuple[str, ...]) -> str:
-    """A short stable hash of some sections (e.g. what a trained checkpoint depends on)."""
-    blob = json.dumps({s: config[s] for s in sections}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def flag_overrides(argv: list[str]) -> dict[str, Any]:

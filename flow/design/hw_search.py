@@ -11,6 +11,7 @@ simulated bit-exact on the whole test split and synthesized, to confirm their es
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from flow.cluster import open_executor
 from flow.data.tabular import Split, load_split
 from flow.design.compile import compile_config
 from flow.design.config import load_config
+from flow.design.config_types import DesignConfig
 from flow.design.train import trained_float_model
 from flow.estimate.model import Calibration, estimate
 from flow.passes import make_permanent, prune_module
@@ -44,7 +46,7 @@ def _fold(features: int, fold: int | None) -> int:
 class HwSearch:
     """The float model, the data split, the estimator and the config a hardware search varies."""
 
-    config: dict[str, Any]
+    config: DesignConfig
     data: Split
     val: tuple[torch.Tensor, torch.Tensor]
     model: nn.Module
@@ -54,8 +56,8 @@ class HwSearch:
     @classmethod
     def from_config(cls, path: str | Path | None, val_fraction: float = 0.2, log=print) -> HwSearch:
         config = load_config(path)
-        d = config["dataset"]
-        data = load_split(d["name"], d["path"], d["test_fraction"], d["seed"])
+        d = config.dataset
+        data = load_split(d.name, d.path, d.test_fraction, d.seed)
         model = trained_float_model(config, data, log=log)
         generator = torch.Generator().manual_seed(1)
         order = torch.randperm(len(data.y_train), generator=generator)
@@ -81,22 +83,21 @@ class HwSearch:
             }
         return choice
 
-    def design_config(self, choice: dict[str, Any], name: str = "hw_search") -> dict[str, Any]:
+    def design_config(self, choice: dict[str, Any], name: str = "hw_search") -> DesignConfig:
         """The design config of a choice: a layer's in_par is the previous layer's out_par (the
         first layer's is its own fold of the input); shift-add wherever a layer ends up fully parallel."""
-        config = copy.deepcopy(self.config)
-        config["design"]["name"] = name
-        quant, par = config["quantization"], config["parallelism"]
+        config = self.config.with_name(name)
+        quant, par = config.quantization, config.parallelism
+        modules = dict(self.model.named_modules())
         for index, (layer, c) in enumerate(choice.items()):
-            quant[layer] = {**quant.get(layer, {}), "data_in_width": c["width"], "data_in_frac_width": c["data_frac"],
-                            "data_in_signed": False, "weight_width": c["width"], "weight_frac_width": c["weight_frac"],
-                            "bias_width": 8, "bias_frac_width": 6}
-            module = dict(self.model.named_modules())[layer]
-            table = {"out_par": _fold(module.out_features, c["out_fold"]),
-                     "in_par": _fold(module.in_features, c["in_fold"]) if index == 0 else "auto",
-                     "multiplier": "auto" if c["multiplier"] == "lut" else "dsp", "pipeline_every": 0}
-            par[layer] = table
-        return config
+            quant = quant.with_layer(layer, data_in_width=c["width"], data_in_frac_width=c["data_frac"],
+                                     data_in_signed=False, weight_width=c["width"], weight_frac_width=c["weight_frac"],
+                                     bias_width=8, bias_frac_width=6)
+            module = modules[layer]
+            par = par.with_layer(layer, out_par=_fold(module.out_features, c["out_fold"]),
+                                 in_par=_fold(module.in_features, c["in_fold"]) if index == 0 else "auto",
+                                 multiplier="auto" if c["multiplier"] == "lut" else "dsp", pipeline_every=0)
+        return dataclasses.replace(config, quantization=quant, parallelism=par)
 
     def build(self, choice: dict[str, Any], name: str = "hw_search"):
         model = copy.deepcopy(self.model)
@@ -183,7 +184,7 @@ def run(config: str | None, trials: int, storage: str, out: Path, seed: int = 0,
     """The study (its trials as tasks on ``cluster`` when given), its front, and ``confirm_points``
     points of it emitted, simulated and synthesized (one executor job each)."""
     search = HwSearch.from_config(config, log=log)
-    spec = StudySpec(f"hw-{search.config['design']['name']}-seed{seed}", storage, "nsga2", seed, trials,
+    spec = StudySpec(f"hw-{search.config.design.name}-seed{seed}", storage, "nsga2", seed, trials,
                      directions=("maximize", "minimize", "minimize"), worker=worker, attrs={"config": str(config)})
     with open_executor(cluster, log) as executor:
         study = run_study(spec, search.objective, log, executor)

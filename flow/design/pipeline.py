@@ -11,7 +11,7 @@ import torch
 
 from flow.data.tabular import load_split
 from flow.design.compile import compile_config
-from flow.design.config import config_hash
+from flow.design.config_types import DesignConfig
 from flow.design.train import accuracy, fit, trained_float_model
 from flow.hardware.outputs import check_replaceable
 from flow.hardware.stages import HardwareGraph
@@ -24,18 +24,14 @@ class EmitResult:
     report: dict[str, Any]
 
 
-def design_folder(config: dict[str, Any]) -> Path:
-    return Path(config["design"]["output_dir"]) / config["design"]["name"]
-
-
-def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
+def emit_design(config: DesignConfig, config_path: str = "(defaults)",
                 log: Callable[[str], None] = print) -> EmitResult:
     """Run the whole flow for one design config; returns where it went and what it measured."""
     start = time.perf_counter()
-    folder = design_folder(config)
+    folder = config.design.folder
     check_replaceable(folder)  # refuse before any work, not after
-    d = config["dataset"]
-    data = load_split(d["name"], d["path"], d["test_fraction"], d["seed"])
+    d = config.dataset
+    data = load_split(d.name, d.path, d.test_fraction, d.seed)
     float_model = trained_float_model(config, data, log=log)
     float_acc = accuracy(float_model, data.x_test, data.y_test)
 
@@ -43,10 +39,10 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
     hw = design.graph
     quant_model = design.fake_quant_model()
     ptq_acc = accuracy(quant_model, data.x_test, data.y_test)
-    t = config["training"]
-    if t["qat_epochs"] > 0:
-        fit(quant_model, data, t["qat_epochs"], t["qat_lr"], t["batch_size"], t["seed"], desc="QAT")
-        log(f"QAT: {t['qat_epochs']} epochs, accuracy {ptq_acc:.4f} -> "
+    t = config.training
+    if t.qat_epochs > 0:
+        fit(quant_model, data, t.qat_epochs, t.qat_lr, t.batch_size, t.seed, desc="QAT")
+        log(f"QAT: {t.qat_epochs} epochs, accuracy {ptq_acc:.4f} -> "
             f"{accuracy(quant_model, data.x_test, data.y_test):.4f}")
     quant_acc = accuracy(quant_model, data.x_test, data.y_test)
 
@@ -57,10 +53,10 @@ def emit_design(config: dict[str, Any], config_path: str = "(defaults)",
     if not matches:
         log("WARNING: the exact reference differs from the fake-quant model; sums may exceed float32")
     report = design.emit(folder, data.x_test, data.y_test, source=config_path,
-                         yosys_timeout=config["estimate"]["timeout"] if config["estimate"]["resources"] else None,
+                         yosys_timeout=config.estimate.timeout if config.estimate.resources else None,
                          log=log, fields={
-                              "config_path": config_path, "config": config,
-                              "training_hash": config_hash(config, ("model", "dataset", "training")),
+                              "config_path": config_path, "config": config.to_dict(),
+                              "training_hash": config.training_hash(),
                               "accuracy": {"float": float_acc, "ptq": ptq_acc, "quantized": quant_acc},
                               "reference_matches_fake_quant": matches}, started=start)
     log(summary(report, folder))

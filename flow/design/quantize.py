@@ -4,14 +4,12 @@ any cast its input needs; then a fork goes after every stream with several reade
 before every join input that would wait for the other."""
 from __future__ import annotations
 
-from typing import Any
-
-from flow.design.config import check_layer_names, layer_quant_config, layer_table
+from flow.design.config_types import DesignConfig
 from flow.formats.base import Rounding
 from flow.hardware.stages import HardwareGraph, InputStream, Stage
 from flow.hardware.timing import balance
 from flow.nn import LinearQuantConfig
-from flow.ops import INPUT, Build, FloatGraph, FloatLayer, StreamInfo, op_for, op_with_role
+from flow.ops import INPUT, Build, FloatGraph, StreamInfo, op_for, op_with_role
 from flow.ops.base import parallelism
 
 __all__ = ["build_hardware_graph", "parallelism"]
@@ -48,21 +46,21 @@ def _rewire(stage: Stage, slot: int, stream: str) -> None:
     stage.inputs = tuple(inputs)
 
 
-def _context(layers: FloatGraph, config: dict[str, Any]) -> Build:
-    """The config as the ops read it: a layer's quantization (by name, or by kind under by="type")
-    and its parallelism table."""
-    def quant(layer: FloatLayer) -> LinearQuantConfig:
-        return layer_quant_config(layer_table(config, "quantization", layer.name, kind=layer.kind),
-                                  f"quantization.{layer.name}")
+def _context(layers: FloatGraph, config: DesignConfig) -> Build:
+    """The config as the ops read it, resolved once for every layer with its own tables (checked
+    to name layers of the model): its quantization (its name's table, or its kind's under
+    by="type", over the default) as flow's number types, and its parallelism table."""
+    tabled = [layer for layer in layers if op_for(layer.kind).has_table]
+    config.check_layer_names([layer.name for layer in tabled])
+    quant: dict[str, LinearQuantConfig] = {layer.name: config.quantization.for_layer(layer.name, layer.kind).linear_config(f"quantization.{layer.name}")
+             for layer in tabled}
+    return Build(layers, quant, {layer.name: config.parallelism.table(layer.name) for layer in tabled})
 
-    return Build(layers, quant, lambda layer: layer_table(config, "parallelism", layer.name))
 
-
-def build_hardware_graph(layers: FloatGraph, config: dict[str, Any]) -> HardwareGraph:
+def build_hardware_graph(layers: FloatGraph, config: DesignConfig) -> HardwareGraph:
     """Quantized stages for the lowered layers, with formats and parallelism from ``config``,
     casts where formats differ, forks where a tensor has several readers, and FIFOs where
     branches of unequal latency meet."""
-    check_layer_names(config, [layer.name for layer in layers if op_for(layer.kind).has_table])
     ctx = _context(layers, config)
     first = next(layer for layer in layers if op_for(layer.kind).sets_input)
     source: InputStream = op_for(first.kind).input_stream(first, ctx)

@@ -3,25 +3,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from flow.data.tabular import Split
-from flow.design.config import TRAINING_SECTIONS, config_hash
+from flow.design.config_types import DesignConfig
 from flow.models.loading import entry_point_fingerprint, from_entry_point, load_checkpoint
 from flow.models.mlp import build_mlp
 from flow.paths import cache_dir
 
 
-def build_model(config: dict[str, Any], data: Split) -> nn.Module:
+def build_model(config: DesignConfig, data: Split) -> nn.Module:
     """The float model the config describes: a user's entry point, or flow's MLP sized by the data."""
-    m = config["model"]
-    if m["entry_point"]:
-        return from_entry_point(m["entry_point"])
-    return build_mlp(data.in_features, m["hidden"], data.classes, m["activation"], m["leaky_shift"], m["batchnorm"])
+    m = config.model
+    if m.entry_point:
+        return from_entry_point(m.entry_point)
+    return build_mlp(data.in_features, m.hidden, data.classes, m.activation, m.leaky_shift, m.batchnorm)
 
 
 def fit(model: nn.Module, data: Split, epochs: int, lr: float, batch_size: int, seed: int,
@@ -61,30 +60,30 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
-def trained_float_model(config: dict[str, Any], data: Split, cache: Path | None = None,
+def trained_float_model(config: DesignConfig, data: Split, cache: Path | None = None,
                         log=print) -> nn.Module:
     """The model with a user's checkpoint loaded, or trained once per (model, dataset, training)
     config, later calls loading the cached weights."""
-    torch.manual_seed(config["training"]["seed"])
+    m, t = config.model, config.training
+    torch.manual_seed(t.seed)
     model = build_model(config, data)
-    if config["model"]["checkpoint"]:
-        load_checkpoint(model, config["model"]["checkpoint"])
-        log(f"float model: weights from {config['model']['checkpoint']} (not trained)")
+    if m.checkpoint:
+        load_checkpoint(model, m.checkpoint)
+        log(f"float model: weights from {m.checkpoint} (not trained)")
         return model
-    key = config_hash(config, TRAINING_SECTIONS)
-    if config["model"]["entry_point"]:
-        key += "-" + entry_point_fingerprint(config["model"]["entry_point"])
-    path = (cache or cache_dir() / "designs") / f"{config['model']['kind']}-{key}.pt"
+    key = config.training_hash()
+    if m.entry_point:
+        key += "-" + entry_point_fingerprint(m.entry_point)
+    path = (cache or cache_dir() / "designs") / f"{m.kind}-{key}.pt"
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         model.eval()
         log(f"float model: loaded cached checkpoint {path}")
         return model
-    t = config["training"]
-    fit(model, data, t["epochs"], t["lr"], t["batch_size"], t["seed"], t["weight_decay"], "float training")
+    fit(model, data, t.epochs, t.lr, t.batch_size, t.seed, t.weight_decay, "float training")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent trainers never share a file
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
-    log(f"float model: trained {t['epochs']} epochs, cached at {path}")
+    log(f"float model: trained {t.epochs} epochs, cached at {path}")
     return model

@@ -48,7 +48,7 @@ def seed_study(seeds: list[int]) -> dict[str, list[dict[str, float]]]:
         study[name] = []
         for seed in seeds:
             config = load_config(CONFIG, {**overrides, "training.seed": seed})
-            data = load_digits_split(config["dataset"]["test_fraction"], config["dataset"]["seed"])
+            data = load_digits_split(config.dataset.test_fraction, config.dataset.seed)
             model = trained_float_model(config, data, log=lambda _: None)
             hw = build_hardware_graph(lower(capture(model, {"input": data.x_test[:2]}, mode="eval"), model), config)
             codes = hw.forward_codes(hw.quantize_input(data.x_test))

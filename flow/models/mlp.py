@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from torch import nn
 
 
 def build_mlp(
     in_features: int,
-    hidden: list[int],
+    hidden: Sequence[int],
     out_features: int,
     activation: str = "relu",
     leaky_shift: int = 3,
@@ -16,7 +17,7 @@ def build_mlp(
 ) -> nn.Sequential:
     """Layers named ``fc1, bn1, act1, fc2, ...`` so configs can address them by name."""
     if in_features <= 0 or out_features <= 0 or any(h <= 0 for h in hidden):
-        raise ValueError(f"layer sizes must be positive, got in={in_features} hidden={hidden} out={out_features}")
+        raise ValueError(f"layer sizes must be positive, got in={in_features} hidden={list(hidden)} out={out_features}")
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     sizes = [in_features, *hidden, out_features]
     for index, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):

@@ -8,6 +8,7 @@ from flow.ops.base import (
     FloatGraph,
     FloatLayer,
     InputStream,
+    LayerParallelism,
     Lowering,
     LoweringError,
     Op,
@@ -22,6 +23,6 @@ from flow.ops.base import (
     table_kinds,
 )
 
-__all__ = ["INPUT", "Build", "FloatGraph", "FloatLayer", "InputStream", "Lowering", "LoweringError", "Op", "Stage",
-           "StreamInfo", "lowering_rule", "op_for", "op_with_role", "register_op", "registered_ops", "supported",
-           "table_kinds"]
+__all__ = ["INPUT", "Build", "FloatGraph", "FloatLayer", "InputStream", "LayerParallelism", "Lowering",
+           "LoweringError", "Op", "Stage", "StreamInfo", "lowering_rule", "op_for", "op_with_role", "register_op",
+           "registered_ops", "supported", "table_kinds"]

@@ -97,7 +97,7 @@ class Add(Op):
     def build(self, layer: FloatLayer, ctx: Build) -> None:
         inputs = ctx.inputs(layer)
         a, b = (ctx.streams[name] for name in inputs)
-        qconfig = ctx.quant(layer)  # its own table's data_out (default: the default's), rounding, overflow
+        qconfig = ctx.quant[layer.name]  # its own table's data_out (default: the default's), rounding, overflow
         out, rounding, overflow = qconfig.data_out, qconfig.rounding, qconfig.overflow
         par = join_par(layer, a, b)
         module = QuantAdd(a.fmt, b.fmt, out, rounding, overflow)

@@ -14,7 +14,7 @@ building hand to an op, the base stage, and the beat-schedule primitive.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,15 +256,33 @@ def parallelism(value: Any, features: int, key: str) -> int:
     return par
 
 
+@dataclass(frozen=True)
+class LayerParallelism:
+    """A layer's parallelism table (``[parallelism.default]`` or ``[parallelism.<layer>]``), typed.
+
+    ``in_par``/``out_par`` are elements per beat: a positive integer, ``"full"`` (every element
+    in one beat) or, for ``in_par``, ``"auto"`` (the previous layer's ``out_par``). They stay as
+    written (an integer, or a string from the command line) and are resolved against the layer's
+    feature count by ``parallelism()`` when the layer is built, which names the key on an error.
+    ``multiplier``: ``dsp``, ``lut`` (shift-add constant products) or ``auto``; ``pipeline_every``:
+    adder levels per register inside a shift-add tree (0: none). The defaults are the schema's."""
+
+    in_par: int | str = "auto"
+    out_par: int | str = "full"
+    multiplier: str = "dsp"
+    pipeline_every: int = 0
+
+
 @dataclass
 class Build:
     """What an op's ``build`` reads and writes while the hardware graph is built. The config
-    reaches the ops through two functions: a layer's quantization (formats and modes) and its
-    parallelism table."""
+    reaches the ops as data, resolved before any op runs: each layer with its own tables (an op
+    with ``has_table``) has its quantization (a LinearQuantConfig: formats and modes) and its
+    parallelism table (a LayerParallelism), by layer name."""
 
     layers: FloatGraph
-    quant: Callable[[FloatLayer], Any]  # -> LinearQuantConfig
-    table: Callable[[FloatLayer], dict[str, Any]]  # the layer's parallelism table
+    quant: Mapping[str, Any]  # layer name -> LinearQuantConfig
+    tables: Mapping[str, LayerParallelism]  # layer name -> its parallelism table
     streams: dict[str, StreamInfo] = field(default_factory=dict)
     stages: list[Stage] = field(default_factory=list)
     alias: dict[str, str] = field(default_factory=dict)  # an elided layer's name -> the stream it passes on

@@ -137,7 +137,7 @@ class Concat(Op):
         inputs cast to its output format (its own table's data_out, default: the default's)."""
         inputs = ctx.inputs(layer)
         a, b = (ctx.streams[name] for name in inputs)
-        qconfig = ctx.quant(layer)
+        qconfig = ctx.quant[layer.name]
         out, rounding, overflow = qconfig.data_out, qconfig.rounding, qconfig.overflow
         lockstep = a.par == a.features and b.par == b.features
         a_par, b_par = (a.par, b.par) if lockstep else (join_par(layer, a, b, ", or make both fully parallel"),) * 2

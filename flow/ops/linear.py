@@ -23,6 +23,7 @@ from flow.ops.base import (
     Build,
     FloatLayer,
     InputStream,
+    LayerParallelism,
     Lowering,
     Op,
     Stage,
@@ -298,10 +299,10 @@ def linear_stages(stages: list[Stage]) -> list[LinearStage]:
     return [stage for stage in stages if isinstance(stage, LinearStage)]
 
 
-def _multiplier(table: dict[str, Any], layer: str, fully_parallel: bool) -> str:
+def _multiplier(table: LayerParallelism, layer: str, fully_parallel: bool) -> str:
     """``lut`` builds constant products from shifts and adds (fully parallel layers only: a
     folded lane's weight changes every cycle); ``auto`` picks it wherever it applies."""
-    style = table["multiplier"]
+    style = table.multiplier
     if style not in MULTIPLIERS:
         raise ConfigError(f"parallelism.{layer}.multiplier={style!r}; use one of {', '.join(MULTIPLIERS)}")
     if style == "lut" and not fully_parallel:
@@ -310,8 +311,8 @@ def _multiplier(table: dict[str, Any], layer: str, fully_parallel: bool) -> str:
     return "lut" if style == "lut" or (style == "auto" and fully_parallel) else "dsp"
 
 
-def _pipeline_every(table: dict[str, Any], layer: str) -> int:
-    value = table["pipeline_every"]
+def _pipeline_every(table: LayerParallelism, layer: str) -> int:
+    value = table.pipeline_every
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"parallelism.{layer}.pipeline_every={value!r} must be 0 (no registers inside the "
                           f"adder trees) or a positive number of adder levels per register")
@@ -336,19 +337,19 @@ class Linear(Op):
     def build(self, layer: FloatLayer, ctx: Build) -> None:
         inputs = ctx.inputs(layer)
         linear, src = layer.module, ctx.streams[inputs[0]]
-        qconfig = ctx.quant(layer)
+        qconfig = ctx.quant[layer.name]
         try:
             qlayer = QuantLinear.from_float(linear, qconfig)
         except ValueError as error:
             raise ConfigError(f"layer {layer.name}: {error}") from None
-        ptable = ctx.table(layer)
-        in_par = parallelism(src.par if ptable["in_par"] == "auto" else ptable["in_par"], linear.in_features,
+        ptable = ctx.tables[layer.name]
+        in_par = parallelism(src.par if ptable.in_par == "auto" else ptable.in_par, linear.in_features,
                              f"parallelism.{layer.name}.in_par")
         if in_par != src.par:
             raise ConfigError(
                 f"parallelism.{layer.name}.in_par={in_par} but the previous layer sends {src.par} "
                 f"elements per beat; set it to {src.par} or 'auto' (or change the previous out_par)")
-        out_par = parallelism(ptable["out_par"], linear.out_features, f"parallelism.{layer.name}.out_par")
+        out_par = parallelism(ptable.out_par, linear.out_features, f"parallelism.{layer.name}.out_par")
         feed = cast_to(ctx, inputs[0], qconfig.data_in, qconfig.rounding, qconfig.overflow, f"{layer.name}_cast_in")
         multiplier = _multiplier(ptable, layer.name, in_par == linear.in_features and out_par == linear.out_features)
         ctx.add(LinearStage(layer.name, qlayer, in_par, out_par, inputs=(feed,), multiplier=multiplier,
@@ -357,8 +358,8 @@ class Linear(Op):
 
     def input_stream(self, layer: FloatLayer, ctx: Build) -> InputStream:
         """The design's input takes the first Linear's input format, and its in_par when it reads the input."""
-        qconfig = ctx.quant(layer)
-        value = ctx.table(layer)["in_par"] if layer.inputs == (INPUT,) else "full"
+        qconfig = ctx.quant[layer.name]
+        value = ctx.tables[layer.name].in_par if layer.inputs == (INPUT,) else "full"
         features = ctx.layers.input_features or layer.module.in_features
         par = parallelism("full" if value == "auto" else value, features, f"parallelism.{layer.name}.in_par")
         return InputStream(qconfig.data_in, par, features, qconfig.rounding, qconfig.overflow)
