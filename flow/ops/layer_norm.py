@@ -5,7 +5,6 @@ format) or from a ``flow.nn.QuantLayerNorm`` (its own formats). A row op (flow.o
 at a time, folded into beats by the stream's parallelism."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,38 +14,27 @@ from torch import fx, nn
 from flow.graph.capture import owner
 from flow.hardware.components import layer_norm_cycles, layer_norm_parameters
 from flow.nn import QuantLayerNorm
-from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, Stage, StreamInfo, Times, register_op
+from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to
-from flow.ops.rows import add_row_stage, component_check, fixed_format, row_schedule, stream_par, vector_operand
+from flow.ops.rows import RowStage, add_row_stage, component_check, fixed_format, stream_par, vector_operand
 
 
 @dataclass
-class LayerNormStage(Stage):
+class LayerNormStage(RowStage):
     """LayerNorm over rows of ``features`` elements, PAR a beat (flow.nn.QuantLayerNorm's exact path)."""
 
     name: str
     module: QuantLayerNorm
     par: int
+    features: int
     inputs: tuple[str, ...] = (INPUT,)
 
-    features = property(lambda self: self.module.features)
-    in_par = property(lambda self: self.par)
-    out_par = property(lambda self: self.par)
-    in_features = property(lambda self: self.features)
-    out_features = property(lambda self: self.features)
     in_format = property(lambda self: self.module.in_fmt)
     out_format = property(lambda self: self.module.out_fmt)
-    outputs = property(lambda self: (self.name,))
     cycles = property(lambda self: layer_norm_cycles(self.features, self.par, self.rtl_parameters("")))
-    initiation_interval = property(lambda self: self.cycles[0])
-    latency = property(lambda self: self.cycles[1])
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.module.forward_codes(codes)
-
-    def schedule(self, offered: dict[str, Times], taken: dict[str, Times],
-                 handover: Callable[[str, Any], Times], vectors: int) -> None:
-        row_schedule(self, offered, taken, vectors)
 
     def component(self, design: str = "") -> str:
         return "layer_norm"
@@ -107,5 +95,5 @@ class LayerNorm(Op):
         par = stream_par(layer, ctx, src)
         component_check(layer, lambda: layer_norm_parameters(norm, par))
         feed = cast_to(ctx, inputs[0], norm.in_fmt, qconfig.rounding, qconfig.overflow, f"{layer.name}_cast_in")
-        add_row_stage(ctx, layer, LayerNormStage(layer.name, norm, par, inputs=(feed,)),
+        add_row_stage(ctx, layer, LayerNormStage(layer.name, norm, par, norm.features, inputs=(feed,)),
                       StreamInfo(norm.out_fmt, par, norm.features, qconfig.rounding))

@@ -87,7 +87,28 @@ def add_row_stage(ctx: Build, layer: FloatLayer, stage: Stage, out: StreamInfo) 
     ctx.alias[layer.name] = fifo.name
 
 
-def row_schedule(stage: Any, offered: dict[str, Times], taken: dict[str, Times], vectors: int) -> None:
+class RowStage(Stage):
+    """A row op's stage: ``features`` elements a row (the stream's vector), PAR a beat in and out,
+    one row at a time; a subclass gives ``cycles`` (its component's (II, latency)) and formats."""
+
+    par: int
+    features: int
+    cycles: tuple[int, int]
+
+    in_par = property(lambda self: self.par)
+    out_par = property(lambda self: self.par)
+    in_features = property(lambda self: self.features)
+    out_features = property(lambda self: self.features)
+    outputs = property(lambda self: (self.name,))
+    initiation_interval = property(lambda self: self.cycles[0])
+    latency = property(lambda self: self.cycles[1])
+
+    def schedule(self, offered: dict[str, Times], taken: dict[str, Times],
+                 handover: Callable[[str, Any], Times], vectors: int) -> None:
+        row_schedule(self, offered, taken, vectors)
+
+
+def row_schedule(stage: RowStage, offered: dict[str, Times], taken: dict[str, Times], vectors: int) -> None:
     """A row op in the beat schedule: it takes a row's beats one a cycle once it is free, offers the
     row's first beat ``latency - (beats - 1)`` cycles after the row's last beat, a beat a cycle,
     and is free again the cycle after the last (its FIFO or the output takes every beat at once)."""

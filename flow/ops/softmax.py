@@ -6,7 +6,6 @@ data_in, cast in where the stream differs; output frac: its data_out_frac_width)
 into beats by the stream's parallelism."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +15,13 @@ from torch import fx
 from flow.graph.capture import owner
 from flow.hardware.components import softmax_cycles, softmax_parameters, softmax_product_bits
 from flow.nn import QuantSoftmax
-from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, Stage, StreamInfo, Times, register_op
+from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to
-from flow.ops.rows import add_row_stage, component_check, fixed_format, row_schedule, stream_par, vector_operand
+from flow.ops.rows import RowStage, add_row_stage, component_check, fixed_format, stream_par, vector_operand
 
 
 @dataclass
-class SoftmaxStage(Stage):
+class SoftmaxStage(RowStage):
     """Softmax over rows of ``features`` elements, PAR a beat (flow.nn.QuantSoftmax's exact path)."""
 
     name: str
@@ -31,23 +30,12 @@ class SoftmaxStage(Stage):
     features: int
     inputs: tuple[str, ...] = (INPUT,)
 
-    in_par = property(lambda self: self.par)
-    out_par = property(lambda self: self.par)
-    in_features = property(lambda self: self.features)
-    out_features = property(lambda self: self.features)
     in_format = property(lambda self: self.module.in_fmt)
     out_format = property(lambda self: self.module.out_fmt)
-    outputs = property(lambda self: (self.name,))
     cycles = property(lambda self: softmax_cycles(self.features, self.par, self.rtl_parameters("")))
-    initiation_interval = property(lambda self: self.cycles[0])
-    latency = property(lambda self: self.cycles[1])
 
     def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.module.forward_codes(codes)
-
-    def schedule(self, offered: dict[str, Times], taken: dict[str, Times],
-                 handover: Callable[[str, Any], Times], vectors: int) -> None:
-        row_schedule(self, offered, taken, vectors)
 
     def component(self, design: str = "") -> str:
         return "softmax"
@@ -69,8 +57,8 @@ class SoftmaxStage(Stage):
     def estimate_features(self) -> dict[str, float]:
         """The buffered row and its exps, the exp lanes (their widest product), the reciprocal."""
         p = self.rtl_parameters("")
-        exp_bits = p["EXP_FRAC"] + 2
-        return {"row_bits": float(self.features * (self.in_format.width + exp_bits)),
+        return {"row_bits": float(self.features * self.in_format.width),
+                "exp_bits": float(self.features * (p["EXP_FRAC"] + 2)),
                 "lane_bits": float(self.par * softmax_product_bits(p)),
                 "recip_bits": float(p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"] + 1)}
 
