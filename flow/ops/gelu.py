@@ -4,6 +4,7 @@ cast in where the stream differs, and data_out) or from a ``flow.nn.QuantGELU`` 
 Elementwise: the stream's beat width, a beat a cycle, latency one cycle."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +38,6 @@ class GeluStage(ElementwiseStage):
 
     def component(self, design: str = "") -> str:
         return "gelu"
-
-    def library_modules(self) -> list[str]:
-        return ["gelu"]
 
     def rtl_parameters(self, package: str, design: str = "") -> dict[str, object]:
         return gelu_parameters(self.in_format, self.out_format, self.par)
@@ -75,7 +73,7 @@ class Gelu(Op):
         features = vector_operand(node, ctx, "GELU")
         path = owner(node)
         module = ctx.model.get_submodule(path) if path else None
-        attrs = {"module": module} if isinstance(module, QuantGELU) else {}
+        attrs = {"module": copy.deepcopy(module)} if isinstance(module, QuantGELU) else {}
         ctx.add(FloatLayer("gelu", ctx.name_of(path, node), (ctx.previous(node),), attrs=attrs, features=features),
                 node)
 

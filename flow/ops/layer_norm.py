@@ -5,6 +5,7 @@ format) or from a ``flow.nn.QuantLayerNorm`` (its own formats). A row op (flow.o
 at a time, folded into beats by the stream's parallelism."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,8 +77,8 @@ class LayerNorm(Op):
         module = ctx.model.get_submodule(path) if path else None
         if not isinstance(module, nn.LayerNorm | QuantLayerNorm):
             raise ctx.unsupported(node, "layer_norm outside an nn.LayerNorm or flow.nn.QuantLayerNorm module")
-        ctx.add(FloatLayer("layer_norm", ctx.name_of(path, node), (ctx.previous(node),), module, features=features),
-                node)
+        ctx.add(FloatLayer("layer_norm", ctx.name_of(path, node), (ctx.previous(node),), copy.deepcopy(module),
+                           features=features), node)
 
     def build(self, layer: FloatLayer, ctx: Build) -> None:
         """The module's formats (a QuantLayerNorm), else the table's data_in, data_out and weight

@@ -6,6 +6,7 @@ data_in, cast in where the stream differs; output frac: its data_out_frac_width)
 into beats by the stream's parallelism."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,7 @@ class Softmax(Op):
         features = vector_operand(node, ctx, "softmax", (int(dim),))
         path = owner(node)
         module = ctx.model.get_submodule(path) if path else None
-        attrs = {"module": module} if isinstance(module, QuantSoftmax) else {}
+        attrs = {"module": copy.deepcopy(module)} if isinstance(module, QuantSoftmax) else {}
         ctx.add(FloatLayer("softmax", ctx.name_of(path, node), (ctx.previous(node),), attrs=attrs,
                            features=features), node)
 
