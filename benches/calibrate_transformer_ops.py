@@ -19,7 +19,8 @@ from torch import nn
 
 import flow
 from benches.calibrate_estimator import fit, instance_rows
-from flow.estimate.model import TRANSFORMER_CALIBRATION, Calibration
+from flow.estimate.model import TRANSFORMER_CALIBRATION, Calibration, stage_features
+from flow.hardware.emit import stage_instance
 
 # (op, features, parallelism, width, frac): small rows, one to a few lanes, 8 to 16 bits; the
 # even-numbered designs of each kind are fitted, the odd-numbered held out
@@ -53,9 +54,15 @@ def measure(index: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(TRANSFORMER_CALIBRATION))
+    ap.add_argument("--refit", action="store_true",
+                    help="keep the stored measurements, recompute the features from the designs and fit again")
     a = ap.parse_args(argv)
-    rows = []
-    for index in range(len(SPECS)):
+    rows = json.loads(Path(a.out).read_text())["rows"] if a.refit else []
+    for row in rows:  # the features as the op files compute them now (no synthesis)
+        design, _ = build(row["design"])
+        stage = next(s for i, s in enumerate(design.graph.stages) if stage_instance(i, s) == row["instance"])
+        row["features"] = stage_features(stage)
+    for index in range(0 if a.refit else len(SPECS)):
         rows += measure(index)
         print(f"design {index} {SPECS[index]}: {rows[-1]['LUT']} LUT, {rows[-1]['FF']} FF, "
               f"{rows[-1]['DSP48E1']} DSP (model {rows[-1]['dsp_model']}), {rows[-1]['synth_seconds']} s", flush=True)

@@ -96,8 +96,8 @@ def test_block_report_rows_and_estimator_features(tmp_path):
     model = RtlModel(folder / "rtl", vectors.meta["top"])
     assert [model(row) for row in vectors.inputs.tolist()] == vectors.expected.tolist()
     features = {stage.name: stage.estimate_features() for stage in design.graph.stages}
-    assert features["ln"]["row_bits"] == 64 * 12 and features["softmax"]["row_bits"] == 16 * 12
-    assert features["softmax"]["exp_bits"] == 16 * (12 + 2)  # exps at EXP_FRAC = 8 + 4 guard bits, plus 2
+    assert features["ln"]["register_row_bits"] == 64 * 12 and features["ln"]["ram_row_bits"] == 0  # 8 lanes write
+    assert features["softmax"]["register_row_bits"] == 16 * (12 + 14)  # inputs, and exps at 8 + 4 guard + 2 bits
     assert features["act"]["product_bits"] > 0
     estimated = estimate(design.graph)["stages"]
     assert all(estimated[name]["LUT"] > 0 for name in ("u_s1_ln", "u_s3_act", "u_s5_softmax"))

@@ -60,7 +60,9 @@ class LayerNormStage(RowStage):
         p = self.rtl_parameters("")
         recip = int(p["NORM_FRAC"]) + int(p["ROOT_FRAC"]) + int(p["GUARD"]) + 1
         lane = self.in_format.width + recip + int(p["AFF_WIDTH"]) + int(p["NORM_FRAC"])
-        return {"row_bits": float(self.features * self.in_format.width), "root_bits": float(3 * int(p["ROOT_STEPS"])),
+        stored = float(self.features * self.in_format.width)  # registers when several lanes write, else LUT RAM
+        return {"register_row_bits": stored if self.par > 1 else 0.0, "ram_row_bits": 0.0 if self.par > 1 else stored,
+                "root_bits": float(3 * int(p["ROOT_STEPS"])),
                 "recip_bits": float(recip), "lane_bits": float(self.par * lane)}
 
 

@@ -56,10 +56,11 @@ class SoftmaxStage(RowStage):
         return "softmax"
 
     def estimate_features(self) -> dict[str, float]:
-        """The buffered row and its exps, the exp lanes (their widest product), the reciprocal."""
+        """The buffered row and its exps (registers when several lanes write them a cycle, else LUT
+        RAM), the exp lanes (their widest product), the reciprocal."""
         p = self.rtl_parameters("")
-        return {"row_bits": float(self.features * self.in_format.width),
-                "exp_bits": float(self.features * (p["EXP_FRAC"] + 2)),
+        stored = float(self.features * (self.in_format.width + p["EXP_FRAC"] + 2))
+        return {"register_row_bits": stored if self.par > 1 else 0.0, "ram_row_bits": 0.0 if self.par > 1 else stored,
                 "lane_bits": float(self.par * softmax_product_bits(p)),
                 "recip_bits": float(p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"] + 1)}
 
