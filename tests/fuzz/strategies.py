@@ -14,7 +14,8 @@ MAX_DEPTH = 4
 CYCLE_BUDGET = 20_000  # vectors x II: a deep folded design simulates fewer vectors (8 at least)
 # after each Linear: nothing, one activation, two in a row, or eval-mode dropout (wiring) among them
 ACTIVATIONS = ["none", "relu", "leaky_relu", "relu+leaky_relu", "leaky_relu+relu", "dropout+relu",
-               "leaky_relu+dropout", "gelu", "layer_norm", "softmax", "layer_norm+gelu", "relu+softmax"]
+               "leaky_relu+dropout", "gelu", "layer_norm", "softmax", "layer_norm+gelu", "relu+softmax",
+               "layer_norm+softmax"]
 JOINS = ["none", "none", "residual", "concat"]  # a residual add or a concatenation with the layer's input
 
 
