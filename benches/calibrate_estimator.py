@@ -79,6 +79,12 @@ def build(spec: dict):
 
 def measure(spec: dict) -> list[dict]:
     design, x = build(spec)
+    return instance_rows(design, x, spec["index"])
+
+
+def instance_rows(design, x: torch.Tensor, index: int) -> list[dict]:
+    """Emit and synthesize ``design``: a row per stage instance (its kind, features, modelled DSPs
+    and measured counts), and one for what the top holds outside them."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "sweep"
         design.emit(folder, x)
@@ -91,11 +97,11 @@ def measure(spec: dict) -> list[dict]:
         counts = synthesized["layers"].get(name)
         if counts is None:
             continue
-        rows.append({"design": spec["index"], "instance": name, "kind": stage_kind(stage),
+        rows.append({"design": index, "instance": name, "kind": stage_kind(stage),
                      "features": stage_features(stage), "dsp_model": dsp_count(stage),
                      "LUT": counts["LUT"], "FF": counts["FF"], "DSP48E1": counts["DSP48E1"]})
     glue = {key: synthesized["total"][key] - sum(r[key] for r in rows) for key in ("LUT", "FF", "DSP48E1")}
-    rows.append({"design": spec["index"], "instance": "top", "kind": "top", "features": {"one": 1.0},
+    rows.append({"design": index, "instance": "top", "kind": "top", "features": {"one": 1.0},
                  "dsp_model": 0, **glue})
     for row in rows:
         row["synth_seconds"] = round(time.perf_counter() - start, 1)

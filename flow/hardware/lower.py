@@ -2,7 +2,8 @@
 
 Each call_function node goes to the op of flow.ops registered for its torch op name: today
 Linear, ReLU, LeakyReLU with slope 2**-k, BatchNorm1d (folded into the Linear before it), the
-residual add of two equal-shaped tensors, concatenation of features, and as wiring
+residual add of two equal-shaped tensors, concatenation of features, abs, GELU, and LayerNorm and
+softmax over the stream's vector, and as wiring
 Flatten/view/reshape and eval-mode Dropout (nn.Identity leaves no node). A tensor may feed
 several layers. Any other op is an error that names the node, its op, its module and the
 supported list: nothing is mapped silently.

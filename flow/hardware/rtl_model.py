@@ -211,6 +211,96 @@ def _absolute(vector: list[int], p: dict[str, int]) -> list[int]:
             else -v & _mask(width) for v in vector]
 
 
+def _clog2(value: int) -> int:
+    return (value - 1).bit_length() if value > 1 else 0
+
+
+def _gelu(vector: list[int], p: dict[str, int]) -> list[int]:
+    """gelu.sv per lane: t = min(|x|, CLIP) - CLIP, factor = 2**ERF_FRAC +- (HALF_A t t + 2**ERF_FRAC)
+    by the sign of x, then x factor cast (half up, saturate) from frac IN_FRAC + ERF_FRAC + 1."""
+    in_w, clip, one = p["IN_WIDTH"], p["CLIP"], 1 << p["ERF_FRAC"]
+    poly_w = 2 * (_clog2(clip + 1) + 1) + _clog2(-p["HALF_A"] + 1) + 1
+    y_w = in_w + max(poly_w, p["ERF_FRAC"] + 3, in_w + 1) + 1
+    cast = dict(IN_WIDTH=y_w, IN_FRAC=p["IN_FRAC"] + p["ERF_FRAC"] + 1, IN_SIGNED=1, OUT_WIDTH=p["OUT_WIDTH"],
+                OUT_FRAC=p["OUT_FRAC"], OUT_SIGNED=1, ROUNDING=1, OVERFLOW=0)
+    out = []
+    for pattern in vector:
+        x = _read(pattern, in_w, True)
+        t = min(abs(x), clip) - clip
+        magnitude = p["HALF_A"] * t * t + one
+        factor = one - magnitude if x < 0 else one + magnitude
+        out.append(cast_lane((x * factor) & _mask(y_w), cast))
+    return out
+
+
+def _softmax(vector: list[int], p: dict[str, int]) -> list[int]:
+    """softmax.sv on one row: n = (max - x) << WORK_SHIFT, z = (n MAGIC) >> MAGIC_SHIFT, t = EXP_B -
+    (n - z LN2) in B_W bits, poly = EXP_A t t + (EXP_C << C_SHIFT), e = poly >> (z + POLY_SHIFT)
+    rounded half up (0 past the polynomial's width), q = floor(2**RECIP_BITS / sum e), then
+    (e q + half) >> (EXP_FRAC + GUARD) in OUT_FRAC + 1 bits."""
+    x = [_read(v, p["IN_WIDTH"], True) for v in vector]
+    if len(x) != p["LENGTH"]:
+        raise RtlModelError(f"softmax expects rows of {p['LENGTH']}, the stream carries {len(x)}")
+    b_w = _clog2(p["EXP_B"] + 1)
+    poly_w = max(_clog2(p["EXP_A"] + 1) + 2 * b_w, _clog2(p["EXP_C"] + 1) + p["C_SHIFT"]) + 1
+    exp_w, top = p["EXP_FRAC"] + 2, max(x)
+    exps = []
+    for value in x:
+        n = (top - value) << p["WORK_SHIFT"]
+        z = (n * p["MAGIC"]) >> p["MAGIC_SHIFT"]
+        t = (p["EXP_B"] - (n - z * p["LN2"])) & _mask(b_w)
+        poly = (p["EXP_A"] * t * t + (p["EXP_C"] << p["C_SHIFT"])) & _mask(poly_w)
+        shift = z + p["POLY_SHIFT"]
+        if z > poly_w or shift > poly_w:
+            e = 0
+        else:
+            e = poly if shift == 0 else (poly + (1 << (shift - 1))) >> shift
+        exps.append(e & _mask(exp_w))
+    total = sum(exps)
+    recip_bits = p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"]
+    quotient = (1 << recip_bits) // total if total else 0
+    shift = p["EXP_FRAC"] + p["GUARD"]
+    return [((e * quotient + (1 << (shift - 1))) >> shift) & _mask(p["OUT_FRAC"] + 1) for e in exps]
+
+
+def _isqrt(value: int) -> int:
+    """floor(sqrt(value)) by Newton's method on integers (the RTL's digit recurrence gives the same)."""
+    if value < 2:
+        return value
+    root = 1 << ((value.bit_length() + 1) // 2)
+    while True:
+        better = (root + value // root) // 2
+        if better >= root:
+            return root
+        root = better
+
+
+def _layer_norm(vector: list[int], p: dict[str, int]) -> list[int]:
+    """layer_norm.sv on one row: S, Q; V = N Q - S**2 + EPS; root = isqrt(V 4**ROOT_FRAC) in
+    ROOT_STEPS bits; r = floor(2**(NORM_FRAC + ROOT_FRAC + GUARD) / root); per element
+    n = ((N x - S) r + 2**(GUARD-1)) >> GUARD, w n + (b << NORM_FRAC), one cast (half up, saturate)."""
+    n, steps = p["LENGTH"], p["ROOT_STEPS"]
+    x = [_read(v, p["IN_WIDTH"], True) for v in vector]
+    if len(x) != n:
+        raise RtlModelError(f"layer_norm expects rows of {n}, the stream carries {len(x)}")
+    total, squares = sum(x), sum(v * v for v in x)
+    radicand = ((n * squares - total * total + p["EPS"]) << (2 * p["ROOT_FRAC"])) & _mask(2 * steps)
+    root = _isqrt(radicand) & _mask(steps)
+    quotient = (1 << (p["NORM_FRAC"] + p["ROOT_FRAC"] + p["GUARD"])) // root if root else 0
+    n_bits = _clog2(n + 1)
+    norm_w = p["NORM_FRAC"] + n_bits + 3
+    affine_w = p["AFF_WIDTH"] + norm_w + 1
+    cast = dict(IN_WIDTH=affine_w, IN_FRAC=p["AFF_FRAC"] + p["NORM_FRAC"], IN_SIGNED=1, OUT_WIDTH=p["OUT_WIDTH"],
+                OUT_FRAC=p["OUT_FRAC"], OUT_SIGNED=1, ROUNDING=1, OVERFLOW=0)
+    out = []
+    for index, value in enumerate(x):
+        normalized = _read(((n * value - total) * quotient + (1 << (p["GUARD"] - 1))) >> p["GUARD"], norm_w, True)
+        weight = _read(p["WEIGHTS"] >> (index * p["AFF_WIDTH"]), p["AFF_WIDTH"], True)
+        bias = _read(p["BIASES"] >> (index * p["AFF_WIDTH"]), p["AFF_WIDTH"], True)
+        out.append(cast_lane((weight * normalized + (bias << p["NORM_FRAC"])) & _mask(affine_w), cast))
+    return out
+
+
 # The semantics of each library component, read from its RTL (hw/rtl/<module>.sv): inputs -> output
 # elements. Adding a component adds its entry here, written from the RTL, not from flow's reference.
 COMPONENTS: dict[str, Callable[..., list[int]]] = {
@@ -224,6 +314,9 @@ COMPONENTS: dict[str, Callable[..., list[int]]] = {
     "relu": _relu,
     "leaky_relu": _leaky_relu,
     "absolute": _absolute,
+    "gelu": _gelu,
+    "softmax": _softmax,
+    "layer_norm": _layer_norm,
 }
 PASS_ELEMENTS = {"fifo", "broadcast", "concat", "concat_lockstep"}  # compute no element: output_params looks past
 ROM_WEIGHTS = {"linear"}  # components reading a WEIGHTS_FILE
@@ -353,7 +446,10 @@ class RtlModel:
         p = producer.params
         if producer.module in self.netlists:
             p = {key: int(v) for key, v in _PARAM.findall(_CAST.search(self.netlists[producer.module]).group(1))}
-        return (p["OUT_WIDTH"], bool(p["OUT_SIGNED"])) if "OUT_WIDTH" in p else (p["WIDTH"], bool(p.get("SIGNED", 1)))
+        if producer.module == "softmax":  # unsigned, one integer bit
+            return p["OUT_FRAC"] + 1, False
+        return ((p["OUT_WIDTH"], bool(p.get("OUT_SIGNED", 1))) if "OUT_WIDTH" in p
+                else (p["WIDTH"], bool(p.get("SIGNED", 1))))
 
     def __call__(self, vector: list[int]) -> list[int]:
         """Output codes (read by the output's signedness) for one vector of input codes."""

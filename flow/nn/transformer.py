@@ -27,6 +27,13 @@ def _training() -> bool:
     return torch.is_grad_enabled()
 
 
+def _exporting() -> bool:
+    """Whether torch.export is tracing: the module then traces as its float op, one node that
+    lowering (flow.ops) maps back to this module and its formats; the integer path's
+    data-dependent checks cannot be traced."""
+    return torch.compiler.is_exporting()
+
+
 class QuantSoftmax(nn.Module):
     """Softmax over the last dim of ``in_fmt`` codes, out as unsigned codes at ``out_frac``."""
 
@@ -42,6 +49,8 @@ class QuantSoftmax(nn.Module):
         return int_softmax(codes, self.in_fmt.frac, self.out_frac)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _exporting():
+            return torch.softmax(x, dim=-1)
         exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
         return _through(exact, torch.softmax(fake_quantize(x, self.in_fmt), dim=-1)) if _training() else exact
 
@@ -60,6 +69,8 @@ class QuantGELU(nn.Module):
         return int_gelu(codes, self.in_fmt, self.out_fmt)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _exporting():
+            return nn.functional.gelu(x)
         exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
         return _through(exact, nn.functional.gelu(fake_quantize(x, self.in_fmt))) if _training() else exact
 
@@ -106,6 +117,8 @@ class QuantLayerNorm(nn.Module):
                               self.bias_codes().to(codes.device), frac, self.out_fmt, self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _exporting():
+            return nn.functional.layer_norm(x, (self.features,), self.weight, self.bias, self.eps)
         exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
         if not _training():
             return exact

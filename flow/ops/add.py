@@ -95,10 +95,8 @@ class Add(Op):
         lower_join(node, ctx, "add", operands)
 
     def build(self, layer: FloatLayer, ctx: Build) -> None:
-        inputs = ctx.inputs(layer)
-        a, b = (ctx.streams[name] for name in inputs)
-        qconfig = ctx.quant[layer.name]  # its own table's data_out (default: the default's), rounding, overflow
-        out, rounding, overflow = qconfig.data_out, qconfig.rounding, qconfig.overflow
+        inputs, a, b, q = ctx.join_operands(layer)
         par = join_par(layer, a, b)
-        module = QuantAdd(a.fmt, b.fmt, out, rounding, overflow)
-        ctx.add(AddStage(layer.name, module, par, a.features, inputs=inputs), StreamInfo(out, par, a.features, rounding))
+        module = QuantAdd(a.fmt, b.fmt, q.data_out, q.rounding, q.overflow)
+        ctx.add(AddStage(layer.name, module, par, a.features, inputs=inputs),
+                StreamInfo(q.data_out, par, a.features, q.rounding))

@@ -299,6 +299,13 @@ class Build:
         self.stages.append(stage)
         self.streams[stage.name] = stream
 
+    def join_operands(self, layer: FloatLayer) -> tuple[tuple[str, ...], StreamInfo, StreamInfo, Any]:
+        """A join's input streams, what each carries, and its quantization (its own table's data_out,
+        rounding and overflow; default: the default table's)."""
+        inputs = self.inputs(layer)
+        a, b = (self.streams[name] for name in inputs)
+        return inputs, a, b, self.quant[layer.name]
+
     def elide(self, layer: FloatLayer, stream: str, why: str) -> None:
         self.alias[layer.name] = stream
         self.elided[layer.name] = why

@@ -135,10 +135,8 @@ class Concat(Op):
     def build(self, layer: FloatLayer, ctx: Build) -> None:
         """Lockstep when both inputs are fully parallel, else beat-serial on one beat width; both
         inputs cast to its output format (its own table's data_out, default: the default's)."""
-        inputs = ctx.inputs(layer)
-        a, b = (ctx.streams[name] for name in inputs)
-        qconfig = ctx.quant[layer.name]
-        out, rounding, overflow = qconfig.data_out, qconfig.rounding, qconfig.overflow
+        inputs, a, b, q = ctx.join_operands(layer)
+        out, rounding, overflow = q.data_out, q.rounding, q.overflow
         lockstep = a.par == a.features and b.par == b.features
         a_par, b_par = (a.par, b.par) if lockstep else (join_par(layer, a, b, ", or make both fully parallel"),) * 2
         feeds = tuple(cast_to(ctx, name, out, rounding, overflow, f"{layer.name}_cast_{side}")

@@ -34,7 +34,7 @@ SHRINK_MINUTES = 15  # each shrink step is a Verilator build; Hypothesis' own ca
 
 def features(spec) -> list[str]:
     """The design classes a spec exercises (for the coverage table of the summary)."""
-    from tests.fuzz.spec import lockstep_concat
+    from tests.fuzz.spec import TRANSFORMER_OPS, lockstep_concat
 
     found = [f"depth {len(spec.layers)}"]
     previous_out, after_lockstep = None, False
@@ -49,7 +49,12 @@ def features(spec) -> list[str]:
             if frac > width:
                 found.append(f"{role} frac > width")
         found += [f"rounding {layer.rounding}", f"overflow {layer.overflow}"]
-        found += [f"{act} on {'signed' if layer.data_out[2] else 'unsigned'}" for act in layer.activation.split("+")]
+        for act in layer.activation.split("+"):
+            if act in TRANSFORMER_OPS:  # the stream's vector is the row, folded into out_par-element beats
+                found.append(f"{act} layer, " + ("one beat a row" if layer.out_par == layer.out_features else
+                                                 "row folded into beats"))
+            else:
+                found.append(f"{act} on {'signed' if layer.data_out[2] else 'unsigned'}")
         if layer.activation.count("+") and "dropout" not in layer.activation:
             found.append("two activations in a row")
         par = [in_par, layer.out_par]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 Fmt = tuple[int, int, bool]  # width, frac, signed
+TRANSFORMER_OPS = ("gelu", "layer_norm", "softmax")  # activations with their own formats (LayerSpec.op_*)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class LayerSpec:
     data_out: Fmt
     rounding: str = "half_up"
     overflow: str = "saturate"
-    activation: str = "none"  # none, relu, leaky_relu, or two joined by "+" (e.g. relu+leaky_relu)
+    activation: str = "none"  # none, relu, leaky_relu, gelu, layer_norm, softmax, or two joined by "+"
     leaky_shift: int = 3
     out_par: int = 1
     has_bias: bool = True
@@ -36,6 +37,9 @@ class LayerSpec:
     join_out: Fmt | None = None  # the add's or concat's output format (its rounding/overflow: the layer's)
     multiplier: str = "dsp"  # dsp, or auto: shift-add constants when the layer is fully parallel
     pipeline_every: int = 0  # adder levels per register in a shift-add layer
+    op_in: Fmt | None = None  # a transformer op's (gelu, layer_norm, softmax) data_in; its data_out: op_out
+    op_out: Fmt | None = None  # (softmax: its frac, one integer bit, unsigned)
+    op_affine: Fmt | None = None  # a LayerNorm's affine weight and bias format
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,13 @@ class DesignSpec:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
+        """Plain data; a layer's transformer-op formats only where it has them (older corpus keys hold)."""
         data = asdict(self)
         data.pop("extra")
+        for layer in data["layers"]:
+            for key in ("op_in", "op_out", "op_affine"):
+                if layer[key] is None:
+                    del layer[key]
         return data
 
     @classmethod
@@ -108,13 +117,9 @@ class FuzzNet(nn.Module):
                     linear.bias.copy_(values_in_range(layer.bias, (layer.out_features,), generator))
             self.add_module(layer_name(index), linear)
             names = []
-            for position, activation in enumerate(layer.activation.split("+")):
-                suffix = f"{index + 1}" + ("" if position == 0 else f"_{position + 1}")
-                module = {"relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(2.0 ** -layer.leaky_shift),
-                          "dropout": nn.Dropout(0.5)}.get(activation)  # eval-mode dropout: wiring
-                if module is not None:
-                    names.append(f"{'drop' if activation == 'dropout' else 'act'}{suffix}")
-                    self.add_module(names[-1], module)
+            for name, activation in activation_names(index, layer):
+                self.add_module(name, _activation(activation, layer, generator))
+                names.append(name)
             self.activations.append(names)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,6 +129,34 @@ class FuzzNet(nn.Module):
                 y = getattr(self, name)(y)
             x = x + y if join == "residual" else torch.cat([y, x], dim=-1) if join == "concat" else y
         return x
+
+
+def _activation(activation: str, layer: LayerSpec, generator: torch.Generator) -> nn.Module:
+    """The module of one activation (eval-mode dropout lowers as wiring)."""
+    if activation == "layer_norm":
+        return _layer_norm(layer, generator)
+    return {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(2.0 ** -layer.leaky_shift), "dropout": lambda: nn.Dropout(0.5),
+            "gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=-1)}[activation]()
+
+
+def _layer_norm(layer: LayerSpec, generator: torch.Generator) -> nn.LayerNorm:
+    """A LayerNorm over the layer's outputs, its affine weight and bias spread over their format."""
+    norm = nn.LayerNorm(layer.out_features)
+    if layer.op_affine is not None:
+        with torch.no_grad():
+            norm.weight.copy_(values_in_range(layer.op_affine, (layer.out_features,), generator))
+            norm.bias.copy_(values_in_range(layer.op_affine, (layer.out_features,), generator))
+    return norm
+
+
+def activation_names(index: int, layer: LayerSpec) -> list[tuple[str, str]]:
+    """(module name, activation) of the layer's activations; dropout is wiring and keeps no table."""
+    names = []
+    for position, activation in enumerate(layer.activation.split("+")):
+        if activation != "none":
+            suffix = f"{index + 1}" + ("" if position == 0 else f"_{position + 1}")
+            names.append((f"{'drop' if activation == 'dropout' else 'act'}{suffix}", activation))
+    return names
 
 
 def build_model(spec: DesignSpec) -> nn.Module:
@@ -185,6 +218,13 @@ def config_overrides(spec: DesignSpec, output_dir: str, name: str) -> dict[str, 
         overrides[f"{p}.multiplier"], overrides[f"{p}.pipeline_every"] = layer.multiplier, layer.pipeline_every
         if index == 0:
             overrides[f"{p}.in_par"] = spec.in_par
+        for name, activation in activation_names(index, layer):
+            if activation in TRANSFORMER_OPS:
+                q = f"quantization.{name}"
+                for key, fmt in (("data_in", layer.op_in), ("data_out", layer.op_out), ("weight", layer.op_affine)):
+                    if fmt is not None:
+                        overrides[f"{q}.{key}_width"], overrides[f"{q}.{key}_frac_width"] = fmt[0], fmt[1]
+                        overrides[f"{q}.{key}_signed"] = fmt[2]
     for layer, join in zip(spec.layers, join_names(spec)):
         if join is not None and layer.join_out is not None:
             q = f"quantization.{join}"
@@ -204,5 +244,7 @@ def summary_line(spec: DesignSpec) -> str:
                      f"{_fmt_text(layer.bias) if layer.has_bias else 'nobias'} -> {_fmt_text(layer.data_out)} "
                      f"{layer.rounding}/{layer.overflow} {act} par {layer.out_par}"
                      + (f" {layer.join} -> {_fmt_text(layer.join_out)}" if layer.join != "none" else "")
-                     + (f" {layer.multiplier}/{layer.pipeline_every}" if layer.multiplier != "dsp" else "") + "]")
+                     + (f" {layer.multiplier}/{layer.pipeline_every}" if layer.multiplier != "dsp" else "")
+                     + (f" op {_fmt_text(layer.op_in)} -> {_fmt_text(layer.op_out)}" if layer.op_in else "")
+                     + (f" affine {_fmt_text(layer.op_affine)}" if layer.op_affine else "") + "]")
     return f"{spec.describe()} in_par {spec.in_par}: " + "; ".join(parts)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from tests.fuzz.spec import DesignSpec, LayerSpec, lockstep_concat
+from tests.fuzz.spec import TRANSFORMER_OPS, DesignSpec, LayerSpec, lockstep_concat
 
 MAX_WIDTH = 16
 MAX_FEATURES = 64
@@ -14,7 +14,8 @@ MAX_DEPTH = 4
 CYCLE_BUDGET = 20_000  # vectors x II: a deep folded design simulates fewer vectors (8 at least)
 # after each Linear: nothing, one activation, two in a row, or eval-mode dropout (wiring) among them
 ACTIVATIONS = ["none", "relu", "leaky_relu", "relu+leaky_relu", "leaky_relu+relu", "dropout+relu",
-               "leaky_relu+dropout"]
+               "leaky_relu+dropout", "gelu", "layer_norm", "softmax", "layer_norm+gelu", "relu+softmax",
+               "layer_norm+softmax"]
 JOINS = ["none", "none", "residual", "concat"]  # a residual add or a concatenation with the layer's input
 
 
@@ -32,15 +33,34 @@ def formats(draw: st.DrawFn, max_width: int = MAX_WIDTH) -> tuple[int, int, bool
 
 
 @st.composite
+def op_formats(draw: st.DrawFn, activation: str) -> dict[str, tuple[int, int, bool] | None]:
+    """A transformer op's formats, within what its components take: signed fixed point, frac >= 0
+    (softmax's input >= 3, so its step stays under a third of ln 2), products within 62 bits."""
+    if not set(activation.split("+")) & set(TRANSFORMER_OPS):
+        return {"op_in": None, "op_out": None, "op_affine": None}
+    in_width = draw(st.integers(4, 14))
+    low = 3 if "softmax" in activation else 0
+    in_frac = draw(st.integers(min(low, in_width), max(min(in_width, 10), low)))
+    out_width = draw(st.integers(3, 14))
+    out_frac = draw(st.integers(0, min(out_width, 10)))
+    affine = None
+    if "layer_norm" in activation:
+        affine_width = draw(st.integers(3, 10))
+        affine = (affine_width, draw(st.integers(1, affine_width - 1)), True)
+    return {"op_in": (in_width, in_frac, True), "op_out": (out_width, out_frac, True), "op_affine": affine}
+
+
+@st.composite
 def layers(draw: st.DrawFn) -> tuple[LayerSpec, bool]:
     """One layer, and whether it reads the previous layer's output format as is (no cast)."""
     out_features = draw(st.integers(1, MAX_FEATURES))
+    activation = draw(st.sampled_from(ACTIVATIONS))
     layer = LayerSpec(
         out_features=out_features, data_in=draw(formats()), weight=draw(formats()), bias=draw(formats()),
         data_out=draw(formats()),
         rounding=draw(st.sampled_from(["half_up", "floor", "half_even"])),
         overflow=draw(st.sampled_from(["saturate", "wrap"])),
-        activation=draw(st.sampled_from(ACTIVATIONS)),
+        activation=activation,
         leaky_shift=draw(st.integers(1, 6)),
         out_par=draw(st.sampled_from(divisors(out_features))),
         has_bias=draw(st.booleans()),
@@ -48,6 +68,7 @@ def layers(draw: st.DrawFn) -> tuple[LayerSpec, bool]:
         join_out=draw(formats()),
         multiplier=draw(st.sampled_from(["dsp", "auto", "auto"])),
         pipeline_every=draw(st.integers(0, 3)),
+        **draw(op_formats(activation)),
     )
     return layer, draw(st.booleans())
 
@@ -96,4 +117,6 @@ def slowest_stage(in_features: int, in_par: int, chain: list[LayerSpec]) -> int:
         constant = layer.multiplier == "auto" and par == n_in and layer.out_par == layer.out_features
         intervals.append(1 if constant else (n_in // par) * (layer.out_features // layer.out_par))
         intervals.append(1 if lockstep_concat(layer, n_in, par) else n_out // layer.out_par)
+        if set(layer.activation.split("+")) & {"layer_norm", "softmax"}:  # a row op: about 3 passes and 64 steps
+            intervals.append(3 * layer.out_features // layer.out_par + 64)
     return max(intervals)

@@ -1,0 +1,90 @@
+"""Calibrate the analytical estimator for the transformer ops (gelu, softmax, layer_norm), additively.
+
+`python -m benches.calibrate_transformer_ops`: a few small designs (Linear(8, N) then one op, the
+op driving the output) are synthesized with Yosys ``synth_xilinx``; each op instance's LUT and FF
+are fitted per kind by non-negative least squares on its estimator features (flow/ops/gelu.py,
+softmax.py, layer_norm.py), and written to flow/estimate/calibration_transformer.json, which
+flow.estimate.model reads beside calibration.json for kinds that file lacks. The Linear and shift-add
+calibration is not touched. Prints each design's measured and fitted counts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import flow
+from benches.calibrate_estimator import fit, instance_rows
+from flow.estimate.model import TRANSFORMER_CALIBRATION, Calibration, stage_features
+from flow.hardware.emit import stage_instance
+
+# (op, features, parallelism, width, frac): small rows, one to a few lanes, 8 to 16 bits; the
+# even-numbered designs of each kind are fitted, the odd-numbered held out
+SPECS = [("gelu", 8, 1, 8, 4), ("gelu", 8, 2, 12, 6), ("gelu", 8, 4, 16, 8), ("gelu", 16, 8, 10, 5),
+         ("gelu", 12, 3, 14, 7), ("gelu", 8, 2, 9, 4), ("gelu", 16, 4, 12, 5), ("gelu", 8, 1, 16, 10),
+         ("softmax", 8, 1, 8, 4), ("softmax", 8, 2, 12, 6), ("softmax", 16, 4, 10, 5), ("softmax", 16, 2, 16, 8),
+         ("softmax", 32, 4, 8, 4), ("softmax", 12, 3, 14, 7), ("softmax", 32, 8, 12, 6), ("softmax", 8, 4, 9, 5),
+         ("layer_norm", 8, 1, 8, 4), ("layer_norm", 8, 2, 12, 6), ("layer_norm", 16, 4, 10, 5),
+         ("layer_norm", 16, 2, 16, 8), ("layer_norm", 32, 4, 8, 4), ("layer_norm", 12, 3, 14, 7),
+         ("layer_norm", 32, 8, 12, 6), ("layer_norm", 8, 4, 9, 5)]
+OPS = {"gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=-1), "layer_norm": None}
+
+
+def build(index: int):
+    """The compiled design of spec ``index`` and its input batch."""
+    op, features, par, width, frac = SPECS[index]
+    torch.manual_seed(index)
+    model = nn.Sequential(nn.Linear(8, features), nn.LayerNorm(features) if op == "layer_norm" else OPS[op]())
+    quant = {"data_in_width": width, "data_in_frac_width": frac, "data_out_width": width,
+             "data_out_frac_width": frac, "weight_width": 8, "weight_frac_width": 6}
+    parallelism = {"default": {"in_par": "auto", "out_par": par}, "0": {"in_par": 8}}
+    x = torch.randn(16, 8)
+    return flow.compile(model, x[:2], quant={"default": quant}, parallelism=parallelism, name="tx_sweep"), x
+
+
+def measure(index: int) -> list[dict]:
+    """Synthesize design ``index``; one row per transformer-op instance."""
+    return [row for row in instance_rows(*build(index), index) if row["kind"] in OPS]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(TRANSFORMER_CALIBRATION))
+    ap.add_argument("--refit", action="store_true",
+                    help="keep the stored measurements, recompute the features from the designs and fit again")
+    a = ap.parse_args(argv)
+    rows = json.loads(Path(a.out).read_text())["rows"] if a.refit else []
+    for row in rows:  # the features as the op files compute them now (no synthesis)
+        design, _ = build(row["design"])
+        stage = next(s for i, s in enumerate(design.graph.stages) if stage_instance(i, s) == row["instance"])
+        row["features"] = stage_features(stage)
+    for index in range(0 if a.refit else len(SPECS)):
+        rows += measure(index)
+        print(f"design {index} {SPECS[index]}: {rows[-1]['LUT']} LUT, {rows[-1]['FF']} FF, "
+              f"{rows[-1]['DSP48E1']} DSP (model {rows[-1]['dsp_model']}), {rows[-1]['synth_seconds']} s", flush=True)
+    coefficients = fit([row for row in rows if row["design"] % 2 == 0])
+    calibration = Calibration(coefficients)
+    held_out: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        row["fitted"] = {resource: round(calibration.predict(row["kind"], resource, row["features"]))
+                         for resource in ("LUT", "FF")}
+        print(f"{row['design']} {row['kind']}{' (held out)' if row['design'] % 2 else ''}: LUT {row['LUT']} fitted "
+              f"{row['fitted']['LUT']}, FF {row['FF']} fitted {row['fitted']['FF']}")
+        if row["design"] % 2:
+            for resource in ("LUT", "FF"):
+                error = abs(row["fitted"][resource] - row[resource]) / max(row[resource], 1)
+                held_out.setdefault(row["kind"], {}).setdefault(resource, []).append(error)
+    summary = {kind: {resource: {"median": statistics.median(errors), "worst": max(errors)}
+                      for resource, errors in by_resource.items()} for kind, by_resource in held_out.items()}
+    print(json.dumps(summary, indent=1))
+    Path(a.out).write_text(json.dumps({"specs": SPECS, "rows": rows, "coefficients": coefficients,
+                                       "held_out": summary}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
