@@ -34,7 +34,7 @@ class ConstantLinear:
     def of(cls, layer: QuantLinear, pipeline_every: int) -> ConstantLinear:
         fmt = layer.config.data_in
         lo, hi = (-(1 << (fmt.width - 1)), (1 << (fmt.width - 1)) - 1) if fmt.signed else (0, (1 << fmt.width) - 1)
-        return cls(layer, build(layer.weight_codes().tolist(), lo, hi), pipeline_every)
+        return cls(layer, build(layer.weight_codes().tolist(), lo, hi, pipeline_every=pipeline_every), pipeline_every)
 
     @property
     def segments(self) -> int:

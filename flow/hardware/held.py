@@ -22,6 +22,7 @@ where it feeds DI or passes through alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from flow.hardware.cmvm import AdderGraph, Term, interval_width
 
@@ -203,33 +204,80 @@ def _candidates(held: list[Held], terms: tuple[Term, Term], signs: tuple[int, in
     return [(a, b) for a in options[0] for b in options[1] if not (a.subtract and b.subtract)]
 
 
-def hold(graph: AdderGraph) -> HeldGraph:
-    """Each node's held form and how its adder reads its operands: of every polarity and read
-    form that keeps the sum exact, the one ``adder_cost`` prices lowest (then the narrower)."""
-    held: list[Held] = []
-    reads: dict[tuple[int, int], Read] = {}
-    for node in graph.nodes:
-        if node.a is None:
-            held.append(Held(node.lo, node.hi, 0))
-            continue
-        terms = node.operands
-        coefficients = [sign * held[source].polarity for source, _, sign in terms]
+def _options(node, held: list[Held]) -> list[tuple[tuple[int, int], Held, tuple[Read, Read]]]:
+    """Per polarity the node may take (one per distinct sign its operands enter with): the cheapest
+    read of its operands as ``((cost, width), held form, reads)``."""
+    terms = node.operands
+    coefficients = [sign * held[source].polarity for source, _, sign in terms]
+    options = []
+    for polarity in dict.fromkeys(coefficients):
+        signs = (polarity * coefficients[0], polarity * coefficients[1])
         best = None
-        for polarity in dict.fromkeys(coefficients):
-            signs = (polarity * coefficients[0], polarity * coefficients[1])
-            for pair in _candidates(held, terms, signs):
-                lo = hi = offset = 0
-                for (source, shift, _), read in zip(terms, pair):
-                    r_lo, r_hi = read_interval(held[source], read)
-                    k, c = read_value(held[source], read)
-                    lo, hi, offset = lo + (r_lo << shift), hi + (r_hi << shift), offset + ((k * held[source].offset + c) << shift)
-                candidate = Held(lo, hi, offset, polarity)
-                cost = adder_cost([(held[s], read, shift) for (s, shift, _), read in zip(terms, pair)], candidate.width)
-                if best is None or (cost, candidate.width) < best[0]:
-                    best = ((cost, candidate.width), candidate, pair)
-        _, node_held, pair = best
-        held.append(node_held)
-        reads.update({(node.id, i): read for i, read in enumerate(pair) if read != Read()})
+        for pair in _candidates(held, terms, signs):
+            lo = hi = offset = 0
+            for (source, shift, _), read in zip(terms, pair):
+                r_lo, r_hi = read_interval(held[source], read)
+                k, c = read_value(held[source], read)
+                lo, hi, offset = lo + (r_lo << shift), hi + (r_hi << shift), offset + ((k * held[source].offset + c) << shift)
+            candidate = Held(lo, hi, offset, polarity)
+            cost = adder_cost([(held[s], read, shift) for (s, shift, _), read in zip(terms, pair)], candidate.width)
+            if best is None or (cost, candidate.width) < best[0]:
+                best = ((cost, candidate.width), candidate, pair)
+        options.append(best)
+    return options
+
+
+class _Overlay:
+    """A list of held forms with one entry replaced (a node's candidate form among the others)."""
+
+    def __init__(self, held: list[Held], index: int, value: Held) -> None:
+        self.held, self.index, self.value = held, index, value
+
+    def __getitem__(self, index: int) -> Held:
+        return self.value if index == self.index else self.held[index]
+
+
+def _with_readers(option: tuple, node_id: int, previous: list[Held], readers: dict[int, list]) -> tuple[int, int]:
+    """An option's own cost plus the least cost of each reader with the node held that way (the
+    readers' other operands as ``previous`` holds them), then its width."""
+    view = _Overlay(previous, node_id, option[1])
+    return (option[0][0] + sum(min(o[0][0] for o in _options(r, view)) for r in readers.get(node_id, ())),  # type: ignore[arg-type]
+            option[0][1])
+
+
+LOOKAHEAD_PASSES = 2  # passes that choose a free polarity by its readers' cost too (0: greedy alone)
+
+
+def hold(graph: AdderGraph, passes: int = LOOKAHEAD_PASSES) -> HeldGraph:
+    """Each node's held form and how its adder reads its operands: of every polarity and read
+    form that keeps the sum exact, the one ``adder_cost`` prices lowest (then the narrower).
+
+    A node whose operands enter with opposite signs may be held either way round; the first pass
+    picks by its own adder's cost alone, each later pass by that cost plus its readers' (their
+    other operands and polarities as the pass before left them), since a reader whose operands
+    then enter with one sign adds them without a negation."""
+    readers: dict[int, list] = {}
+    for node in graph.nodes:
+        if node.a is not None:
+            for source in dict.fromkeys((node.a, node.b)):
+                readers.setdefault(source, []).append(node)
+    previous: list[Held] | None = None
+    for _ in range(passes + 1):
+        held: list[Held] = []
+        reads: dict[tuple[int, int], Read] = {}
+        for node in graph.nodes:
+            if node.a is None:
+                held.append(Held(node.lo, node.hi, 0))
+                continue
+            options = _options(node, held)
+            if previous is not None and len(options) > 1:
+                chosen = min(options, key=partial(_with_readers, node_id=node.id, previous=previous, readers=readers))
+            else:
+                chosen = min(options, key=lambda option: option[0])
+            _, node_held, pair = chosen
+            held.append(node_held)
+            reads.update({(node.id, i): read for i, read in enumerate(pair) if read != Read()})
+        previous = held
     outputs = {}
     for o, term in enumerate(graph.outputs):
         if term is not None:
