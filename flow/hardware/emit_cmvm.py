@@ -81,7 +81,7 @@ class ConstantLinear:
     @cached_property
     def held(self) -> HeldGraph:
         """How the netlist holds each node (offsets that spare every sign extension)."""
-        return hold(self.graph)
+        return hold(self.graph, [self.offset(o) for o in range(self.layer.out_features)], self.acc_width)
 
     @cached_property
     def _bias(self) -> list[int]:

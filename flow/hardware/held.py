@@ -138,6 +138,29 @@ def adder_cost(operands: list[tuple[Held, Read, int]], width: int) -> int:
     return max(costs)
 
 
+def constant_add_cost(constant: int, held: Held, read: Read, shift: int, width: int) -> int:
+    """Inverters the output's constant adder takes (``constant`` plus or minus the read, ``width``
+    bits): on xc7 its S input is the read's bit XOR the constant's, so a bit whose read is inverted
+    an odd number of times (mask, subtraction, a 1 in the constant) is an INV cell; the bits of
+    one sign extension share theirs."""
+    return len({(min(p - shift, held.width - 1), p >= shift + held.width)
+                for p, (_, inverted) in _bits(held, read, shift, width).items() if inverted != bool(constant >> p & 1)})
+
+
+def _output_read(held: Held, term: Term, offset: int, width: int) -> tuple[int, Read]:
+    """The cheapest read of an output's term ``(node, shift, sign)`` held as ``held`` and the
+    inverters its constant adder takes: plain, or a signed term with its top bit flipped."""
+    subtract = term[2] * held.polarity < 0
+    options = dict.fromkeys([Read(plain_mask(held, True), subtract), Read(0, subtract)])
+    costs = []
+    for read in options:
+        k, c = read_value(held, read)
+        constant = wrap(offset - ((k * held.offset + c) << term[1]), width)
+        costs.append((constant_add_cost(constant, held, read, term[1], width), read != Read(plain_mask(held, True), subtract), read))
+    cost, _, read = min(costs, key=lambda item: item[:2])
+    return cost, read
+
+
 @dataclass(frozen=True)
 class HeldGraph:
     """Every node's held form and how each adder reads its operands (by (node id, 0 for ``a`` /
@@ -248,14 +271,29 @@ def _with_readers(option: tuple, node_id: int, previous: list[Held], readers: di
 LOOKAHEAD_PASSES = 2  # passes that choose a free polarity by its readers' cost too (0: greedy alone)
 
 
-def hold(graph: AdderGraph, passes: int = LOOKAHEAD_PASSES) -> HeldGraph:
+def hold(graph: AdderGraph, offsets: list[int] | None = None, width: int = 0,
+         passes: int = LOOKAHEAD_PASSES) -> HeldGraph:
     """Each node's held form and how its adder reads its operands: of every polarity and read
     form that keeps the sum exact, the one ``adder_cost`` prices lowest (then the narrower).
 
     A node whose operands enter with opposite signs may be held either way round; the first pass
     picks by its own adder's cost alone, each later pass by that cost plus its readers' (their
     other operands and polarities as the pass before left them), since a reader whose operands
-    then enter with one sign adds them without a negation."""
+    then enter with one sign adds them without a negation. Given each output's constant
+    (``offsets``, bias and rounding) and the accumulators' ``width``, an output's node counts the
+    inverters of its constant adder too (``constant_add_cost``) and its read is the cheapest."""
+    outputs_of: dict[int, list[tuple[int, Term]]] = {}
+    if offsets is not None:
+        for o, term in enumerate(graph.outputs):
+            if term is not None:
+                outputs_of.setdefault(term[0], []).append((o, term))
+
+    def with_outputs(option: tuple, node_id: int) -> tuple:
+        """The option's cost with its outputs' constant adders."""
+        assert offsets is not None
+        extra = sum(_output_read(option[1], term, offsets[o], width)[0] for o, term in outputs_of[node_id])
+        return ((option[0][0] + extra, option[0][1]), *option[1:])
+
     readers: dict[int, list] = {}
     for node in graph.nodes:
         if node.a is not None:
@@ -270,6 +308,8 @@ def hold(graph: AdderGraph, passes: int = LOOKAHEAD_PASSES) -> HeldGraph:
                 held.append(Held(node.lo, node.hi, 0))
                 continue
             options = _options(node, held)
+            if node.id in outputs_of:
+                options = [with_outputs(option, node.id) for option in options]
             if previous is not None and len(options) > 1:
                 chosen = min(options, key=partial(_with_readers, node_id=node.id, previous=previous, readers=readers))
             else:
@@ -282,7 +322,8 @@ def hold(graph: AdderGraph, passes: int = LOOKAHEAD_PASSES) -> HeldGraph:
     for o, term in enumerate(graph.outputs):
         if term is not None:
             h = held[term[0]]
-            read = Read(plain_mask(h, True), subtract=term[2] * h.polarity < 0)
+            read = (_output_read(h, term, offsets[o], width)[1] if offsets is not None
+                    else Read(plain_mask(h, True), subtract=term[2] * h.polarity < 0))
             if read != Read():
                 outputs[o] = read
     return HeldGraph(held, reads, outputs)
