@@ -248,11 +248,12 @@ class LinearStage(Stage):
                 "register_bits": float(self._pipeline_bits())}
 
     def _pipeline_bits(self) -> int:
-        """Register bits inside a pipelined shift-add layer: each node carried across a boundary."""
+        """Register bits inside a pipelined shift-add layer, exactly as the netlist declares them: each
+        node's emitted width times the register stages that carry it to its last reader."""
         const = self.constant
         if const is None or const.segments == 1:
             return 0
-        return sum(const.held.nodes[n].width * (seg - const.segment(n)) for n, seg in const.last_uses.items())
+        return sum(const.widths[n] * (seg - const.segment(n)) for n, seg in const.last_uses.items())
 
     def _parallel_features(self) -> dict[str, float]:
         """A fully parallel DSP layer (constant weights): LUT-built constant products, each product's
