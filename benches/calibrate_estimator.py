@@ -168,21 +168,33 @@ def split_summary(rows: list[dict], calibration: Calibration) -> dict:
     return {name: summary(design_errors(part, calibration)) for name, part in parts.items() if part}
 
 
+def remeasured(specs: list[dict], names: list[str]) -> set[int]:
+    """Indices of the stored designs to synthesize again: those of each named style, the multi-layer
+    designs with a layer of that style (their netlists changed too), and each index named."""
+    names = [name.strip() for name in names if name.strip()]
+    styles = {name for name in names if not name.isdigit()}
+    indices = {int(name) for name in names if name.isdigit()}
+    return {s["index"] for s in specs
+            if s["index"] in indices or s["style"] in styles
+            or any(layer.get("style") in styles for layer in s.get("layers", ()))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--designs", type=int, default=80)
     ap.add_argument("--multi", type=int, default=48, help="multi-layer designs (numbered from 1000)")
     ap.add_argument("--out", default=str(CALIBRATION))
     ap.add_argument("--cluster", default="serial", help="serial (default), local:N or tcp://host:port (flow.cluster)")
-    ap.add_argument("--remeasure", default=None, metavar="STYLE",
-                    help="synthesize the stored designs of one style again (after its RTL changed), then refit")
+    ap.add_argument("--remeasure", default=None, metavar="STYLE[,INDEX...]",
+                    help="synthesize again (after their RTL changed) the stored designs of a style, the multi-layer "
+                         "ones with a layer of it among them, and any design index given, then refit")
     a = ap.parse_args(argv)
     path = Path(a.out)
     data = json.loads(path.read_text()) if path.exists() else {"specs": [], "rows": []}
     if a.remeasure:
-        again = {s["index"] for s in data["specs"] if s["style"] == a.remeasure}
+        again = remeasured(data["specs"], a.remeasure.split(","))
         if not again:
-            raise SystemExit(f"no stored design has style {a.remeasure!r}; styles: "
+            raise SystemExit(f"no stored design matches {a.remeasure!r}; styles: "
                              f"{sorted({s['style'] for s in data['specs']})}")
         data["specs"] = [s for s in data["specs"] if s["index"] not in again]
         data["rows"] = [r for r in data["rows"] if r["design"] not in again]
