@@ -148,6 +148,9 @@ def _operand(width: int, name: str, shift: int, read: Read, held_width: int, sou
     elif mask:
         name = f"{name} ^ {keep}'h{mask:x}"
     text = f"({width}'({name}) << {shift})" if shift else f"{width}'({name})"
+    pad = ((1 << width) - 1) ^ ((1 << (shift + keep)) - 1) if read.pad else 0
+    if pad:  # ones above the pattern (see flow.hardware.held.Read)
+        text = f"({text} | {width}'h{pad:x})"
     return text if sign > 0 else f"-({text})"
 
 
