@@ -30,7 +30,7 @@ import flow
 from benches.estimator_designs import MULTI_START, build_multi, draw_multi
 from flow.cluster import open_executor
 from flow.estimate.design import design_sources, synth_xc7
-from flow.estimate.model import CALIBRATION, Calibration, dsp_count, stage_features, stage_kind
+from flow.estimate.model import CALIBRATION, FF_ONLY_FEATURES, Calibration, dsp_count, stage_features, stage_kind
 from flow.hardware.emit import stage_instance
 
 WIDTHS = (2, 3, 4, 6, 8, 12, 16)
@@ -126,7 +126,8 @@ def featurize(data: dict) -> None:
 
 def fit(rows: list[dict]) -> dict:
     """Non-negative least squares per stage kind and resource, on relative error (rows weighted by
-    1 / max(count, 8)) so small stages count as much as big ones."""
+    1 / max(count, 8)) so small stages count as much as big ones; the LUT fit leaves out the
+    register-only features (FF_ONLY_FEATURES)."""
     coefficients: dict = {}
     for kind in sorted({r["kind"] for r in rows}):
         subset = [r for r in rows if r["kind"] == kind]
@@ -136,7 +137,8 @@ def fit(rows: list[dict]) -> dict:
         for resource in RESOURCES:
             y = np.array([float(r[resource]) for r in subset])
             scale = 1.0 / np.maximum(y, 8.0)
-            solution, _ = nnls(a * scale[:, None], y * scale)
+            used = np.array([resource == "FF" or n not in FF_ONLY_FEATURES for n in names], dtype=float)
+            solution, _ = nnls(a * used[None, :] * scale[:, None], y * scale)
             coefficients[kind][resource] = {n: float(c) for n, c in zip(names, solution) if c > 0}
     return coefficients
 
