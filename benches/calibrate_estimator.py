@@ -30,7 +30,15 @@ import flow
 from benches.estimator_designs import MULTI_START, build_multi, draw_multi
 from flow.cluster import open_executor
 from flow.estimate.design import design_sources, synth_xc7
-from flow.estimate.model import CALIBRATION, FF_ONLY_FEATURES, Calibration, dsp_count, stage_features, stage_kind
+from flow.estimate.model import (
+    CALIBRATION,
+    EXACT_FF_FEATURES,
+    FF_ONLY_FEATURES,
+    Calibration,
+    dsp_count,
+    stage_features,
+    stage_kind,
+)
 from flow.hardware.emit import stage_instance
 
 WIDTHS = (2, 3, 4, 6, 8, 12, 16)
@@ -127,18 +135,22 @@ def featurize(data: dict) -> None:
 def fit(rows: list[dict]) -> dict:
     """Non-negative least squares per stage kind and resource, on relative error (rows weighted by
     1 / max(count, 8)) so small stages count as much as big ones; the LUT fit leaves out the
-    register-only features (FF_ONLY_FEATURES)."""
+    register-only features (FF_ONLY_FEATURES), and the FF fit takes the exactly known register
+    bits (EXACT_FF_FEATURES, one FF each) off the count before fitting the rest."""
     coefficients: dict = {}
     for kind in sorted({r["kind"] for r in rows}):
         subset = [r for r in rows if r["kind"] == kind]
         names = sorted({n for r in subset for n in r["features"]})
         a = np.array([[r["features"].get(n, 0.0) for n in names] for r in subset])
         coefficients[kind] = {}
+        exact = np.array([sum(v for n, v in r["features"].items() if n in EXACT_FF_FEATURES) for r in subset])
         for resource in RESOURCES:
             y = np.array([float(r[resource]) for r in subset])
             scale = 1.0 / np.maximum(y, 8.0)
-            used = np.array([resource == "FF" or n not in FF_ONLY_FEATURES for n in names], dtype=float)
-            solution, _ = nnls(a * used[None, :] * scale[:, None], y * scale)
+            used = np.array([n not in EXACT_FF_FEATURES and (resource == "FF" or n not in FF_ONLY_FEATURES)
+                             for n in names], dtype=float)
+            target = y - exact if resource == "FF" else y  # exact register bits are counted, not fitted
+            solution, _ = nnls(a * used[None, :] * scale[:, None], target * scale)
             coefficients[kind][resource] = {n: float(c) for n, c in zip(names, solution) if c > 0}
     return coefficients
 

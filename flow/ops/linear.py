@@ -260,7 +260,7 @@ class LinearStage(Stage):
         bits (the tree's leaves, as wide as data and weight code), the tree's depth growth per output
         (n log2 n for n nonzero weights), its accumulator-wide adders and casts, the bits of the
         input register that some weight reads (Yosys drops the rest: a column of zero weights
-        registers nothing) and the output bits (the skid buffer registers them twice)."""
+        registers nothing) and the output skid buffer's two registers of the output vector."""
         layer = self.layer
         x, acc = signed_bits(layer.config.data_in), layer.accumulator_width()
         codes = layer.weight_codes()
@@ -271,7 +271,7 @@ class LinearStage(Stage):
                 "product_bits": float(sum(x + bits(c, c) - 1 for c in flat)),
                 "tree_bits": float(sum(n * math.log2(n) for n in per_output if n)),
                 "read_input_bits": float(int((codes != 0).any(dim=0).sum()) * layer.config.data_in.width),
-                "out_bits": float(self.out_features * layer.config.data_out.width)}
+                "skid_bits": float(2 * self.out_features * layer.config.data_out.width)}
 
     def _folded_features(self) -> dict[str, float]:
         """A folded layer (hw/rtl/linear.sv): LUT-built lane products, one accumulator-wide adder per
