@@ -30,7 +30,15 @@ import flow
 from benches.estimator_designs import MULTI_START, build_multi, draw_multi
 from flow.cluster import open_executor
 from flow.estimate.design import design_sources, synth_xc7
-from flow.estimate.model import CALIBRATION, Calibration, dsp_count, stage_features, stage_kind
+from flow.estimate.model import (
+    CALIBRATION,
+    EXACT_FF_FEATURES,
+    FF_ONLY_FEATURES,
+    Calibration,
+    dsp_count,
+    stage_features,
+    stage_kind,
+)
 from flow.hardware.emit import stage_instance
 
 WIDTHS = (2, 3, 4, 6, 8, 12, 16)
@@ -132,17 +140,23 @@ def featurize(data: dict) -> None:
 
 def fit(rows: list[dict]) -> dict:
     """Non-negative least squares per stage kind and resource, on relative error (rows weighted by
-    1 / max(count, 8)) so small stages count as much as big ones."""
+    1 / max(count, 8)) so small stages count as much as big ones; the LUT fit leaves out the
+    register-only features (FF_ONLY_FEATURES), and the FF fit takes the exactly known register
+    bits (EXACT_FF_FEATURES, one FF each) off the count before fitting the rest."""
     coefficients: dict = {}
     for kind in sorted({r["kind"] for r in rows}):
         subset = [r for r in rows if r["kind"] == kind]
         names = sorted({n for r in subset for n in r["features"]})
         a = np.array([[r["features"].get(n, 0.0) for n in names] for r in subset])
         coefficients[kind] = {}
+        exact = np.array([sum(v for n, v in r["features"].items() if n in EXACT_FF_FEATURES) for r in subset])
         for resource in RESOURCES:
             y = np.array([float(r[resource]) for r in subset])
             scale = 1.0 / np.maximum(y, 8.0)
-            solution, _ = nnls(a * scale[:, None], y * scale)
+            used = np.array([n not in EXACT_FF_FEATURES and (resource == "FF" or n not in FF_ONLY_FEATURES)
+                             for n in names], dtype=float)
+            target = y - exact if resource == "FF" else y  # exact register bits are counted, not fitted
+            solution, _ = nnls(a * used[None, :] * scale[:, None], target * scale)
             coefficients[kind][resource] = {n: float(c) for n, c in zip(names, solution) if c > 0}
     return coefficients
 
@@ -174,21 +188,33 @@ def split_summary(rows: list[dict], calibration: Calibration) -> dict:
     return {name: summary(design_errors(part, calibration)) for name, part in parts.items() if part}
 
 
+def remeasured(specs: list[dict], names: list[str]) -> set[int]:
+    """Indices of the stored designs to synthesize again: those of each named style, the multi-layer
+    designs with a layer of that style (their netlists changed too), and each index named."""
+    names = [name.strip() for name in names if name.strip()]
+    styles = {name for name in names if not name.isdigit()}
+    indices = {int(name) for name in names if name.isdigit()}
+    return {s["index"] for s in specs
+            if s["index"] in indices or s["style"] in styles
+            or any(layer.get("style") in styles for layer in s.get("layers", ()))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--designs", type=int, default=80)
     ap.add_argument("--multi", type=int, default=48, help="multi-layer designs (numbered from 1000)")
     ap.add_argument("--out", default=str(CALIBRATION))
     ap.add_argument("--cluster", default="serial", help="serial (default), local:N or tcp://host:port (flow.cluster)")
-    ap.add_argument("--remeasure", default=None, metavar="STYLE",
-                    help="synthesize the stored designs of one style again (after its RTL changed), then refit")
+    ap.add_argument("--remeasure", default=None, metavar="STYLE[,INDEX...]",
+                    help="synthesize again (after their RTL changed) the stored designs of a style, the multi-layer "
+                         "ones with a layer of it among them, and any design index given, then refit")
     a = ap.parse_args(argv)
     path = Path(a.out)
     data = json.loads(path.read_text()) if path.exists() else {"specs": [], "rows": []}
     if a.remeasure:
-        again = {s["index"] for s in data["specs"] if s["style"] == a.remeasure}
+        again = remeasured(data["specs"], a.remeasure.split(","))
         if not again:
-            raise SystemExit(f"no stored design has style {a.remeasure!r}; styles: "
+            raise SystemExit(f"no stored design matches {a.remeasure!r}; styles: "
                              f"{sorted({s['style'] for s in data['specs']})}")
         data["specs"] = [s for s in data["specs"] if s["index"] not in again]
         data["rows"] = [r for r in data["rows"] if r["design"] not in again]

@@ -77,3 +77,13 @@ def test_estimate_gives_the_cycle_model_and_per_stage_rows():
     assert (result["initiation_interval"], result["latency"]) == (design.initiation_interval, design.latency)
     assert list(result["stages"]) == [stage_instance(i, s) for i, s in enumerate(design.graph.stages)]
     assert result["total"]["LUT"] == sum(row["LUT"] for row in result["stages"].values()) > 0
+
+
+def test_pipeline_registers_of_a_shift_add_layer_are_counted_one_ff_a_bit_not_fitted():
+    """The sweep's shift-add designs have no register inside a layer, so a fit could not learn
+    them: each register bit the netlist declares is one FF in the estimate and no LUT."""
+    calibration = Calibration(DATA["coefficients"])
+    features = {"one": 1.0, "stream_bits": 240.0, "adder_bits": 900.0, "cast_bits": 300.0, "register_bits": 0.0}
+    staged = {**features, "register_bits": 1234.0}
+    assert calibration.predict("linear_lut", "FF", staged) - calibration.predict("linear_lut", "FF", features) == 1234.0
+    assert calibration.predict("linear_lut", "LUT", staged) == calibration.predict("linear_lut", "LUT", features)

@@ -34,13 +34,20 @@ from flow.ops.resources import (
     signed_bits,
 )
 
-__all__ = ["CALIBRATION", "TRANSFORMER_CALIBRATION", "DSP_A", "DSP_A_MIN", "DSP_B", "DSP_B_MIN", "DSP_Y_MIN", "Calibration", "cast_lane_features",
+__all__ = ["CALIBRATION", "EXACT_FF_FEATURES", "FF_ONLY_FEATURES", "TRANSFORMER_CALIBRATION", "DSP_A", "DSP_A_MIN", "DSP_B", "DSP_B_MIN", "DSP_Y_MIN", "Calibration", "cast_lane_features",
            "constant_on_dsp", "dsp_count", "dsp_per_product", "estimate", "signed_bits", "stage_features",
            "stage_kind"]
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
 # gelu, softmax and layer_norm, fitted apart (benches/calibrate_transformer_ops.py): kinds calibration.json lacks
 TRANSFORMER_CALIBRATION = Path(__file__).with_name("calibration_transformer.json")
+# Counts of register bits alone: they drive FF, not LUT, so the LUT fit leaves them out (else a
+# least-squares fit leans on them to explain logic and generalizes worse).
+FF_ONLY_FEATURES = frozenset({"read_input_bits", "skid_bits"})
+# Register bits known exactly from the netlist (a pipelined shift-add layer's registers, its
+# emitted widths times the stages that carry them): one FF each, counted rather than fitted, so a
+# sweep without such registers cannot leave them out of the estimate.
+EXACT_FF_FEATURES = frozenset({"register_bits"})
 
 
 def stage_kind(stage: Stage) -> str:
@@ -78,7 +85,9 @@ class Calibration:
 
     def predict(self, kind: str, resource: str, features: dict[str, float]) -> float:
         weights = self.coefficients.get(kind, self.coefficients.get("other", {})).get(resource, {})
-        return sum(weights.get(name, 0.0) * value for name, value in features.items())
+        exact = sum(value for name, value in features.items() if name in EXACT_FF_FEATURES) if resource == "FF" else 0.0
+        return exact + sum(weights.get(name, 0.0) * value for name, value in features.items()
+                           if name not in EXACT_FF_FEATURES)
 
 
 def estimate(graph: HardwareGraph, calibration: Calibration | None = None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class ConstantLinear:
     def of(cls, layer: QuantLinear, pipeline_every: int) -> ConstantLinear:
         fmt = layer.config.data_in
         lo, hi = (-(1 << (fmt.width - 1)), (1 << (fmt.width - 1)) - 1) if fmt.signed else (0, (1 << fmt.width) - 1)
-        return cls(layer, build(layer.weight_codes().tolist(), lo, hi), pipeline_every)
+        return cls(layer, build(layer.weight_codes().tolist(), lo, hi, pipeline_every=pipeline_every), pipeline_every)
 
     @property
     def segments(self) -> int:
@@ -81,7 +81,7 @@ class ConstantLinear:
     @cached_property
     def held(self) -> HeldGraph:
         """How the netlist holds each node (offsets that spare every sign extension)."""
-        return hold(self.graph)
+        return hold(self.graph, [self.offset(o) for o in range(self.layer.out_features)], self.acc_width)
 
     @cached_property
     def _bias(self) -> list[int]:
@@ -148,6 +148,9 @@ def _operand(width: int, name: str, shift: int, read: Read, held_width: int, sou
     elif mask:
         name = f"{name} ^ {keep}'h{mask:x}"
     text = f"({width}'({name}) << {shift})" if shift else f"{width}'({name})"
+    pad = ((1 << width) - 1) ^ ((1 << (shift + keep)) - 1) if read.pad else 0
+    if pad:  # ones above the pattern (see flow.hardware.held.Read)
+        text = f"({text} | {width}'h{pad:x})"
     return text if sign > 0 else f"-({text})"
 
 

@@ -327,6 +327,7 @@ _INPUT_LANE = re.compile(r"assign\s+(\w+)\s*=\s*s_axis_tdata\[(\d+):(\d+)\];")
 _SUM = re.compile(r"assign\s+(\w+(?:\[\d+\])?)\s*=\s*(.+?);")
 _CAST_TERM = re.compile(r"^(\d+)'\((\w+)(?:\[(\d+):0\])?(?:\s*\^\s*(\d+)'(s?)h([0-9a-fA-F]+))?\)(?:\s*<<\s*(\d+))?$")
 _BIAS_TERM = re.compile(r"^(\d+)'sd(\d+)$")
+_PADDED = re.compile(r"^(.*)\s\|\s\d+'h([0-9a-fA-F]+)$", re.S)
 _COPY = re.compile(r"(\w+_r\d+)\s*<=\s*(\w+)\s*;")
 _CAST = re.compile(r"fixed_cast_lane\s*#\((.*?)\)\s*u_cast", re.S)
 
@@ -392,6 +393,10 @@ def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
             if bias:
                 total += sign * int(bias.group(2))
                 continue
+            padded = _PADDED.match(term)
+            pad = 0
+            if padded:  # (x | w'h<ones>): ones above the pattern, no bit in common with it
+                term, pad = _strip(padded.group(1)), int(padded.group(2), 16)
             cast = _CAST_TERM.match(term)
             if cast is None:
                 raise RtlModelError(f"cannot read the netlist term {term!r} of {target}")
@@ -407,7 +412,7 @@ def shift_add_netlist(text: str, vector: list[int]) -> list[int]:
                 operand = _read(_read(pattern, int(mask_width), bool(mask_signed)), int(width), bool(mask_signed))
             else:  # the cast extends by the source's own signedness
                 operand = _read(value(source), int(width), declared[source][1])
-            total += sign * (operand << int(shift or 0))
+            total += sign * ((operand << int(shift or 0)) + pad)
         if target.startswith("acc["):
             accumulators[int(target[4:-1])] = total
         else:

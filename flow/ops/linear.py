@@ -249,16 +249,19 @@ class LinearStage(Stage):
                 "register_bits": float(self._pipeline_bits())}
 
     def _pipeline_bits(self) -> int:
-        """Register bits inside a pipelined shift-add layer: each node carried across a boundary."""
+        """Register bits inside a pipelined shift-add layer, exactly as the netlist declares them: each
+        node's emitted width times the register stages that carry it to its last reader."""
         const = self.constant
         if const is None or const.segments == 1:
             return 0
-        return sum(const.held.nodes[n].width * (seg - const.segment(n)) for n, seg in const.last_uses.items())
+        return sum(const.widths[n] * (seg - const.segment(n)) for n, seg in const.last_uses.items())
 
     def _parallel_features(self) -> dict[str, float]:
         """A fully parallel DSP layer (constant weights): LUT-built constant products, each product's
         bits (the tree's leaves, as wide as data and weight code), the tree's depth growth per output
-        (n log2 n for n nonzero weights), and its accumulator-wide adders and casts."""
+        (n log2 n for n nonzero weights), its accumulator-wide adders and casts, the bits of the
+        input register that some weight reads (Yosys drops the rest: a column of zero weights
+        registers nothing) and the output skid buffer's two registers of the output vector."""
         layer = self.layer
         x, acc = signed_bits(layer.config.data_in), layer.accumulator_width()
         codes = layer.weight_codes()
@@ -267,7 +270,9 @@ class LinearStage(Stage):
         return {"lut_mult_bits": float(sum(x * max(len(csd(c)) - 1, 0) for c in flat if not constant_on_dsp(x, c))),
                 "adder_bits": float(len(flat) * acc), "cast_bits": float(self.out_features * acc),
                 "product_bits": float(sum(x + bits(c, c) - 1 for c in flat)),
-                "tree_bits": float(sum(n * math.log2(n) for n in per_output if n))}
+                "tree_bits": float(sum(n * math.log2(n) for n in per_output if n)),
+                "read_input_bits": float(int((codes != 0).any(dim=0).sum()) * layer.config.data_in.width),
+                "skid_bits": float(2 * self.out_features * layer.config.data_out.width)}
 
     def _folded_features(self) -> dict[str, float]:
         """A folded layer (hw/rtl/linear.sv): LUT-built lane products, one accumulator-wide adder per
