@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from flow.hardware.simulate import simulate_design
+from flow.simulation.simulate import simulate_design
 
 
 def emit(output_dir: str) -> float:

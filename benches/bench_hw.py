@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flow.cluster import ClusterError, open_executor
-from flow.design.config import flag_overrides, load_config
+from flow.config.load import flag_overrides, load_config
 from flow.design.pipeline import emit_design
 from flow.estimate.design import design_sources, estimate_design
 from flow.estimate.yosys import synthesize_xilinx
-from flow.hardware.simulate import simulate_design
+from flow.simulation.simulate import simulate_design
 
 FORMATS = ["--quantization.default.data_in_signed", "false", "--quantization.default.data_in_frac_width", "4",
            "--quantization.fc1.data_in_frac_width", "7",

@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 
 from flow.formats.fixed import FixedFormat
-from flow.hardware.verilator import build, run_stream
 from flow.nn import LinearQuantConfig
-from tests.sim.harness import library_sources, random_codes, to_unsigned
-from tests.sim.test_linear import linear_parameters, random_layer
+from flow.simulation.stimulus import library_sources, linear_parameters, random_codes, random_layer, to_unsigned
+from flow.simulation.verilator import build, run_stream
 
 CASES = [("full", 64, 32), ("folded", 8, 4)]  # (name, IN_PAR, OUT_PAR)
 

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 import flow
-from flow.design.config import flag_overrides, load_config
+from flow.config.load import flag_overrides, load_config
 from flow.design.pipeline import emit_design
 from flow.estimate.design import estimate_design
-from flow.hardware.simulate import simulate_design
+from flow.simulation.simulate import simulate_design
 
 
 def wide_mlp(out: Path) -> dict:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from flow.hardware.simulate import simulate_design
+from flow.simulation.simulate import simulate_design
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits_mlp.toml"
 DESIGNS = {

@@ -29,6 +29,7 @@ from torch import nn
 import flow
 from benches.estimator_designs import MULTI_START, build_multi, draw_multi
 from flow.cluster import open_executor
+from flow.emit.rtl import stage_instance
 from flow.estimate.design import design_sources, synth_xc7
 from flow.estimate.model import (
     CALIBRATION,
@@ -39,7 +40,6 @@ from flow.estimate.model import (
     stage_features,
     stage_kind,
 )
-from flow.hardware.emit import stage_instance
 
 WIDTHS = (2, 3, 4, 6, 8, 12, 16)
 SHAPES = ((8, 4), (16, 8), (32, 16), (64, 32))

@@ -19,8 +19,8 @@ from torch import nn
 
 import flow
 from benches.calibrate_estimator import fit, instance_rows
+from flow.emit.rtl import stage_instance
 from flow.estimate.model import TRANSFORMER_CALIBRATION, Calibration, stage_features
-from flow.hardware.emit import stage_instance
 
 # (op, features, parallelism, width, frac): small rows, one to a few lanes, 8 to 16 bits; the
 # even-numbered designs of each kind are fitted, the odd-numbered held out

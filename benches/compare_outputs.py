@@ -43,7 +43,7 @@ def emit_matrix(out: Path) -> list[str]:
     """The default design (configs/digits_mlp.toml), benches.verify_designs' variants, and the
     fully parallel variant with shift-add layers registered every two adder levels."""
     from benches.verify_designs import CONFIG, FULL, VARIANTS
-    from flow.design.config import load_config
+    from flow.config.load import load_config
     from flow.design.pipeline import emit_design
 
     names = []

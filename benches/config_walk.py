@@ -28,7 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = str(ROOT / "flow") + "/"
-CONFIG_MODULES = ("flow/design/config.py", "flow/design/config_types.py")
+CONFIG_MODULES = ("flow/config/load.py", "flow/config/schema.py")
 
 
 def _parts(value: Any, seen: set[int]) -> None:
@@ -54,7 +54,7 @@ def _config_shaped(value: Any) -> bool:
     """What a config module hands out that is still the config: an untyped table (a dict) or a
     typed section; not the domain objects built from it (formats, quantization configs)."""
     kind = type(value)
-    return isinstance(value, dict) or kind.__module__.startswith("flow.design.config") or kind.__name__ == "LayerParallelism"
+    return isinstance(value, dict) or kind.__module__.startswith("flow.config.") or kind.__name__ == "LayerParallelism"
 
 
 class Walk:
@@ -64,7 +64,7 @@ class Walk:
     def __init__(self) -> None:
         self.tainted: set[int] = set()
         self.keep: list[Any] = []  # the tainted objects stay alive, so their ids stay theirs
-        self.order: list[str] = ["flow/cli.py", "flow/design/config.py"]  # the parser runs first
+        self.order: list[str] = ["flow/cli.py", "flow/config/load.py"]  # the parser runs first
         self.calls: list[tuple[str, str]] = []
 
     def taint(self, value: Any) -> None:
@@ -115,7 +115,7 @@ class Walk:
 def measure(show: bool = False) -> dict[str, int]:
     """Run the emit under the profiler and count the walk's files, re-entries and climb-backs."""
     from flow import cli
-    from flow.design import config as config_module
+    from flow.config import load as config_module
 
     walk = Walk()
     parse = config_module.load_config

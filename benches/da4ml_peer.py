@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from flow.compiler.hardware_graph import HardwareGraph, LinearStage
 from flow.formats.fixed import FixedFormat
-from flow.hardware.stages import HardwareGraph, LinearStage
 
 
 def available() -> bool:

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow.design.hw_search import HwSearch
 from flow.estimate.design import design_sources, synth_xc7
 from flow.estimate.model import estimate
+from flow.search.hardware import HwSearch
 
 RECORD = Path("results/hw_search/hw_search.json")
 KEYS = ("LUT", "FF", "DSP48E1")

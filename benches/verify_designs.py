@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from flow.cluster import ClusterError, open_executor
-from flow.design.config import load_config
+from flow.config.load import load_config
 from flow.design.pipeline import emit_design
-from flow.hardware.simulate import simulate_design
+from flow.simulation.simulate import simulate_design
 
 CONFIG = Path("configs/digits_mlp.toml")
 FULL = {"parallelism.default.out_par": "full", "parallelism.fc1.in_par": "full",

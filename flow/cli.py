@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _emit(args: argparse.Namespace, extra: list[str]) -> int:
-    from flow.design.config import flag_overrides, load_config
+    from flow.config.load import flag_overrides, load_config
     from flow.design.pipeline import emit_design
 
     config = load_config(args.config, flag_overrides(extra))
@@ -17,7 +17,7 @@ def _emit(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _sim(args: argparse.Namespace, extra: list[str]) -> int:
-    from flow.hardware.simulate import simulate_design
+    from flow.simulation.simulate import simulate_design
 
     if extra:
         raise ValueError(f"unexpected arguments {' '.join(extra)}; see `flow sim --help`")
@@ -32,7 +32,7 @@ SEARCHES = {"lab2": "architecture search (random, grid, TPE; compression-aware)"
 
 
 def _search_hw(argv: list[str]) -> int:
-    from flow.design.hw_search import run
+    from flow.search.hardware import run
 
     ap = argparse.ArgumentParser(prog="flow search hw", description=SEARCHES["hw"])
     ap.add_argument("--config", default=None, help="design TOML (default: the built-in digits MLP)")

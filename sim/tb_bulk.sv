@@ -1,7 +1,7 @@
 // Bulk stream testbench: a design's whole vector set through its top at Verilator speed.
 //
 // The SystemVerilog twin of sim/tb_stream.py for a design with one input stream s_axis and one
-// output stream m_axis (docs/DESIGN.md, "Stream protocol"), built by flow/hardware/bulk.py.
+// output stream m_axis (docs/DESIGN.md, "Stream protocol"), built by flow/simulation/bulk_engine.py.
 // The design's top module comes in as the macro DUT (+define+DUT=<top>); the parameters give
 // the beat widths and the beats per vector. Everything else comes at run time as plusargs:
 //

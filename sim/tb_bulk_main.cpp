@@ -1,4 +1,4 @@
-// The clock of sim/tb_bulk.sv (built with +define+TB_EXTERNAL_CLOCK by flow/hardware/bulk.py):
+// The clock of sim/tb_bulk.sv (built with +define+TB_EXTERNAL_CLOCK by flow/simulation/bulk_engine.py):
 // two evaluations a cycle until the testbench calls $finish. Plusargs pass through.
 #include <memory>
 

@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 import flow
-from flow.hardware.cmvm import adders_without_sharing, bits_for, build, csd, kraft_depth
-from flow.hardware.held import (
+from flow.circuits.adder_polarity import (
     SIGNED_INVERT,
     Held,
     HeldGraph,
@@ -20,7 +19,8 @@ from flow.hardware.held import (
     read_value,
     wrap,
 )
-from flow.hardware.rtl_model import RtlModel
+from flow.circuits.cmvm import adders_without_sharing, bits_for, build, csd, kraft_depth
+from flow.simulation.rtl_model import RtlModel
 
 
 def test_csd_digits_sum_to_the_value_with_no_two_adjacent():
@@ -110,7 +110,7 @@ def test_the_rtl_model_reads_the_netlist_not_the_weights(tmp_path):
 
 
 def test_lut_multipliers_on_a_folded_layer_name_the_fix():
-    from flow.design.config import ConfigError
+    from flow.config.load import ConfigError
 
     model = nn.Sequential(nn.Linear(8, 4)).eval()
     with pytest.raises(ConfigError, match=r"multiplier='lut' needs a fully parallel layer .* use 'dsp' or 'auto'"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flow.design.config import (
+from flow.config.load import (
     DEFAULTS,
     LAYER_PAR_DEFAULTS,
     LAYER_QUANT_DEFAULTS,
@@ -19,7 +19,7 @@ from flow.design.config import (
     load_config,
     parse_design_config,
 )
-from flow.design.config_types import DesignConfig, LayerQuant, QuantizationConfig
+from flow.config.schema import DesignConfig, LayerQuant, QuantizationConfig
 from flow.formats.base import Overflow, Rounding
 from flow.ops import LayerParallelism
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from flow.design.config import ConfigError, load_config
+from flow.compiler.lower import LoweringError, lower
+from flow.config.load import ConfigError, load_config
 from flow.design.pipeline import emit_design
+from flow.emit.design_folder import MARKER
+from flow.emit.vectors import read_rows
 from flow.graph import capture
-from flow.hardware.lower import LoweringError, lower
-from flow.hardware.outputs import MARKER
-from flow.hardware.simulate import simulate_design
-from flow.hardware.vectors import read_rows
+from flow.simulation.simulate import simulate_design
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits_mlp.toml"
 
@@ -163,7 +163,7 @@ def test_hidden_sizes_parse_as_a_list_literal():
     ("assign nothing = clk;", "%Warning-IMPLICIT"),  # a warning Verilator makes fatal
 ])
 def test_a_failing_verilator_build_names_its_first_error_and_log(body, shown, tmp_path):
-    from flow.hardware.verilator import build
+    from flow.simulation.verilator import build
 
     bad = tmp_path / "broken.sv"
     bad.write_text(f"module broken(input logic clk);\n  {body}\nendmodule\n")
@@ -228,8 +228,8 @@ def test_weights_beyond_verilators_literal_limit_are_emitted_as_a_concatenation(
     import subprocess
 
     import flow
-    from flow.hardware.packing import CHUNK_BITS
-    from flow.hardware.rtl_model import RtlModel, read_package
+    from flow.circuits.packing import CHUNK_BITS
+    from flow.simulation.rtl_model import RtlModel, read_package
     from flow.toolchain import setup_verilator
 
     torch.manual_seed(0)
@@ -266,8 +266,8 @@ def test_folded_weights_live_in_rom_files_read_wherever_the_folder_goes(tmp_path
 
     import flow
     from flow.estimate.yosys import read_commands, run_yosys
-    from flow.hardware.rtl_model import RtlModel, read_memory, read_package
     from flow.ops.linear import weight_words
+    from flow.simulation.rtl_model import RtlModel, read_memory, read_package
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4)).eval()

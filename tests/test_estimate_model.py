@@ -9,8 +9,8 @@ import pytest
 
 from benches.calibrate_estimator import build, design_errors
 from benches.estimator_designs import KINDS, MULTI_START, kind_of
+from flow.emit.rtl import stage_instance
 from flow.estimate.model import CALIBRATION, Calibration, dsp_count, estimate, stage_features
-from flow.hardware.emit import stage_instance
 
 DATA = json.loads(CALIBRATION.read_text())
 HELD_OUT = [r for r in DATA["rows"] if r["design"] % 2 == 1]

@@ -131,7 +131,7 @@ def test_fixed_format_keeps_the_format_protocol():
 
 
 def test_unknown_format_name_is_refused_with_the_known_ones():
-    from flow.design.config import ConfigError, load_config
+    from flow.config.load import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="'posit' is not a format flow knows; use one of binary, block_fp, "
                                           "block_log, block_minifloat, fixed, integer, log, minifloat"):

@@ -1,4 +1,4 @@
-"""The float fast paths of ``fake_quantize`` (flow.formats.fast) against the exact path
+"""The float fast paths of ``fake_quantize`` (flow.formats.fast_paths) against the exact path
 ``dequantize(quantize(x))``, bit for bit: every format, OCP MX configurations, every rounding
 mode, float32/float16/bfloat16, large random tensors and edge cases (zeros, negative zero,
 denormals, ties, saturation, infinities, all-zero and partial blocks, tiny and huge values)."""

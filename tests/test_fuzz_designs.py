@@ -7,8 +7,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
-from flow.hardware.rtl_model import RtlModel
-from flow.hardware.vectors import read_rows, write_rows
+from flow.emit.vectors import read_rows, write_rows
+from flow.simulation.rtl_model import RtlModel
 from tests.fuzz.__main__ import CORPUS, features
 from tests.fuzz.check import DesignFailure, check_design, emit
 from tests.fuzz.spec import DesignSpec, LayerSpec

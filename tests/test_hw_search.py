@@ -5,7 +5,7 @@ import json
 import optuna
 
 from flow.cli import main as cli
-from flow.design.hw_search import FOLDS, HwSearch, run
+from flow.search.hardware import FOLDS, HwSearch, run
 
 
 def test_short_study_front_and_a_confirmed_design(tmp_path):

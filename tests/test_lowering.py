@@ -3,13 +3,13 @@ import pytest
 import torch
 from torch import nn
 
-from flow.design.config import ConfigError, load_config
-from flow.design.quantize import build_hardware_graph
+from flow.circuits.components import CONCAT_LOCKSTEP_CYCLES, concat_cycles
+from flow.compiler.build_graph import build_hardware_graph
+from flow.compiler.hardware_graph import CastStage, ConcatStage, LinearStage
+from flow.compiler.lower import LoweringError, lower
+from flow.config.load import ConfigError, load_config
 from flow.formats.fixed import FixedFormat, dequantize
 from flow.graph import capture
-from flow.hardware.components import CONCAT_LOCKSTEP_CYCLES, concat_cycles
-from flow.hardware.lower import LoweringError, lower
-from flow.hardware.stages import CastStage, ConcatStage, LinearStage
 from flow.models.mlp import build_mlp
 
 

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 import flow
+from flow.emit.vectors import read_vectors
 from flow.estimate.model import estimate
-from flow.hardware.rtl_model import RtlModel
-from flow.hardware.vectors import read_vectors
 from flow.ops import supported
+from flow.simulation.rtl_model import RtlModel
 
 
 class AbsMLP(nn.Module):

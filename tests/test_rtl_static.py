@@ -7,9 +7,7 @@ import subprocess
 
 import pytest
 
-from flow.estimate.yosys import YosysError, read_commands, run_yosys
-from flow.formats.fixed import FixedFormat
-from flow.hardware.components import (
+from flow.circuits.components import (
     LIBRARY,
     add_parameters,
     broadcast_parameters,
@@ -25,14 +23,17 @@ from flow.hardware.components import (
     relu_parameters,
     softmax_parameters,
 )
+from flow.estimate.yosys import YosysError, read_commands, run_yosys
+from flow.formats.fixed import FixedFormat
 from flow.nn import LinearQuantConfig, QuantMatmul
 from flow.ops.linear import weight_words
+from flow.simulation.stimulus import linear_parameters, random_layer
 from flow.toolchain import rtl_dir, setup_verilator
 from tests.sim.test_absolute import ABS_TABLE
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
-from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE, linear_parameters, random_layer
+from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE
 from tests.sim.test_transformer_ops import GELU_TABLE, LAYER_NORM_TABLE, MATMUL_TABLE, SOFTMAX_TABLE, _layer_norm
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))

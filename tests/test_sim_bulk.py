@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 import flow
-from flow.hardware.bulk import beat_bytes, build_bulk, pack_beats, pause_threshold, run_bulk, unpack_beats
-from flow.hardware.simulate import simulate_design
-from flow.hardware.vectors import read_rows, read_vectors
+from flow.emit.vectors import read_rows, read_vectors
+from flow.simulation.bulk_engine import beat_bytes, build_bulk, pack_beats, pause_threshold, run_bulk, unpack_beats
+from flow.simulation.simulate import simulate_design
 
 # Odd widths on purpose: the beats (72, 42, 18 and 21 bits) are no whole number of bytes or words.
 QUANT = {"default": {"data_in_width": 6, "data_in_frac_width": 3, "data_out_width": 7, "data_out_frac_width": 3}}

@@ -8,14 +8,14 @@ import torch
 from torch import nn
 
 import flow
+from flow.compiler.lower import LoweringError
+from flow.emit.vectors import read_vectors
 from flow.errors import ConfigError
 from flow.estimate.model import estimate
 from flow.formats.fixed import FixedFormat
-from flow.hardware.lower import LoweringError
-from flow.hardware.rtl_model import RtlModel
-from flow.hardware.vectors import read_vectors
 from flow.nn import QuantGELU, QuantLayerNorm, QuantSoftmax
 from flow.ops import supported
+from flow.simulation.rtl_model import RtlModel
 
 QUANT = {"default": {"data_in_width": 12, "data_in_frac_width": 6, "data_out_width": 12, "data_out_frac_width": 6,
                      "weight_width": 8, "weight_frac_width": 6},

@@ -11,8 +11,8 @@ from torch import nn
 
 import flow
 from flow.cli import main
+from flow.config.load import load_config
 from flow.data.tabular import load_split
-from flow.design.config import load_config
 from flow.design.train import fit
 from flow.models.mlp import build_mlp
 
@@ -133,10 +133,10 @@ class ResidualConcatNet(nn.Module):
 def test_a_fully_parallel_residual_concat_model_keeps_ii_1_with_shift_add_on_every_layer(tmp_path):
     """Both inputs of the concat are one beat a vector, so it is a lockstep join (one beat of
     8 + 6 elements): fc_out reads it fully parallel and is shift-add too, and the design keeps II 1."""
-    from flow.hardware.bulk import CLEAN_VECTORS
-    from flow.hardware.emit import component_of
-    from flow.hardware.rtl_model import RtlModel, RtlModelError
-    from flow.hardware.stages import ConcatStage
+    from flow.compiler.hardware_graph import ConcatStage
+    from flow.emit.rtl import component_of
+    from flow.simulation.bulk_engine import CLEAN_VECTORS
+    from flow.simulation.rtl_model import RtlModel, RtlModelError
     from tests.fuzz.check import model_check
 
     torch.manual_seed(0)

@@ -14,14 +14,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from flow.design.config import LAYER_QUANT_DEFAULTS, hardware_config
-from flow.design.config_types import DesignConfig
-from flow.design.quantize import build_hardware_graph
+from flow.compiler.build_graph import build_hardware_graph
+from flow.compiler.hardware_graph import HardwareGraph
+from flow.compiler.lower import lower
+from flow.config.load import LAYER_QUANT_DEFAULTS, hardware_config
+from flow.config.schema import DesignConfig
 from flow.design.write import write_design
 from flow.graph import capture
 from flow.graph.capture import accepted_inputs
-from flow.hardware.lower import lower
-from flow.hardware.stages import HardwareGraph
 
 
 def _quiet(_: str) -> None:
@@ -78,7 +78,7 @@ class Design:
                  build_root: Path | None = None, engine: str = "bulk") -> dict[str, Any]:
         """Simulate an emitted folder of this design in Verilator against its vectors (``engine``:
         "bulk", a SystemVerilog source and sink at Verilator speed, or "cocotb", beat by beat)."""
-        from flow.hardware.simulate import simulate_design
+        from flow.simulation.simulate import simulate_design
 
         return simulate_design(Path(folder), vectors, seed, gap, stall, log=log, build_root=build_root,
                                engine=engine)

@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
+from flow.compiler.hardware_graph import HardwareGraph
+from flow.config.schema import DesignConfig
 from flow.data.tabular import load_split
 from flow.design.compile import compile_config
-from flow.design.config_types import DesignConfig
 from flow.design.train import accuracy, fit, trained_float_model
-from flow.hardware.outputs import check_replaceable
-from flow.hardware.stages import HardwareGraph
+from flow.emit.design_folder import check_replaceable
 
 
 @dataclass

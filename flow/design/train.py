@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from flow.config.schema import DesignConfig
 from flow.data.tabular import Split
-from flow.design.config_types import DesignConfig
 from flow.models.loading import entry_point_fingerprint, from_entry_point, load_checkpoint
 from flow.models.mlp import build_mlp
 from flow.paths import cache_dir

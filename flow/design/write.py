@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
-from flow.hardware.emit import emit_rtl
-from flow.hardware.outputs import atomic_folder
-from flow.hardware.report import stage_rows, write_reports
-from flow.hardware.stages import HardwareGraph
-from flow.hardware.vectors import Vectors, write_vectors
+from flow.compiler.hardware_graph import HardwareGraph
+from flow.emit.design_folder import atomic_folder
+from flow.emit.report import stage_rows, write_reports
+from flow.emit.rtl import emit_rtl
+from flow.emit.vectors import Vectors, write_vectors
 
 
 def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tensor, labels: torch.Tensor, *,

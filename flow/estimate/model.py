@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow.hardware.emit import stage_instance
-from flow.hardware.stages import HardwareGraph
+from flow.compiler.hardware_graph import HardwareGraph
+from flow.emit.rtl import stage_instance
 from flow.ops.base import Stage
 from flow.ops.resources import (
     DSP_A,

@@ -39,7 +39,7 @@ from flow.formats.exact import (
     scale_by_power_of_two,
     straight_through,
 )
-from flow.formats.fast import blocks, exponents_fit, fast_input, has_subnormal, pow2, unblocks
+from flow.formats.fast_paths import blocks, exponents_fit, fast_input, has_subnormal, pow2, unblocks
 
 MAX_CODE_BITS = 62
 
@@ -152,7 +152,7 @@ class BlockFormat:
                       overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
         """``dequantize(quantize(x))`` in x's dtype, with an identity gradient (computed with the
         element's ``fake32`` in float32, else its ``fake`` in float64, where that is exact; see
-        :mod:`flow.formats.fast`)."""
+        :mod:`flow.formats.fast_paths`)."""
         rounding = parse_rounding(rounding)
         saturate_only(overflow, self.kind)
         return straight_through(x, lambda t: self._fake_quantize(t, rounding, overflow))

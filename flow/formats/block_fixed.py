@@ -30,7 +30,7 @@ import torch
 from flow.formats.base import Rounding, register_format
 from flow.formats.block import BlockFormat
 from flow.formats.exact import round_to_grid, scale_by_power_of_two
-from flow.formats.fast import (
+from flow.formats.fast_paths import (
     FLOAT32_MAX_EXPONENT,
     FLOAT32_MIN_EXPONENT,
     exponents_fit,
@@ -38,7 +38,7 @@ from flow.formats.fast import (
     round_integer,
     round_steps,
 )
-from flow.formats.table import block_size, optional, refuse_unknown, required
+from flow.formats.table_keys import block_size, optional, refuse_unknown, required
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from flow.formats.base import register_format
 from flow.formats.block import BlockFormat, element_of
 from flow.formats.log import LogFormat, log_keys
-from flow.formats.table import block_size, optional
+from flow.formats.table_keys import block_size, optional
 
 
 @dataclass(frozen=True)

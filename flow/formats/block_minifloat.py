@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from flow.formats.base import register_format
 from flow.formats.block import BlockFormat, element_of
 from flow.formats.minifloat import OCP_MINIFLOATS, MinifloatFormat, minifloat_keys
-from flow.formats.table import block_size, optional, refuse_unknown, required
+from flow.formats.table_keys import block_size, optional, refuse_unknown, required
 
 # OCP MX element types by (element width, element exponent width).
 MX_ELEMENTS = {(8, 4): "float8_e4m3fn", (8, 5): "float8_e5m2", (6, 2): "float6_e2m3fn", (6, 3): "float6_e3m2fn",

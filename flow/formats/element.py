@@ -1,6 +1,6 @@
 """The Format protocol methods shared by element formats that encode and decode float64 values
 (minifloat and log): exact quantize through ``encode``, exact dequantize through ``decode``, and
-fake quantization that takes the float32 or float64 fast path (flow.formats.fast) when exact."""
+fake quantization that takes the float32 or float64 fast path (flow.formats.fast_paths) when exact."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,7 +9,7 @@ import torch
 
 from flow.formats.base import Overflow, Rounding, parse_rounding
 from flow.formats.exact import float64_input, saturate_only, straight_through
-from flow.formats.fast import fast_input
+from flow.formats.fast_paths import fast_input
 
 
 class ElementFormat:
@@ -38,7 +38,7 @@ class ElementFormat:
     def fake_quantize(self, x: torch.Tensor, rounding: Rounding | str = Rounding.HALF_EVEN,
                       overflow: Overflow | str = Overflow.SATURATE) -> torch.Tensor:
         """``dequantize(quantize(x))`` in x's dtype, with an identity gradient (computed by
-        :meth:`fake` in float64 when that is exact, see :mod:`flow.formats.fast`)."""
+        :meth:`fake` in float64 when that is exact, see :mod:`flow.formats.fast_paths`)."""
         rounding = parse_rounding(rounding)
         saturate_only(overflow, self.kind)
         return straight_through(x, lambda t: self._fake_quantize(t, rounding, overflow))

@@ -35,8 +35,8 @@ from flow.formats.exact import (
     floor_log2,
     power_of_two,
 )
-from flow.formats.fast import exponents_fit
-from flow.formats.table import optional, refuse_unknown, required
+from flow.formats.fast_paths import exponents_fit
+from flow.formats.table_keys import optional, refuse_unknown, required
 
 MAX_ENUMERATED_BITS = 20
 _MAGNITUDE = 0x7FFFFFFFFFFFFFFF  # float64 bit fields, as int64 masks

@@ -43,7 +43,7 @@ from flow.formats.exact import (
     round_to_grid,
     scale_by_power_of_two,
 )
-from flow.formats.fast import (
+from flow.formats.fast_paths import (
     FLOAT32_MAX_EXPONENT,
     FLOAT32_MIN_EXPONENT,
     binade32,
@@ -52,7 +52,7 @@ from flow.formats.fast import (
     round_integer,
     round_steps,
 )
-from flow.formats.table import optional, refuse_unknown, required
+from flow.formats.table_keys import optional, refuse_unknown, required
 
 MAX_ENUMERATED_BITS = 20
 
@@ -165,7 +165,7 @@ class MinifloatFormat(ElementFormat):
     def fake(self, v: torch.Tensor, shift: torch.Tensor | int, rounding: Rounding) -> torch.Tensor:
         """``decode(encode(v, shift, rounding)) * 2**shift`` in float64 arithmetic, for float64 ``v``
         holding float32/16 values (finite or infinite) and integer ``shift`` (an int or a tensor
-        broadcasting against ``v``) whose grid exponents pass :func:`flow.formats.fast.exponents_fit`."""
+        broadcasting against ``v``) whose grid exponents pass :func:`flow.formats.fast_paths.exponents_fit`."""
         M = self.mantissa_width
         if isinstance(shift, int):
             limit = self.max_value * 2.0**shift

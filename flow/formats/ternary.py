@@ -27,9 +27,9 @@ import torch
 
 from flow.formats.base import Overflow, Rounding, parse_overflow, parse_rounding, register_format
 from flow.formats.exact import float64_input, straight_through
-from flow.formats.fast import fast_input
+from flow.formats.fast_paths import fast_input
 from flow.formats.row_scale import finite_row_sums, pack, rows, to_float32, unpack_scale
-from flow.formats.table import optional, refuse_unknown
+from flow.formats.table_keys import optional, refuse_unknown
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flow.design.config import load_config
+from flow.config.load import load_config
 from flow.design.pipeline import emit_design
 from flow.estimate.yosys import synthesize_xilinx
-from flow.hardware.simulate import simulate_design
 from flow.labs.common import check_preset, run_metadata, write_json
 from flow.paths import REPO_ROOT, results_dir
+from flow.simulation.simulate import simulate_design
 from flow.toolchain import rtl_dir
 
 CONFIG = REPO_ROOT / "configs" / "digits_mlp.toml"
@@ -37,11 +37,11 @@ def component_resources() -> dict[str, dict[str, int]]:
 def seed_study(seeds: list[int]) -> dict[str, list[dict[str, float]]]:
     """Float and quantized (= hardware reference) test accuracy per training seed, both activations:
     one seed's difference is a handful of the 360 test images, so compare over several."""
+    from flow.compiler.build_graph import build_hardware_graph
+    from flow.compiler.lower import lower
     from flow.data.digits import load_digits_split
-    from flow.design.quantize import build_hardware_graph
     from flow.design.train import accuracy, trained_float_model
     from flow.graph import capture
-    from flow.hardware.lower import lower
 
     study: dict[str, list[dict[str, float]]] = {}
     for name, overrides in ACTIVATIONS.items():
@@ -147,7 +147,7 @@ integer reference. Every variant below is bit-exact on every beat, and the hardw
 {rows}
 
 II and latency are cycles measured in simulation (first input beat to first output beat); they
-equal the model of `flow.hardware.stages` in every case (default: latency 34 = 18 + 1 + 10 + 1 +
+equal the model of `flow.compiler.hardware_graph` in every case (default: latency 34 = 18 + 1 + 10 + 1 +
 4, II 16 = the 4 x 4 beats of fc1). `wrap` is bit-exact too, and shows why saturation is the
 default: wrapped overflows in the hidden layers destroy the model.
 

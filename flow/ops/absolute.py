@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from flow.circuits.components import ELEMENTWISE_CYCLES, relu_parameters
 from flow.formats.base import Format
 from flow.graph.capture import owner
-from flow.hardware.components import ELEMENTWISE_CYCLES, relu_parameters
 from flow.ops.base import INPUT, Build, ElementwiseStage, FloatLayer, Lowering, Op, node_features, register_op
 
 

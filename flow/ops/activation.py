@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from flow.circuits.components import leaky_relu_parameters, relu_parameters
 from flow.formats.base import Format, Rounding
 from flow.graph.capture import owner
 from flow.graph.ops import op_name
-from flow.hardware.components import leaky_relu_parameters, relu_parameters
 from flow.nn import QuantLeakyReLU, QuantReLU
 from flow.ops.base import INPUT, Build, ElementwiseStage, FloatLayer, Lowering, Op, node_features, register_op
 

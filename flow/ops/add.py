@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from flow.circuits.components import ADD_CYCLES, add_parameters
 from flow.graph.capture import owner
-from flow.hardware.components import ADD_CYCLES, add_parameters
 from flow.nn import QuantAdd
 from flow.ops.base import (
     INPUT,

@@ -5,8 +5,8 @@ An op owns everything about its kind: the ``torch.export`` nodes it lowers (``to
 ``lower``), the builder from a lowered float layer to quantized stages (``build``), and the
 stage class, whose methods give its exact reference, its cycles and place in the beat schedule,
 its RTL component and parameters, its report row and its estimator features. Lowering
-(flow.hardware.lower), the graph builder (flow.design.quantize), the cycle model
-(flow.hardware.timing), emission, reports and the estimator loop over the registry and the
+(flow.compiler.lower), the graph builder (flow.compiler.build_graph), the cycle model
+(flow.compiler.timing), emission, reports and the estimator loop over the registry and the
 stages' methods; none of them names a kind.
 
 This module holds what the ops share: the lowered float layer, the contexts lowering and
@@ -20,10 +20,10 @@ from typing import Any
 
 from torch import fx, nn
 
+from flow.circuits.components import ELEMENTWISE_CYCLES
 from flow.errors import ConfigError
 from flow.formats.base import Format, Overflow, Rounding
 from flow.graph.capture import owner
-from flow.hardware.components import ELEMENTWISE_CYCLES
 
 INPUT = "input"  # the name of the model's input stream; no layer takes it
 Times = list[int]  # the cycle of every beat of a stream
@@ -339,7 +339,7 @@ class Stage:
     ``initiation_interval`` and ``latency``, and the methods below; the defaults fit a stage with
     one input that passes every beat on after ``latency`` cycles and needs no generated file."""
 
-    # ---- the cycle model (flow.hardware.timing) ----
+    # ---- the cycle model (flow.compiler.timing) ----
     def accept_interval(self, graph: Any) -> int:
         """Fewest cycles between two beats the stage takes on one input."""
         return 1
@@ -352,7 +352,7 @@ class Stage:
         for name in self.outputs:
             offered[name] = [t + self.latency for t in inputs]
 
-    # ---- emission (flow.hardware.emit) ----
+    # ---- emission (flow.emit.rtl) ----
     def component(self, design: str = "") -> str:
         """The module the stage instantiates: a library component or a generated one."""
         raise NotImplementedError

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from flow.circuits.components import cast_parameters
 from flow.formats.base import Format, Overflow, Rounding
-from flow.hardware.components import cast_parameters
 from flow.ops.base import INPUT, Build, ElementwiseStage, Op, StreamInfo, register_op
 from flow.ops.resources import cast_lane_features
 

@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from flow.formats.base import Format
-from flow.hardware.components import (
+from flow.circuits.components import (
     CONCAT_LOCKSTEP_CYCLES,
     concat_cycles,
     concat_lockstep_parameters,
     concat_parameters,
 )
+from flow.formats.base import Format
 from flow.nn import Concat as ConcatModule
 from flow.ops.base import (
     INPUT,

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from flow.circuits.components import fifo_cycles, fifo_parameters
 from flow.formats.base import Format
-from flow.hardware.components import fifo_cycles, fifo_parameters
 from flow.ops.base import INPUT, ElementwiseStage, Op, StreamInfo, register_op
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from flow.circuits.components import ELEMENTWISE_CYCLES, gelu_parameters, gelu_product_bits
 from flow.graph.capture import owner
-from flow.hardware.components import ELEMENTWISE_CYCLES, gelu_parameters, gelu_product_bits
 from flow.nn import QuantGELU
 from flow.ops.base import INPUT, Build, ElementwiseStage, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to

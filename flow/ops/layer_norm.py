@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from flow.circuits.components import layer_norm_cycles, layer_norm_parameters
 from flow.graph.capture import owner
-from flow.hardware.components import layer_norm_cycles, layer_norm_parameters
 from flow.nn import QuantLayerNorm
 from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to

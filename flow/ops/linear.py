@@ -11,12 +11,13 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from flow.circuits.cmvm import bits_for, csd
+from flow.circuits.components import linear_cycles, linear_parameters, linear_steps
+from flow.circuits.constant_linear import ConstantLinear
+from flow.circuits.packing import pack_codes, sv_literal
+from flow.circuits.shift_add import cmvm_module
 from flow.errors import ConfigError
 from flow.graph.capture import owner
-from flow.hardware.cmvm import bits_for, csd
-from flow.hardware.components import linear_cycles, linear_parameters, linear_steps
-from flow.hardware.emit_cmvm import ConstantLinear, cmvm_module
-from flow.hardware.packing import pack_codes, sv_literal
 from flow.nn import QuantLinear
 from flow.ops.base import (
     INPUT,
@@ -90,7 +91,7 @@ def weights_hex(layer: QuantLinear, in_par: int, out_par: int) -> str:
 class LinearStage(Stage):
     """A quantized Linear streaming IN_PAR elements in and OUT_PAR out per beat. With
     ``multiplier="lut"`` (fully parallel only) its weights are constants built from shifts and
-    adds (flow.hardware.emit_cmvm), registered every ``pipeline_every`` adder levels."""
+    adds (flow.circuits.shift_add), registered every ``pipeline_every`` adder levels."""
 
     name: str
     layer: QuantLinear

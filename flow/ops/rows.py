@@ -6,7 +6,7 @@ A row op (softmax, LayerNorm) holds one row, the stream's vector, at a time: it 
 beat per cycle, computes, then emits the row a beat per cycle and only then loads the next one.
 Its output therefore goes through a FIFO of one row (plus two) unless it drives the design's
 output, so a reader that takes beats more slowly (a folded Linear) never stretches the row op's
-cycle: the cycle model stays the component's (flow.hardware.components.*_cycles).
+cycle: the cycle model stays the component's (flow.circuits.components.*_cycles).
 """
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import fx
 
+from flow.circuits.components import softmax_cycles, softmax_parameters, softmax_product_bits
 from flow.graph.capture import owner
-from flow.hardware.components import softmax_cycles, softmax_parameters, softmax_product_bits
 from flow.nn import QuantSoftmax
 from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to

@@ -9,7 +9,7 @@
 //             (BIASES[i] << NORM_FRAC) at AFF_FRAC + NORM_FRAC, one cast (half up, saturate) to
 //             the output format, one beat per cycle.
 // One row at a time: latency LENGTH/PAR + ROOT_STEPS + RECIP_BITS + 2 cycles, a row every
-// 2 LENGTH/PAR + ROOT_STEPS + RECIP_BITS + 2 (flow.hardware.components.layer_norm_cycles).
+// 2 LENGTH/PAR + ROOT_STEPS + RECIP_BITS + 2 (flow.circuits.components.layer_norm_cycles).
 module layer_norm #(
     parameter int LENGTH     = 8,
     parameter int PAR        = 1,

@@ -14,7 +14,7 @@
 // arithmetic is exact because the final sums fit), which leave through one cast from IN_FRAC
 // (the products' frac plus the scale's shift) to the output format.
 // Cycles per product: B_BEATS + ROWS (A_BEATS + GROUPS (STEPS + 1)); latency from the first B beat
-// to the first output beat B_BEATS + A_BEATS + STEPS (flow.hardware.components.matmul_cycles).
+// to the first output beat B_BEATS + A_BEATS + STEPS (flow.circuits.components.matmul_cycles).
 module matmul #(
     parameter int ROWS         = 4,
     parameter int INNER        = 4,

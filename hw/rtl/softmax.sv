@@ -9,7 +9,7 @@
 //   4. EMIT   the row leaves as round(e q / 2**(EXP_FRAC + GUARD)), unsigned codes at OUT_FRAC
 //             (OUT_FRAC + 1 bits: 1.0 is the largest), one beat per cycle.
 // One row at a time: latency 2 LENGTH/PAR + RECIP_BITS + 1 cycles, a row every
-// 3 LENGTH/PAR + RECIP_BITS + 1 (flow.hardware.components.softmax_cycles).
+// 3 LENGTH/PAR + RECIP_BITS + 1 (flow.circuits.components.softmax_cycles).
 module softmax #(
     parameter int LENGTH      = 8,
     parameter int PAR         = 1,

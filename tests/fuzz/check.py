@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
+from flow.config.load import load_config
 from flow.design.compile import compile_config
-from flow.design.config import load_config
-from flow.hardware.rtl_model import RtlModel
-from flow.hardware.simulate import simulate_design
-from flow.hardware.vectors import read_rows, read_vectors
+from flow.emit.vectors import read_rows, read_vectors
+from flow.simulation.rtl_model import RtlModel
+from flow.simulation.simulate import simulate_design
 from tests.fuzz.spec import DesignSpec, build_model, config_overrides, inputs
 
 

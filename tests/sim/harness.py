@@ -3,35 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from pathlib import Path
 from typing import Any
 
-from flow.formats.fixed import FixedFormat
-from flow.hardware.verilator import build, default_build_root, run_stream
-from flow.toolchain import rtl_dir
+from flow.simulation.stimulus import library_sources, to_unsigned
+from flow.simulation.verilator import build, default_build_root, run_stream
 
 REGRESSION_LOG = default_build_root() / "regression.jsonl"
-
-
-def library_sources() -> list[Path]:
-    """Every hand-written component: small, so each build reads them all."""
-    return sorted(rtl_dir().glob("*.sv"))
-
-
-def random_codes(fmt: FixedFormat, count: int, rng: random.Random) -> list[int]:
-    """Random codes of ``fmt`` that always include its extremes, zero and +-1."""
-    specials = [fmt.min_code, fmt.max_code, 0, min(1, fmt.max_code), max(-1, fmt.min_code)]
-    codes = [rng.randint(fmt.min_code, fmt.max_code) for _ in range(count)]
-    for index, special in enumerate(specials[: count]):
-        codes[rng.randrange(count) if index else 0] = special
-    return codes
-
-
-def to_unsigned(codes: list[int], width: int) -> list[int]:
-    """Two's complement bit patterns, as the stream carries them."""
-    mask = (1 << width) - 1
-    return [c & mask for c in codes]
 
 
 def simulate(

@@ -4,10 +4,11 @@ import random
 import pytest
 import torch
 
+from flow.circuits.components import ELEMENTWISE_CYCLES, relu_parameters
 from flow.formats.fixed import FixedFormat
-from flow.hardware.components import ELEMENTWISE_CYCLES, relu_parameters
 from flow.ops.absolute import AbsStage
-from tests.sim.harness import random_codes, simulate
+from flow.simulation.stimulus import random_codes
+from tests.sim.harness import simulate
 
 ABS_TABLE = [  # (width, lanes, signed)
     (8, 4, True), (1, 1, True), (2, 2, True), (16, 3, True),

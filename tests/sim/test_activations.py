@@ -4,16 +4,17 @@ import random
 import pytest
 import torch
 
-from flow.formats.fixed import FixedFormat
-from flow.hardware.components import (
+from flow.circuits.components import (
     ELEMENTWISE_CYCLES,
     fifo_cycles,
     fifo_parameters,
     leaky_relu_parameters,
     relu_parameters,
 )
+from flow.formats.fixed import FixedFormat
 from flow.nn import QuantLeakyReLU, QuantReLU
-from tests.sim.harness import random_codes, simulate
+from flow.simulation.stimulus import random_codes
+from tests.sim.harness import simulate
 
 RELU_TABLE = [  # (width, lanes, signed)
     (2, 1, True), (8, 4, True), (16, 2, True), (1, 1, True),

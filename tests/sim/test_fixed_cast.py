@@ -4,9 +4,10 @@ import random
 import pytest
 import torch
 
+from flow.circuits.components import ELEMENTWISE_CYCLES, cast_parameters
 from flow.formats.fixed import FixedFormat, cast_codes
-from flow.hardware.components import ELEMENTWISE_CYCLES, cast_parameters
-from tests.sim.harness import random_codes, simulate
+from flow.simulation.stimulus import random_codes
+from tests.sim.harness import simulate
 
 # (in: width, frac, signed) -> (out: width, frac, signed), rounding, overflow, lanes per beat
 CAST_TABLE = [

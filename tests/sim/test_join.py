@@ -6,8 +6,7 @@ import random
 import pytest
 import torch
 
-from flow.formats.fixed import FixedFormat
-from flow.hardware.components import (
+from flow.circuits.components import (
     ADD_CYCLES,
     BROADCAST_CYCLES,
     CONCAT_LOCKSTEP_CYCLES,
@@ -17,8 +16,10 @@ from flow.hardware.components import (
     concat_lockstep_parameters,
     concat_parameters,
 )
+from flow.formats.fixed import FixedFormat
 from flow.nn import Concat, QuantAdd
-from tests.sim.harness import random_codes, simulate
+from flow.simulation.stimulus import random_codes
+from tests.sim.harness import simulate
 
 BROADCAST_TABLE = [1, 8, 40]  # beat bits
 

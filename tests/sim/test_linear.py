@@ -1,19 +1,16 @@
 """linear against QuantLinear.forward_codes: full, partial and minimal parallelism."""
-import hashlib
-import os
 import random
 
 import pytest
 import torch
 
+from flow.circuits.components import linear_cycles
 from flow.formats.fixed import FixedFormat as F
 from flow.formats.fixed import dequantize
-from flow.hardware.components import linear_cycles, linear_steps
-from flow.hardware.components import linear_parameters as component_parameters
-from flow.hardware.verilator import build, default_build_root
 from flow.nn import LinearQuantConfig, QuantLinear
-from flow.ops.linear import bias_literal, weight_literals, weights_hex
-from tests.sim.harness import library_sources, random_codes, simulate
+from flow.simulation.stimulus import library_sources, linear_parameters, random_codes, random_layer
+from flow.simulation.verilator import build
+from tests.sim.harness import simulate
 
 # in, out, in_par, out_par, (x, w, b, y formats), rounding, overflow
 LINEAR_TABLE = [
@@ -39,40 +36,6 @@ LINEAR_TABLE = [
 ]
 LARGE_ROW = LINEAR_TABLE[-1]
 LARGE_BUILD_SECONDS = 60.0  # uncached; 2.6 s measured on a loaded 2-core machine (the old select: 2.8 s)
-
-
-def linear_parameters(layer: QuantLinear, in_par: int, out_par: int) -> dict:
-    """The SystemVerilog parameters of one quantized layer: bias as a literal; weights as a literal
-    when fully parallel, else a ROM file named by its absolute path (``weights_file``)."""
-    if linear_steps(layer.in_features, layer.out_features, in_par, out_par) == 1:
-        return component_parameters(layer, in_par, out_par, weight_literals(layer)[0], bias_literal(layer))
-    return component_parameters(layer, in_par, out_par, None, bias_literal(layer),
-                                weights_file=str(weights_file(layer, in_par, out_par)))
-
-
-def weights_file(layer: QuantLinear, in_par: int, out_par: int):
-    """A folded layer's ROM file, written once under the build cache and named by its contents, so
-    equal layers give equal parameters (one cached build) in any test folder or working directory."""
-    text = weights_hex(layer, in_par, out_par)
-    folder = default_build_root() / "memories"
-    path = folder / f"linear-{hashlib.sha256(text.encode()).hexdigest()[:16]}.hex"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{path.name}.{os.getpid()}"
-        tmp.write_text(text)
-        tmp.replace(path)
-    return path.resolve()
-
-
-def random_layer(n_in, n_out, config, rng) -> QuantLinear:
-    """A layer whose weight and bias codes are random, extremes included."""
-    layer = QuantLinear(n_in, n_out, config=config)
-    w = torch.tensor(random_codes(config.weight, n_in * n_out, rng)).view(n_out, n_in)
-    b = torch.tensor(random_codes(config.bias, n_out, rng))
-    with torch.no_grad():
-        layer.weight.copy_(dequantize(w, config.weight, torch.float64))
-        layer.bias.copy_(dequantize(b, config.bias, torch.float64))
-    return layer
 
 
 @pytest.mark.sim

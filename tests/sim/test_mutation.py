@@ -4,8 +4,8 @@ import shutil
 import pytest
 import torch
 
+from flow.circuits.components import cast_parameters
 from flow.formats.fixed import FixedFormat, Overflow, Rounding, cast_codes
-from flow.hardware.components import cast_parameters
 from flow.toolchain import rtl_dir
 from tests.sim.harness import simulate
 

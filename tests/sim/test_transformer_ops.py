@@ -4,9 +4,7 @@ import random
 import pytest
 import torch
 
-from flow.formats.base import Overflow, Rounding
-from flow.formats.fixed import FixedFormat
-from flow.hardware.components import (
+from flow.circuits.components import (
     ELEMENTWISE_CYCLES,
     gelu_parameters,
     layer_norm_cycles,
@@ -16,8 +14,11 @@ from flow.hardware.components import (
     softmax_cycles,
     softmax_parameters,
 )
+from flow.formats.base import Overflow, Rounding
+from flow.formats.fixed import FixedFormat
 from flow.nn import QuantGELU, QuantLayerNorm, QuantMatmul, QuantSoftmax
-from tests.sim.harness import random_codes, simulate
+from flow.simulation.stimulus import random_codes
+from tests.sim.harness import simulate
 
 GELU_TABLE = [  # (input (width, frac), output (width, frac), lanes, stimulus)
     ((16, 8), (16, 8), 1, "random"),

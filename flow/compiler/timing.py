@@ -22,7 +22,7 @@ from flow.ops.base import INPUT, Stage, Times, take
 
 
 class HardwareGraph(Protocol):
-    """What the cycle model reads of flow.hardware.stages.HardwareGraph (which calls it)."""
+    """What the cycle model reads of flow.compiler.hardware_graph.HardwareGraph (which calls it)."""
 
     stages: list[Stage]
     input: Any  # InputStream: features, par

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from flow.hardware.timing import latency
+from flow.compiler.timing import latency
 from flow.ops.activation import ActivationStage
 from flow.ops.add import AddStage
 from flow.ops.base import INPUT, InputStream, Stage

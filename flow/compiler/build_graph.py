@@ -4,10 +4,10 @@ any cast its input needs; then a fork goes after every stream with several reade
 before every join input that would wait for the other."""
 from __future__ import annotations
 
-from flow.design.config_types import DesignConfig
+from flow.compiler.hardware_graph import HardwareGraph, InputStream, Stage
+from flow.compiler.timing import balance
+from flow.config.schema import DesignConfig
 from flow.formats.base import Rounding
-from flow.hardware.stages import HardwareGraph, InputStream, Stage
-from flow.hardware.timing import balance
 from flow.nn import LinearQuantConfig
 from flow.ops import INPUT, Build, FloatGraph, StreamInfo, op_for, op_with_role
 from flow.ops.base import parallelism

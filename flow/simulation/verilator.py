@@ -112,7 +112,7 @@ BUILD_ARGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast"]
 # not carry); this wrapper serves those four objects from a shared cache and runs the rest.
 RUNTIME_OBJECTS = ("verilated.o", "verilated_dpi.o", "verilated_threads.o", "verilated_vpi.o")
 OBJCACHE_SCRIPT = """#!/bin/sh
-# flow's object cache for Verilator's runtime objects (generated; see flow/hardware/verilator.py)
+# flow's object cache for Verilator's runtime objects (generated; see flow/simulation/verilator.py)
 cache='{cache}'
 out=''; prev=''
 for arg in "$@"; do [ "$prev" = "-o" ] && out="$arg"; prev="$arg"; done

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flow.hardware.outputs import MARKER
-from flow.hardware.vectors import read_vectors, write_rows
+from flow.emit.design_folder import MARKER
+from flow.emit.vectors import read_vectors, write_rows
 
 
 def _unsigned(rows: list[list[int]], width: int) -> list[int]:
@@ -43,7 +43,7 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
     every beat from Python (sim/tb_stream.py), slower but open to protocol debugging. Both write
     the same report and sim/received.txt.
     """
-    from flow.hardware.verilator import build, run_stream
+    from flow.simulation.verilator import build, run_stream
 
     if engine not in ENGINES:
         raise ValueError(f"unknown simulation engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -59,7 +59,7 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
     sources = [folder / "rtl" / name for name in (folder / "rtl" / "filelist.f").read_text().split()]
     start = time.perf_counter()
     if engine == "bulk":
-        from flow.hardware.bulk import build_bulk, run_bulk
+        from flow.simulation.bulk_engine import build_bulk, run_bulk
 
         built = build_bulk(meta["top"], sources, meta, build_root=build_root)
     else:

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from flow.cluster import open_executor
+from flow.config.load import load_config
+from flow.config.schema import DesignConfig
 from flow.data.tabular import Split, load_split
 from flow.design.compile import compile_config
-from flow.design.config import load_config
-from flow.design.config_types import DesignConfig
 from flow.design.train import trained_float_model
 from flow.estimate.model import Calibration, estimate
 from flow.passes import make_permanent, prune_module
@@ -148,7 +148,7 @@ def plot_front(study: optuna.Study, path: Path) -> Path:
 def confirm(search: HwSearch, trial: optuna.trial.FrozenTrial, folder: Path, log=print) -> dict[str, Any]:
     """Emit, simulate and synthesize one trial's design: bit-exactness, measured cycles, real resources."""
     from flow.estimate.design import estimate_design
-    from flow.hardware.simulate import simulate_design
+    from flow.simulation.simulate import simulate_design
 
     choice = search.suggest(optuna.trial.FixedTrial(trial.params))
     name = f"pareto_{trial.number}"

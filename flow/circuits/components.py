@@ -15,8 +15,8 @@ from flow.arith.gelu import DEFAULT_COEF_FRAC as DEFAULT_GELU_COEF_FRAC
 from flow.arith.gelu import gelu_constants
 from flow.arith.layer_norm import DEFAULT_NORM_GUARD, layer_norm_constants
 from flow.arith.softmax import DEFAULT_GUARD as DEFAULT_SOFTMAX_GUARD
+from flow.circuits.packing import pack_codes, sv_literal
 from flow.formats.base import Format, Overflow, Rounding
-from flow.hardware.packing import pack_codes, sv_literal
 from flow.nn import QuantLayerNorm, QuantLinear, QuantMatmul
 
 

@@ -3,7 +3,7 @@
 sim/tb_bulk.sv (the SystemVerilog twin of the cocotb testbench sim/tb_stream.py) reads packed
 input and expected beats from binary files, drives the stream with random valid gaps and
 backpressure, compares every output element and writes key=value results; this module packs the
-beats, builds the binary (cached under build/sim like flow/hardware/verilator.py's builds), runs
+beats, builds the binary (cached under build/sim like flow/simulation/verilator.py's builds), runs
 it and turns its results into the dict ``run_stream`` returns, so ``simulate_design`` reports
 both engines the same way.
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flow.hardware.verilator import (
+from flow.simulation.verilator import (
     Build,
     default_build_root,
     first_error,

@@ -2,7 +2,7 @@
 
 This is the edge: a TOML file, ``--section.key value`` flags or ``flow.compile``'s keyword
 arguments are merged over the defaults, checked, and parsed once into a typed ``DesignConfig``
-(flow.design.config_types); nothing below reads the config as a dict.
+(flow.config.schema); nothing below reads the config as a dict.
 
 Quantization keys follow MASE's names (``data_in_width``, ``weight_frac_width``, ...) so
 MASE users can bring their configs; a misspelt key is an error naming the nearest valid one.
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flow.design.config_types import (
+from flow.config.schema import (
     DatasetConfig,
     DesignConfig,
     DesignSection,

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from flow.hardware.components import compile_order
-from flow.hardware.stages import HardwareGraph
+from flow.circuits.components import compile_order
+from flow.compiler.hardware_graph import HardwareGraph
 from flow.ops.base import INPUT, Stage, ident
 from flow.toolchain import rtl_dir
 

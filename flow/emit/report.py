@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flow.hardware.stages import HardwareGraph
+from flow.compiler.hardware_graph import HardwareGraph
 
 
 def stage_rows(graph: HardwareGraph) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from flow.hardware.cmvm import AdderGraph, Term, interval_width
+from flow.circuits.cmvm import AdderGraph, Term, interval_width
 
 
 @dataclass(frozen=True)

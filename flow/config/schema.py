@@ -1,8 +1,8 @@
 """The design config, typed: frozen dataclasses, one per TOML section.
 
-``flow.design.config`` parses a TOML file, command-line flags or ``flow.compile``'s keyword
+``flow.config.load`` parses a TOML file, command-line flags or ``flow.compile``'s keyword
 arguments into a ``DesignConfig`` once, at the edge; everything below reads its attributes. The
-dataclasses' defaults are the schema's defaults (``flow.design.config.DEFAULTS`` is
+dataclasses' defaults are the schema's defaults (``flow.config.load.DEFAULTS`` is
 ``DesignConfig().to_dict()``), and ``to_dict()`` gives back the dict the untyped config was, key
 for key and in the same order: report.json shows it, and the float checkpoint's cache key hashes
 its training sections, so both stay what they were before the config was typed.
@@ -206,7 +206,7 @@ class EstimateConfig:
 
 @dataclass(frozen=True)
 class DesignConfig:
-    """A whole design config, parsed and checked (``flow.design.config.load_config``)."""
+    """A whole design config, parsed and checked (``flow.config.load.load_config``)."""
 
     design: DesignSection = field(default_factory=DesignSection)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -1,1 +1,0 @@
-"""Lowering to a hardware graph, SystemVerilog emission, test vectors, latency model."""
