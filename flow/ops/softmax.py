@@ -19,8 +19,16 @@ from flow.nn import QuantSoftmax
 from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to
 from flow.ops.resources import constant_mul2dsp, mul2dsp
-from flow.ops.rows import (RowStage, add_row_stage, clog2, component_check, fixed_format, row_index_dsps,
-                            stream_par, vector_operand)
+from flow.ops.rows import (
+    RowStage,
+    add_row_stage,
+    clog2,
+    component_check,
+    fixed_format,
+    row_index_dsps,
+    stream_par,
+    vector_operand,
+)
 
 
 @dataclass
