@@ -20,7 +20,7 @@ from torch import nn
 import flow
 from benches.calibrate_estimator import fit, instance_rows
 from flow.emit.rtl import stage_instance
-from flow.estimate.model import TRANSFORMER_CALIBRATION, Calibration, stage_features
+from flow.estimate.model import TRANSFORMER_CALIBRATION, Calibration, dsp_count, stage_features
 
 # (op, features, parallelism, width, frac): small rows, one to a few lanes, 8 to 16 bits; the
 # even-numbered designs of each kind are fitted, the odd-numbered held out
@@ -51,17 +51,37 @@ def measure(index: int) -> list[dict]:
     return [row for row in instance_rows(*build(index), index) if row["kind"] in OPS]
 
 
+def rebuilt_stage(row: dict):
+    """The stage of a stored row, rebuilt from its spec (no synthesis)."""
+    design, _ = build(row["design"])
+    return next(s for i, s in enumerate(design.graph.stages) if stage_instance(i, s) == row["instance"])
+
+
+def remodel_dsp(path: Path) -> int:
+    """Recompute the stored rows' dsp_model from the op files; nothing else changes."""
+    data = json.loads(path.read_text())
+    for row in data["rows"]:
+        row["dsp_model"] = dsp_count(rebuilt_stage(row))
+        print(f"{row['design']} {row['kind']}: DSP48E1 {row['DSP48E1']} model {row['dsp_model']}")
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(TRANSFORMER_CALIBRATION))
     ap.add_argument("--refit", action="store_true",
                     help="keep the stored measurements, recompute the features from the designs and fit again")
+    ap.add_argument("--remodel-dsp", action="store_true",
+                    help="keep everything stored, recompute only each row's dsp_model (the ops' dsp_count) "
+                         "from its design, no synthesis, and print it beside the measured DSP48E1")
     a = ap.parse_args(argv)
+    if a.remodel_dsp:
+        return remodel_dsp(Path(a.out))
     rows = json.loads(Path(a.out).read_text())["rows"] if a.refit else []
-    for row in rows:  # the features as the op files compute them now (no synthesis)
-        design, _ = build(row["design"])
-        stage = next(s for i, s in enumerate(design.graph.stages) if stage_instance(i, s) == row["instance"])
-        row["features"] = stage_features(stage)
+    for row in rows:  # the features and DSPs as the op files compute them now (no synthesis)
+        stage = rebuilt_stage(row)
+        row["features"], row["dsp_model"] = stage_features(stage), dsp_count(stage)
     for index in range(0 if a.refit else len(SPECS)):
         rows += measure(index)
         print(f"design {index} {SPECS[index]}: {rows[-1]['LUT']} LUT, {rows[-1]['FF']} FF, "

@@ -8,9 +8,11 @@ import statistics
 import pytest
 
 from benches.calibrate_estimator import build, design_errors
+from benches.calibrate_transformer_ops import rebuilt_stage
 from benches.estimator_designs import KINDS, MULTI_START, kind_of
 from flow.emit.rtl import stage_instance
-from flow.estimate.model import CALIBRATION, Calibration, dsp_count, estimate, stage_features
+from flow.estimate.model import CALIBRATION, TRANSFORMER_CALIBRATION, Calibration, dsp_count, estimate, stage_features
+from flow.ops.resources import constant_mul2dsp, mul2dsp
 
 DATA = json.loads(CALIBRATION.read_text())
 HELD_OUT = [r for r in DATA["rows"] if r["design"] % 2 == 1]
@@ -58,6 +60,34 @@ def test_the_top_holds_no_logic():
 def test_dsps_of_folded_layers_are_counted_exactly():
     folded = [r for r in DATA["rows"] if r["kind"].startswith("linear_folded")]
     assert len(folded) >= 40 and all(r["dsp_model"] == r["DSP48E1"] for r in folded)
+
+
+def test_dsps_of_transformer_ops_are_counted_exactly():
+    """gelu, softmax and layer_norm: each op's dsp_count (its products through Yosys' mul2dsp rule)
+    is the DSP48E1 count synth_xilinx gave on all 24 stored designs, and the stored dsp_model is it."""
+    rows = json.loads(TRANSFORMER_CALIBRATION.read_text())["rows"]
+    assert len(rows) == 24 and {r["kind"] for r in rows} == {"gelu", "softmax", "layer_norm"}
+    for row in rows:
+        assert dsp_count(rebuilt_stage(row)) == row["dsp_model"] == row["DSP48E1"] > 0, row["design"]
+
+
+@pytest.mark.parametrize(("cell", "dsps"), [
+    ((28, True, 28, True, 28), 3),    # gelu t * t: 2 x 2 slices, the top one lands above the 28 bits read
+    ((20, True, 47, True, 39), 5),    # layer_norm centred * reciprocal: 3 x 2 slices, one dead
+    ((14, False, 25, False, 25), 2),  # softmax e * q: unsigned, so 26 x 15 signed, A cut in two
+    ((25, False, 13, False, 38), 2),
+    ((8, True, 8, True, 16), 1),
+    ((2, False, 2, False, 4), 0),     # a product under 9 bits stays in LUTs
+])
+def test_mul2dsp_cells_as_synth_xilinx_maps_them(cell, dsps):
+    """Widths of $mul cells after wreduce (synth_xilinx -run begin:map_dsp on the sweep's designs)."""
+    assert mul2dsp(*cell) == dsps
+
+
+def test_constant_products_drop_trailing_zeros_and_narrow():
+    assert constant_mul2dsp(28, True, -2366, 28) == mul2dsp(28, True, 12, True, 27) == 2  # -1183 << 1
+    assert constant_mul2dsp(16, False, 64, 24) == constant_mul2dsp(16, True, -1, 24) == 0  # shifts
+    assert constant_mul2dsp(14, True, 12, 20) == mul2dsp(14, True, 3, True, 17) == 1       # 3 << 2
 
 
 @pytest.mark.parametrize("spec", DATA["specs"][:40:7] + MULTI_SPECS[::7],

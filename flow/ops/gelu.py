@@ -16,7 +16,8 @@ from flow.graph.capture import owner
 from flow.nn import QuantGELU
 from flow.ops.base import INPUT, Build, ElementwiseStage, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to
-from flow.ops.rows import component_check, fixed_format, stream_par, vector_operand
+from flow.ops.resources import constant_mul2dsp, mul2dsp
+from flow.ops.rows import clog2, component_check, fixed_format, stream_par, vector_operand
 
 
 @dataclass
@@ -58,6 +59,19 @@ class GeluStage(ElementwiseStage):
         product_bits = gelu_product_bits(self.in_format.width, p["ERF_FRAC"], p["CLIP"], p["HALF_A"])
         return {"poly_bits": float(self.par * (product_bits - self.in_format.width)),
                 "product_bits": float(self.par * product_bits)}
+
+    def dsp_count(self) -> int:
+        """gelu.sv's three products a lane, as Yosys maps them (flow.ops.resources.mul2dsp): t * t
+        and its product by HALF_A (W bits, the polynomial's width; HALF_A's trailing zeros a
+        shift), then x by the W-bit factor (1 + erf). Matches all 8 measured gelu rows of
+        flow/estimate/calibration_transformer.json exactly."""
+        p = self.rtl_parameters("")
+        x_bits, half_a = self.in_format.width, int(p["HALF_A"])
+        poly = 2 * (clog2(int(p["CLIP"]) + 1) + 1) + clog2(-half_a + 1) + 1
+        w = max(poly, int(p["ERF_FRAC"]) + 3, x_bits + 1) + 1
+        lane = (mul2dsp(w, True, w, True, w) + constant_mul2dsp(w, True, half_a, w)
+                + mul2dsp(x_bits, True, w, True, x_bits + w))
+        return self.par * lane
 
 
 @register_op("gelu")

@@ -17,7 +17,17 @@ from flow.graph.capture import owner
 from flow.nn import QuantLayerNorm
 from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to
-from flow.ops.rows import RowStage, add_row_stage, component_check, fixed_format, stream_par, vector_operand
+from flow.ops.resources import constant_mul2dsp, mul2dsp
+from flow.ops.rows import (
+    RowStage,
+    add_row_stage,
+    clog2,
+    component_check,
+    fixed_format,
+    row_index_dsps,
+    stream_par,
+    vector_operand,
+)
 
 
 @dataclass
@@ -64,6 +74,30 @@ class LayerNormStage(RowStage):
         return {"register_row_bits": stored if self.par > 1 else 0.0, "ram_row_bits": 0.0 if self.par > 1 else stored,
                 "root_bits": float(3 * int(p["ROOT_STEPS"])),
                 "recip_bits": float(recip), "lane_bits": float(self.par * lane)}
+
+    def dsp_count(self) -> int:
+        """layer_norm.sv's products as Yosys maps them (flow.ops.resources.mul2dsp): shared by the
+        lanes, S * S and LENGTH Q (the spread, read to the radicand's bits) and the element index
+        beat * PAR; a lane's x * x (the sum of squares), LENGTH x (the centred value), its product
+        by the reciprocal (read to the normalized value), the affine weight by it, and the weight's
+        index (index * AFF_WIDTH; a shift for the sweep's 8-bit weights). LENGTH's trailing zeros
+        are a shift. Matches all 8 measured layer_norm rows of
+        flow/estimate/calibration_transformer.json exactly."""
+        p = {key: int(value) for key, value in self.rtl_parameters("").items() if key not in ("WEIGHTS", "BIASES")}
+        length, x_bits, aff = self.features, p["IN_WIDTH"], p["AFF_WIDTH"]
+        n_bits, addr_bits = clog2(length + 1), clog2(length) if length > 1 else 1
+        s_bits, sq_bits = x_bits + n_bits + 1, 2 * x_bits + n_bits
+        spread = min(sq_bits + n_bits + 2, 2 * p["ROOT_STEPS"] - 2 * p["ROOT_FRAC"])  # V_W, read to RAD_W
+        c_bits, q_bits = x_bits + n_bits + 2, p["NORM_FRAC"] + p["ROOT_FRAC"] + p["GUARD"] + 1
+        norm_bits = p["NORM_FRAC"] + n_bits + 3
+        shared = (mul2dsp(s_bits, True, s_bits, True, min(spread, 2 * s_bits))
+                  + constant_mul2dsp(sq_bits, False, length, spread) + row_index_dsps(length, self.par))
+        lane = (mul2dsp(x_bits, True, x_bits, True, min(sq_bits, 2 * x_bits))
+                + constant_mul2dsp(x_bits, True, length, c_bits)
+                + mul2dsp(c_bits, True, q_bits + 1, True, min(p["GUARD"] + norm_bits, c_bits + q_bits + 1))
+                + mul2dsp(aff, True, norm_bits, True, aff + norm_bits)
+                + constant_mul2dsp(addr_bits, False, aff, addr_bits + aff.bit_length()))
+        return shared + self.par * lane
 
 
 @register_op("layer_norm")

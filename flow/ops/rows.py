@@ -19,6 +19,7 @@ from flow.errors import ConfigError
 from flow.formats.base import Format
 from flow.formats.fixed import FixedFormat
 from flow.ops.base import Build, FloatLayer, Lowering, Stage, StreamInfo, Times, op_with_role, parallelism
+from flow.ops.resources import constant_mul2dsp
 
 ROW_FIFO_SLACK = 2  # a FIFO of one row plus two beats: full throughput and its own cycle
 
@@ -127,3 +128,16 @@ def row_schedule(stage: RowStage, offered: dict[str, Times], taken: dict[str, Ti
         free = out[-1] + 1
     taken[stage.inputs[0]] = took
     offered[stage.outputs[0]] = out
+
+
+def clog2(value: int) -> int:
+    """SystemVerilog's $clog2."""
+    return max(int(value) - 1, 0).bit_length()
+
+
+def row_index_dsps(length: int, par: int) -> int:
+    """DSP48E1s of a row op's element index ``beat * PAR`` (one product, shared by the lanes): a
+    constant product of the beat counter, narrowed to the index's bits (LUTs below 9 bits, i.e.
+    rows of at most 256 elements, and a shift where PAR is a power of two)."""
+    beats = length // par
+    return constant_mul2dsp(clog2(beats) if beats > 1 else 1, False, par, clog2(length) if length > 1 else 1)

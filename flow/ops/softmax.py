@@ -18,7 +18,17 @@ from flow.graph.capture import owner
 from flow.nn import QuantSoftmax
 from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, StreamInfo, register_op
 from flow.ops.cast import cast_to
-from flow.ops.rows import RowStage, add_row_stage, component_check, fixed_format, stream_par, vector_operand
+from flow.ops.resources import constant_mul2dsp, mul2dsp
+from flow.ops.rows import (
+    RowStage,
+    add_row_stage,
+    clog2,
+    component_check,
+    fixed_format,
+    row_index_dsps,
+    stream_par,
+    vector_operand,
+)
 
 
 @dataclass
@@ -63,6 +73,29 @@ class SoftmaxStage(RowStage):
         return {"register_row_bits": stored if self.par > 1 else 0.0, "ram_row_bits": 0.0 if self.par > 1 else stored,
                 "lane_bits": float(self.par * softmax_product_bits(p)),
                 "recip_bits": float(p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"] + 1)}
+
+    def dsp_count(self) -> int:
+        """softmax.sv's products as Yosys maps them (flow.ops.resources.mul2dsp), each lane's four
+        (n by MAGIC, z by LN2, EXP_A t by t: constants narrowed to their odd part, the product to
+        the bits read) and its output product e q, plus the shared element index beat * PAR; the
+        reciprocal is a restoring divider (no multiplier). Matches all 8 measured softmax rows of
+        flow/estimate/calibration_transformer.json exactly."""
+        p = {key: int(value) for key, value in self.rtl_parameters("").items()}
+        n_bits = p["IN_WIDTH"] + 1 + p["WORK_SHIFT"]  # n = (max - x) << WORK_SHIFT
+        z_bits = n_bits + clog2(p["MAGIC"] + 1)
+        a_bits, b_bits = clog2(p["EXP_A"] + 1), clog2(p["EXP_B"] + 1)
+        poly_bits = max(a_bits + 2 * b_bits, clog2(p["EXP_C"] + 1) + p["C_SHIFT"]) + 1
+        shift_a = (p["EXP_A"] & -p["EXP_A"]).bit_length() - 1  # EXP_A's trailing zeros
+        odd_a = (p["EXP_A"] >> shift_a).bit_length()
+        exp_bits, q_bits = p["EXP_FRAC"] + 2, p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"] + 1
+        lane = (constant_mul2dsp(p["IN_WIDTH"] + 1, False, p["MAGIC"], z_bits - p["WORK_SHIFT"])
+                + constant_mul2dsp(min(n_bits, z_bits - p["MAGIC_SHIFT"]), False, p["LN2"], b_bits)
+                + constant_mul2dsp(b_bits, False, p["EXP_A"], poly_bits)
+                + (mul2dsp(odd_a + b_bits, False, b_bits, False, min(poly_bits - shift_a, odd_a + 2 * b_bits))
+                   if odd_a > 1 else 0)
+                + mul2dsp(exp_bits, False, q_bits, False, min(p["EXP_FRAC"] + p["GUARD"] + p["OUT_FRAC"] + 1,
+                                                                exp_bits + q_bits)))
+        return self.par * lane + row_index_dsps(self.features, self.par)
 
 
 @register_op("softmax")
