@@ -9,7 +9,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import fx, nn
 
 from flow.circuits.components import layer_norm_cycles, layer_norm_parameters
@@ -40,12 +39,7 @@ class LayerNormStage(RowStage):
     features: int
     inputs: tuple[str, ...] = (INPUT,)
 
-    in_format = property(lambda self: self.module.in_fmt)
-    out_format = property(lambda self: self.module.out_fmt)
     cycles = property(lambda self: layer_norm_cycles(self.features, self.par, self.rtl_parameters("")))
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.module.forward_codes(codes)
 
     def component(self, design: str = "") -> str:
         return "layer_norm"

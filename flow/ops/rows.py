@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import fx
 
 from flow.errors import ConfigError
@@ -103,6 +104,12 @@ class RowStage(Stage):
     outputs = property(lambda self: (self.name,))
     initiation_interval = property(lambda self: self.cycles[0])
     latency = property(lambda self: self.cycles[1])
+    # the formats and the exact path are the flow.nn module's (a subclass's ``module``)
+    in_format = property(lambda self: self.module.in_fmt)
+    out_format = property(lambda self: self.module.out_fmt)
+
+    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.module.forward_codes(codes)
 
     def schedule(self, offered: dict[str, Times], taken: dict[str, Times],
                  handover: Callable[[str, Any], Times], vectors: int) -> None:

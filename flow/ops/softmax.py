@@ -10,7 +10,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import fx
 
 from flow.circuits.components import softmax_cycles, softmax_parameters, softmax_product_bits
@@ -41,12 +40,7 @@ class SoftmaxStage(RowStage):
     features: int
     inputs: tuple[str, ...] = (INPUT,)
 
-    in_format = property(lambda self: self.module.in_fmt)
-    out_format = property(lambda self: self.module.out_fmt)
     cycles = property(lambda self: softmax_cycles(self.features, self.par, self.rtl_parameters("")))
-
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.module.forward_codes(codes)
 
     def component(self, design: str = "") -> str:
         return "softmax"
