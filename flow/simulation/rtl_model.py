@@ -320,6 +320,10 @@ COMPONENTS: dict[str, Callable[..., list[int]]] = {
 }
 PASS_ELEMENTS = {"fifo", "broadcast", "concat", "concat_lockstep"}  # compute no element: output_params looks past
 ROM_WEIGHTS = {"linear"}  # components reading a WEIGHTS_FILE
+# components whose output elements are not OUT_WIDTH/OUT_SIGNED wide: (width, signed) from parameters
+OUTPUT_ELEMENTS: dict[str, Callable[[dict[str, int]], tuple[int, bool]]] = {
+    "softmax": lambda p: (p["OUT_FRAC"] + 1, False),  # unsigned, one integer bit
+}
 
 
 _DECL = re.compile(r"logic\s+(signed\s+)?\[(\d+):0\]\s*(\w+)\s*(?:\[(\d+)\])?\s*;")
@@ -451,8 +455,8 @@ class RtlModel:
         p = producer.params
         if producer.module in self.netlists:
             p = {key: int(v) for key, v in _PARAM.findall(_CAST.search(self.netlists[producer.module]).group(1))}
-        if producer.module == "softmax":  # unsigned, one integer bit
-            return p["OUT_FRAC"] + 1, False
+        if producer.module in OUTPUT_ELEMENTS:
+            return OUTPUT_ELEMENTS[producer.module](p)
         return ((p["OUT_WIDTH"], bool(p.get("OUT_SIGNED", 1))) if "OUT_WIDTH" in p
                 else (p["WIDTH"], bool(p.get("SIGNED", 1))))
 
