@@ -38,7 +38,7 @@ def emit(spec: DesignSpec, output_dir: Path, name: str = "fuzz") -> tuple[Path, 
     model = build_model(spec)
     x = inputs(spec)
     with torch.no_grad():
-        labels = model(x).argmax(dim=1)
+        labels = model(x).flatten(1).argmax(dim=1)  # a sequence design: over its tokens, one after another
     design = compile_config(model, x[:2], load_config(None, config_overrides(spec, str(output_dir), name)))
     folder = output_dir / name
     design.emit(folder, x, labels, source="tests.fuzz", fields={"fuzz_spec": spec.to_json()})
