@@ -53,6 +53,13 @@ class HardwareGraph:
     input: InputStream
     elided: dict[str, str] = field(default_factory=dict)  # layer -> why it needs no hardware
     sequence: int = 1  # tokens a sample: a sequence design streams a sample's tokens one after another
+    _intervals: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # stages -> (II, widest)
+
+    def _sequence_interval(self) -> tuple[int, int]:
+        key = tuple((stage.name, stage.inputs, getattr(stage, "depth", None)) for stage in self.stages)
+        if key not in self._intervals:
+            self._intervals[key] = sequence_interval(self)
+        return self._intervals[key]
 
     def tokens(self, samples: torch.Tensor) -> torch.Tensor:
         """A sample a row (samples, sequence * features) to a token a row (samples * sequence, features):
@@ -110,14 +117,14 @@ class HardwareGraph:
         sequence design, the steady interval of the beat schedule, flow.compiler.timing)."""
         if self.sequence == 1:
             return max(stage.initiation_interval for stage in self.stages)
-        return sequence_interval(self)[0]
+        return self._sequence_interval()[0]
 
     @property
     def initiation_interval_max(self) -> int:
         """The widest interval between samples while vectors stream back to back (what the clean
         phase of a simulation measures as its largest): the II, except in a sequence design whose
         first samples leave further apart (flow.compiler.timing.sequence_interval)."""
-        return self.initiation_interval if self.sequence == 1 else sequence_interval(self)[1]
+        return self.initiation_interval if self.sequence == 1 else self._sequence_interval()[1]
 
     @property
     def latency_estimate(self) -> int:
