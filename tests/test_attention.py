@@ -30,14 +30,17 @@ PARALLEL = {"default": {"in_par": "auto", "out_par": "full"}, "q": {"in_par": "f
 class Attention(nn.Module):
     """x: (batch, seq, d) -> o(softmax(q kᵀ / √d) v), d = 16: 1/√d = 1/4, an exact shift."""
 
-    def __init__(self, d: int = D, scale: float = 4.0, op: str = "div") -> None:
+    def __init__(self, d: int = D, scale: float = 4.0, op: str = "div", form: str = "@") -> None:
         super().__init__()
         self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
-        self.scale, self.op = scale, op
+        self.scale, self.op, self.form = scale, op, form
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.q(x), self.k(x), self.v(x)
-        product = q @ k.transpose(-2, -1)
+        if self.form == "bmm":
+            product = torch.bmm(q, k.transpose(1, 2))
+        else:
+            product = torch.matmul(q, k.mT) if self.form == "mT" else q @ k.transpose(-2, -1)
         scores = product / self.scale if self.op == "div" else product * self.scale
         return self.o(torch.softmax(scores, dim=-1) @ v)
 
@@ -94,6 +97,24 @@ def test_attention_lowers_to_two_matmuls_with_the_shift_and_an_exact_reference()
     # per-token stages see one token a row
     assert torch.equal(stages["q"].forward_codes(codes.reshape(-1, D)), stages["q"].layer.forward_codes(
         codes.reshape(6, SEQ, D)).reshape(-1, D))
+
+
+@pytest.mark.parametrize("form,op,scale", [("mT", "mul", 0.25), ("bmm", "div", 4.0)])
+def test_other_spellings_of_attention_lower_to_the_same_design(form, op, scale):
+    """torch.matmul(q, k.mT) * 0.25 and torch.bmm(q, k.transpose(1, 2)) / 4 are the same two matmuls."""
+    torch.manual_seed(0)
+    plain, other = Attention(), Attention(scale=scale, op=op, form=form)
+    other.load_state_dict(plain.state_dict())
+    quant = QUANT  # torch.bmm's layer is "bmm", then A·V's "matmul"
+    if form == "bmm":
+        quant = {"default": QUANT["default"], "softmax": QUANT["softmax"], "bmm": QUANT["matmul"],
+                 "matmul": QUANT["matmul_1"]}
+    design = _compile(model=plain)
+    spelled = _compile(FOLDED, quant, model=other)
+    assert [stage.report_row()["kind"] for stage in spelled.graph.stages] == [
+        stage.report_row()["kind"] for stage in design.graph.stages]
+    codes = design.quantize_inputs(_inputs(4))
+    assert torch.equal(spelled.reference(codes), design.reference(codes))
 
 
 def test_attention_report_rows_estimator_and_rtl_model(tmp_path):

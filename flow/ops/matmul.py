@@ -1,6 +1,6 @@
 """matmul (component hw/rtl/matmul.sv): C = A·B of two activations of a sequence design,
 flow.nn.QuantMatmul exactly (attention's Q·Kᵀ/√d and A·V). Lowered from ``a @ b`` (torch.export's
-``matmul``) of two (batch, sequence, features) tensors: ``a @ k.transpose(-2, -1)`` (B transposed:
+``matmul``) or ``torch.bmm(a, b)`` of two (batch, sequence, features) tensors: ``a @ k.transpose(-2, -1)`` (B transposed:
 K's tokens are the rows of Bᵀ, ``B_TRANSPOSED``) or ``a @ v`` (V's tokens are the rows of B). A
 division or multiplication of the product by a power of two (1/√d with d a power of 4) folds into
 its ``scale_shift``; any other scale is a one-line error.
@@ -196,13 +196,17 @@ def _scale_shift(scale: float) -> int | None:
     return k if 2.0 ** -k == scale else None
 
 
+TRANSPOSES = ("transpose", "mT")  # k.transpose(-2, -1) (or (1, 2)) and k.mT
+PRODUCTS = ("matmul", "bmm")  # a @ b (torch.export's matmul) and torch.bmm, on 3-D tensors
+
+
 def _is_transpose(node: Any) -> bool:
-    return isinstance(node, fx.Node) and node.op == "call_function" and op_name(node) == "transpose"
+    return isinstance(node, fx.Node) and node.op == "call_function" and op_name(node) in TRANSPOSES
 
 
 @register_op("matmul")
 class Matmul(Op):
-    torch_ops = ("matmul",)
+    torch_ops = PRODUCTS
     lowers = ("matmul of two (batch, sequence, features) activations (q @ k.transpose(-2, -1), a @ v), scaled by a "
               "power of two")
     has_table = True
@@ -259,19 +263,19 @@ class Matmul(Op):
 
 @register_op()
 class MatmulTranspose(Op):
-    """``k.transpose(-2, -1)`` read as a matmul's second operand: the matmul takes K's tokens as
+    """``k.transpose(-2, -1)`` (or ``k.mT``) read as a matmul's second operand: the matmul takes K's tokens as
     the rows of Bᵀ (B_TRANSPOSED); any other transpose is an error."""
 
-    torch_ops = ("transpose",)
-    lowers = "transpose(-2, -1) as a matmul's second operand"
+    torch_ops = TRANSPOSES
+    lowers = "transpose(-2, -1) (or .mT) as a matmul's second operand"
 
     def lower(self, node: fx.Node, ctx: Lowering) -> None:
         value = node.args[0].meta.get("val") if isinstance(node.args[0], fx.Node) else None
         rank = value.dim() if value is not None else 0
-        dims = sorted(d % rank for d in node.args[1:3]) if rank else []
+        dims = sorted(d % rank for d in (node.args[1:3] if op_name(node) == "transpose" else (-2, -1))) if rank else []
         readers = list(node.users)
         if (rank != 3 or dims != [1, 2] or not readers
-                or any(op_name(user) != "matmul" or user.args[1] is not node or user.args[0] is node
+                or any(op_name(user) not in PRODUCTS or user.args[1] is not node or user.args[0] is node
                        for user in readers)):
             raise ctx.unsupported(node, "a transpose that is not the second operand of a matmul, "
                                         "k.transpose(-2, -1),")
