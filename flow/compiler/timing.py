@@ -35,6 +35,7 @@ class HardwareGraph(Protocol):
     def consumers(self, stream: str) -> list[Stage]: ...
 
 MAX_VECTORS = 48
+STEADY_SAMPLES = 16  # samples a sequence design's schedule runs to find its steady interval (the clean phase: 8)
 
 
 def schedule(graph: HardwareGraph, vectors: int, ii: int | None = None) -> tuple[dict[str, Times], dict[str, Times]]:
@@ -67,9 +68,9 @@ def _vectors(graph: HardwareGraph, ii: int | None = None) -> int:
 
 def sample_intervals(graph: HardwareGraph, ii: int) -> list[int]:
     """Cycles between the output's consecutive samples (their first beats) in the beat schedule,
-    the input offered a sample every ``ii`` cycles."""
+    the input offered a sample every ``ii`` cycles (at least ``STEADY_SAMPLES`` samples)."""
     beats = graph.sequence * (graph.last.out_features // graph.last.out_par)
-    firsts = schedule(graph, _vectors(graph, ii), ii)[1][graph.output][::beats]
+    firsts = schedule(graph, max(_vectors(graph, ii), STEADY_SAMPLES), ii)[1][graph.output][::beats]
     return [b - a for a, b in zip(firsts, firsts[1:])]
 
 
