@@ -99,6 +99,14 @@ def test_attention_lowers_to_two_matmuls_with_the_shift_and_an_exact_reference()
         codes.reshape(6, SEQ, D)).reshape(-1, D))
 
 
+def test_a_matmul_table_by_type_sets_every_matmul():
+    quant = {"by": "type", "default": QUANT["default"], "softmax": QUANT["softmax"], "matmul": QUANT["matmul"]}
+    design = _compile(quant=quant)
+    stages = [stage for stage in design.graph.stages if stage.report_row()["kind"] == "matmul"]
+    assert [(stage.name, str(stage.in_format), stage.rtl_parameters("")["IN_FRAC"]) for stage in stages] == [
+        ("matmul", "fixed<s12.8>", 8 + 8 + 2), ("matmul_1", "fixed<s12.8>", 8 + 8)]
+
+
 @pytest.mark.parametrize("form,op,scale", [("mT", "mul", 0.25), ("bmm", "div", 4.0)])
 def test_other_spellings_of_attention_lower_to_the_same_design(form, op, scale):
     """torch.matmul(q, k.mT) * 0.25 and torch.bmm(q, k.transpose(1, 2)) / 4 are the same two matmuls."""
