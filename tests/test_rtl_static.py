@@ -244,3 +244,21 @@ def test_an_emitted_design_with_transformer_ops_lints_clean_and_reads_into_yosys
     assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
     log = run_yosys(read_commands(files, top), timeout=300)
     assert f"Top module:  \\{top}" in log
+
+
+def test_an_emitted_attention_design_lints_clean_and_reads_into_yosys(tmp_path):
+    """Single-head self-attention as flow emits it (two matmuls, softmax, forks, FIFOs, casts):
+    lint-clean under -Wall and elaborated by Yosys."""
+    from flow.estimate.design import design_sources
+    from tests.test_attention import _compile, _inputs
+
+    folder = tmp_path / "attention"
+    _compile().emit(folder, _inputs(2))
+    files, top = design_sources(folder)
+    assert {"matmul.sv", "softmax.sv", "linear.sv"} <= {f.name for f in files}
+    setup_verilator()
+    result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
+    log = run_yosys(read_commands(files, top), timeout=300)
+    assert f"Top module:  \\{top}" in log

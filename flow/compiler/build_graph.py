@@ -67,7 +67,7 @@ def build_hardware_graph(layers: FloatGraph, config: DesignConfig) -> HardwareGr
     ctx.streams[INPUT] = StreamInfo(source.fmt, source.par, source.features, source.rounding)
     for layer in layers:
         op_for(layer.kind).build(layer, ctx)
-    graph = HardwareGraph(_with_forks(ctx.stages, ctx.streams), source, ctx.elided)
+    graph = HardwareGraph(_with_forks(ctx.stages, ctx.streams), source, ctx.elided, layers.sequence)
 
     def fifo(name: str, stream: str, depth: int) -> Stage:
         producer = graph.producer(stream)

@@ -43,6 +43,8 @@ def lower(graph: Graph, model: nn.Module) -> FloatGraph:
             ctx.source[node] = INPUT
             value = node.meta.get("val")
             input_features = int(value[0].numel()) if value is not None and value.dim() >= 1 else 0
+            if value is not None and value.dim() == 3 and value.shape[1] > 1:  # (batch, sequence, features)
+                ctx.sequence = int(value.shape[1])  # a sequence design, unless a reshape flattens the input
             continue
         rule = lowering_rule(op_name(node)) if node.op == "call_function" else None
         if rule is None:
@@ -53,4 +55,4 @@ def lower(graph: Graph, model: nn.Module) -> FloatGraph:
     for layer in ctx.layers[:-1]:
         if not any(layer.name in other.inputs for other in ctx.layers):
             raise LoweringError(f"layer '{layer.name}' feeds nothing; flow lowers models with one output")
-    return FloatGraph(ctx.layers, input_features)
+    return FloatGraph(ctx.layers, input_features // ctx.sequence, ctx.sequence)

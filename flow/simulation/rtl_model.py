@@ -20,6 +20,7 @@ _PORT = re.compile(r"\.([sm]_axis\w*)_tdata\((\w+)_tdata\)")
 _LOCALPARAM = re.compile(r"localparam\s+logic\s*\[(\d+):0\]\s*(\w+)\s*=\s*([^;]+);")
 _HEX = re.compile(r"(\d+)'h([0-9a-fA-F_]+)")
 _OUTPUT = re.compile(r"assign\s+m_axis_tdata\s*=\s*(\w+)_tdata\s*;")
+_SEQUENCE = re.compile(r"^// Sequence: (\d+) tokens a sample", re.M)
 
 
 class RtlModelError(ValueError):
@@ -301,6 +302,23 @@ def _layer_norm(vector: list[int], p: dict[str, int]) -> list[int]:
     return out
 
 
+def _matmul(a: list[int], b: list[int], p: dict[str, int]) -> list[int]:
+    """matmul.sv: B's stream buffered (row-major B, or row-major Bᵀ when B_TRANSPOSED), then each
+    row of A times B in lanes that sign- or zero-extend both patterns to ACC_WIDTH and add their
+    products modulo 2**ACC_WIDTH, each sum cast from IN_FRAC by fixed_cast_lane."""
+    rows, inner, cols, acc_w = p["ROWS"], p["INNER"], p["COLS"], p["ACC_WIDTH"]
+    if len(a) != rows * inner or len(b) != inner * cols:
+        raise RtlModelError(f"matmul {rows}x{inner} by {inner}x{cols} got {len(a)} and {len(b)} elements")
+    x = [_read(v, p["A_WIDTH"], bool(p["A_SIGNED"])) for v in a]
+    w = [_read(v, p["B_WIDTH"], bool(p["B_SIGNED"])) for v in b]
+    element = (lambda k, n: w[n * inner + k]) if p["B_TRANSPOSED"] else (lambda k, n: w[k * cols + n])
+    cast = {"IN_WIDTH": acc_w, "IN_FRAC": p["IN_FRAC"], "IN_SIGNED": 1, "OUT_WIDTH": p["OUT_WIDTH"],
+            "OUT_FRAC": p["OUT_FRAC"], "OUT_SIGNED": p["OUT_SIGNED"], "ROUNDING": p["ROUNDING"],
+            "OVERFLOW": p["OVERFLOW"]}
+    return [cast_lane(sum(x[r * inner + k] * element(k, n) for k in range(inner)) & _mask(acc_w), cast)
+            for r in range(rows) for n in range(cols)]
+
+
 # The semantics of each library component, read from its RTL (hw/rtl/<module>.sv): inputs -> output
 # elements. Adding a component adds its entry here, written from the RTL, not from flow's reference.
 COMPONENTS: dict[str, Callable[..., list[int]]] = {
@@ -317,7 +335,9 @@ COMPONENTS: dict[str, Callable[..., list[int]]] = {
     "gelu": _gelu,
     "softmax": _softmax,
     "layer_norm": _layer_norm,
+    "matmul": _matmul,
 }
+WHOLE_SEQUENCE = {"matmul"}  # components taking a whole sequence's tokens (the others one token at a time)
 PASS_ELEMENTS = {"fifo", "broadcast", "concat", "concat_lockstep"}  # compute no element: output_params looks past
 ROM_WEIGHTS = {"linear"}  # components reading a WEIGHTS_FILE
 # components whose output elements are not OUT_WIDTH/OUT_SIGNED wide: (width, signed) from parameters
@@ -436,7 +456,10 @@ class RtlModel:
         for path in sorted(rtl_folder.glob("*_pkg.sv")):
             constants.update(read_package(path.read_text()))
         self.netlists = {path.stem: path.read_text() for path in rtl_folder.glob("*_cmvm.sv")}
-        self.instances, self.output = read_top((rtl_folder / f"{top}.sv").read_text(), constants)
+        text = (rtl_folder / f"{top}.sv").read_text()
+        self.instances, self.output = read_top(text, constants)
+        sequence = _SEQUENCE.search(text)  # a sequence design streams a sample's tokens one after another
+        self.sequence = int(sequence.group(1)) if sequence else 1
         for inst in self.instances:
             if inst.module in ROM_WEIGHTS and "WEIGHTS_FILE" in inst.params:
                 inst.params = _linear_weights(inst.params, rtl_folder)
@@ -461,7 +484,8 @@ class RtlModel:
                 else (p["WIDTH"], bool(p.get("SIGNED", 1))))
 
     def __call__(self, vector: list[int]) -> list[int]:
-        """Output codes (read by the output's signedness) for one vector of input codes."""
+        """Output codes (read by the output's signedness) for one vector of input codes (a sample: in
+        a sequence design its tokens one after another)."""
         streams = {"s_axis": list(vector)}
         for inst in self.instances:
             missing = [source for source in inst.sources if source not in streams]
@@ -469,11 +493,18 @@ class RtlModel:
                 raise RtlModelError(f"instance u_{inst.name} reads {missing[0]}, which nothing drives before it")
             data = [streams[source] for source in inst.sources]
             if inst.module in self.netlists:
-                result = shift_add_netlist(self.netlists[inst.module], data[0])
+                compute = lambda *x, text=self.netlists[inst.module]: shift_add_netlist(text, x[0])  # noqa: E731
             elif inst.module in COMPONENTS:
-                result = COMPONENTS[inst.module](*data, inst.params)
+                compute = lambda *x, f=COMPONENTS[inst.module], p=inst.params: f(*x, p)  # noqa: E731
             else:
                 raise RtlModelError(f"the model does not know component {inst.module!r}")
+            if self.sequence == 1 or inst.module in WHOLE_SEQUENCE:
+                result = compute(*data)
+            else:  # one token at a time
+                result = []
+                for token in range(self.sequence):
+                    result += compute(*(x[token * len(x) // self.sequence:(token + 1) * len(x) // self.sequence]
+                                        for x in data))
             for sink in inst.sinks:
                 streams[sink] = result
         width, signed = self.output_params()
