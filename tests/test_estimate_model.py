@@ -52,6 +52,14 @@ def test_held_out_multi_layer_designs_cover_every_kind():
     assert any(len(s["layers"]) == 4 for s in held)
 
 
+def test_every_row_names_the_design_it_was_measured_on():
+    # each stored design has its stage rows and exactly one top row under its own index (a row
+    # numbered by anything else would move between the fitted and the held-out halves)
+    designs = [r["design"] for r in DATA["rows"] if r["kind"] == "top"]
+    assert sorted(designs) == sorted(s["index"] for s in DATA["specs"])
+    assert {r["design"] for r in DATA["rows"]} == set(designs)
+
+
 def test_the_top_holds_no_logic():
     tops = [r for r in DATA["rows"] if r["kind"] == "top"]
     assert len(tops) == len(DATA["specs"]) and all(r["LUT"] == r["FF"] == r["DSP48E1"] == 0 for r in tops)
