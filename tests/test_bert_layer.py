@@ -120,6 +120,54 @@ def test_sdpa_attention_lowers_to_the_same_design_as_eager():
     assert torch.equal(spelled.reference(codes), design.reference(codes))
 
 
+@pytest.mark.parametrize("heads", [1, 4])
+def test_one_head_keeps_its_linear_and_four_heads_concatenate_in_a_left_fold(heads):
+    """hidden 64: 4 heads of 16 (three concats: 32, 48, 64 features), or 1 head of 64 (1/sqrt(64) = 2**-3)."""
+    model = bert_layer(hidden=64, heads=heads)
+    design = _compile(model, hidden=64)
+    stages = {stage.name: stage for stage in design.graph.stages}
+    concats = [(stage.name, stage.out_features) for stage in design.graph.stages
+               if stage.report_row()["kind"] == "concat"]
+    if heads == 1:
+        assert concats == [] and stages["attention.self.query"].out_features == 64
+        assert stages["attention.self.matmul"].module.matmul.scale_shift == 3
+    else:
+        assert concats == [("attention.self.reshape", 32), ("attention.self.reshape_1", 48),
+                           ("attention.self.reshape_2", 64)]
+        assert [stages[f"attention.self.softmax.head{h}"].features for h in range(heads)] == [SEQ] * heads
+    x = _inputs(3, 64)
+    with torch.no_grad():
+        fake = design.fake_quant_model()(x)
+        floating = model(x)
+    assert torch.equal(fake, design.graph.last.out_format.dequantize(design.reference(design.quantize_inputs(x))))
+    assert (fake.reshape(3, SEQ, 64) - floating).abs().max() < 0.5
+
+
+def test_sdpa_of_token_streams_is_single_head_attention():
+    """F.scaled_dot_product_attention on (batch, sequence, d) tensors: the single-head attention of
+    tests/test_attention.py (its 1/sqrt(16) the default scale), the same reference."""
+    from tests.test_attention import QUANT as ATTENTION_QUANT
+    from tests.test_attention import Attention
+    from tests.test_attention import _compile as attention_compile
+    from tests.test_attention import _inputs as attention_inputs
+
+    class Sdpa(Attention):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.o(nn.functional.scaled_dot_product_attention(self.q(x), self.k(x), self.v(x)))
+
+    torch.manual_seed(0)
+    plain = Attention()
+    sdpa = Sdpa()
+    sdpa.load_state_dict(plain.state_dict())
+    quant = {"default": ATTENTION_QUANT["default"], "sdpa.scores": ATTENTION_QUANT["matmul"],
+             "sdpa.softmax": ATTENTION_QUANT["softmax"], "sdpa.context": ATTENTION_QUANT["matmul_1"]}
+    design, spelled = attention_compile(model=plain), attention_compile(model=sdpa, quant=quant)
+    assert [stage.name for stage in spelled.graph.stages if stage.report_row()["kind"] in ("matmul", "softmax")] == [
+        "sdpa.scores", "sdpa.softmax", "sdpa.context"]
+    codes = design.quantize_inputs(attention_inputs(4))
+    assert torch.equal(spelled.reference(codes), design.reference(codes))
+
+
 def test_per_head_layers_inherit_their_parent_table_unless_named():
     quant = {"default": DEFAULT, "attention.self.query": {"weight_width": 6, "weight_frac_width": 4},
              "attention.self.query.head1": {"weight_width": 10, "weight_frac_width": 8},

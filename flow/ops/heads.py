@@ -84,8 +84,8 @@ def _base(node: fx.Node) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _head_name(ctx: Lowering, base: str, head: int, heads: int, node: fx.Node) -> str:
-    return ctx.name_of(f"{base}.head{head}" if heads > 1 else base, node)
+def _head_name(ctx: Lowering, base: str, head: int, node: fx.Node) -> str:
+    return ctx.name_of(f"{base}.head{head}", node)
 
 
 def _attrs(base: str, heads: int, **attrs: Any) -> dict[str, Any]:
@@ -115,7 +115,7 @@ class AttentionHeads(Op):
 
     def lower(self, node: fx.Node, ctx: Lowering) -> None:
         name = op_name(node)
-        source = node.args[0] if node.args else None
+        source = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
         if name == SDPA:
             self._attention(node, ctx)
         elif source not in ctx.heads:
@@ -161,6 +161,9 @@ class AttentionHeads(Op):
             raise ctx.unsupported(node, "a view into heads not followed by transpose(1, 2) (flow streams each head's "
                                         "tokens: view(b, s, heads, d).transpose(1, 2)), at")
         heads, d = out[2], out[3]
+        if heads == 1:  # one head: the Linear is its stream
+            ctx.heads[node] = Heads((parent.name,), "bshd")
+            return
         linear: nn.Linear = parent.module
         index = ctx.layers.index(parent)
         del ctx.layers[index], ctx.by_name[parent.name]
@@ -172,7 +175,7 @@ class AttentionHeads(Op):
             if linear.bias is not None:
                 module.bias = nn.Parameter(linear.bias.detach()[rows].clone())
             module.out_features = d
-            layer = FloatLayer("linear", _head_name(ctx, parent.name, head, heads, node), parent.inputs, module,
+            layer = FloatLayer("linear", _head_name(ctx, parent.name, head, node), parent.inputs, module,
                                attrs=_attrs(parent.name, heads), features=d)
             ctx.layers.insert(index + head, layer)
             ctx.by_name[layer.name] = layer
@@ -237,7 +240,7 @@ class AttentionHeads(Op):
         heads, reserved = len(a.names), ctx.name_of(base, node)
         names = []
         for head in range(heads):
-            name = reserved if heads == 1 else _head_name(ctx, reserved, head, heads, node)
+            name = reserved if heads == 1 else _head_name(ctx, reserved, head, node)
             ctx.add(FloatLayer("matmul", name, (a.names[head], b.names[head]),
                                attrs=_attrs(reserved, heads, transposed=transposed, shift=shift, inner=a_shape[3],
                                             node=node.name),
@@ -282,7 +285,7 @@ class AttentionHeads(Op):
         count, reserved = len(heads.names), ctx.name_of(base, node)
         names = []
         for head in range(count):
-            name = reserved if count == 1 else _head_name(ctx, reserved, head, count, node)
+            name = reserved if count == 1 else _head_name(ctx, reserved, head, node)
             ctx.add(FloatLayer("softmax", name, (heads.names[head],), attrs=_attrs(reserved, count, **given),
                                features=features))
             names.append(name)
