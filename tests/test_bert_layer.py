@@ -271,6 +271,8 @@ class Heads(nn.Module):
             return (qh @ kh.transpose(-1, -2)) / 3
         if case == "add_heads":
             return qh + kh
+        if case == "cat_heads":
+            return torch.cat([qh, kh], dim=-1)
         if case == "merge_without_transpose":
             return (torch.softmax(qh @ kh.transpose(-1, -2), dim=-1) @ vh).reshape(x.shape[0], SEQ, HIDDEN)
         if case == "sdpa_causal":
@@ -289,7 +291,11 @@ class Heads(nn.Module):
     ("softmax_dim_2", "softmax over dimension 2 of per-head tensor (2, 2, 8, 8) (flow takes softmax(-1) of each "
                       "head's token stream)"),
     ("scale_3", "the per-head matmuls 'matmul.head0'... are scaled by 0.333333 at node 'div', not a power of two"),
-    ("add_heads", "add of a per-head (batch, heads, sequence, d) tensor"),
+    ("add_heads", "add of a per-head (batch, heads, sequence, d) tensor (flow lowers per-head tensors inside "
+                  "attention only: view(b, s, heads, d) + transpose(1, 2) of a Linear, per-head matmul, scale by "
+                  "2**-k and softmax(-1), then transpose(1, 2) + reshape(b, s, heads * d)): aten.add.Tensor at node "
+                  "'add'"),
+    ("cat_heads", "cat of a per-head (batch, heads, sequence, d) tensor"),
     ("merge_without_transpose", "a reshape of per-head tensor (2, 2, 8, 16) to (2, 8, 32) (flow merges heads with "
                                 "transpose(1, 2) then reshape(b, s, heads * d))"),
     ("sdpa_causal", "scaled_dot_product_attention with a mask, a causal mask or dropout (flow lowers it unmasked, in "

@@ -120,7 +120,7 @@ class AttentionHeads(Op):
             self._attention(node, ctx)
         elif source not in ctx.heads:
             if name not in SPLITS:
-                raise ctx.unsupported(node, f"{name} of a per-head tensor and another operand ({MERGE_HINT}):")
+                raise ctx.unsupported(node, f"{name} of a per-head (batch, heads, sequence, d) tensor ({MERGE_HINT}):")
             self._split(node, ctx)
         elif name in DROPOUT_OPS:
             if len(node.args) > 2 and node.args[2]:
