@@ -262,3 +262,21 @@ def test_an_emitted_attention_design_lints_clean_and_reads_into_yosys(tmp_path):
     assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
     log = run_yosys(read_commands(files, top), timeout=300)
     assert f"Top module:  \\{top}" in log
+
+
+def test_an_emitted_bert_layer_design_lints_clean_and_reads_into_yosys(tmp_path):
+    """A Hugging Face BertLayer as flow emits it (a Linear a head, per-head matmuls and softmax, the
+    heads' concat, LayerNorm, GELU, residual adds): lint-clean under -Wall and elaborated by Yosys."""
+    from flow.estimate.design import design_sources
+    from tests.test_bert_layer import _compile, _inputs
+
+    folder = tmp_path / "bert_layer"
+    _compile().emit(folder, _inputs(2))
+    files, top = design_sources(folder)
+    assert {"matmul.sv", "softmax.sv", "concat.sv", "layer_norm.sv", "gelu.sv"} <= {f.name for f in files}
+    setup_verilator()
+    result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
+    log = run_yosys(read_commands(files, top), timeout=300)
+    assert f"Top module:  \\{top}" in log

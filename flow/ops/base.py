@@ -163,6 +163,7 @@ class Lowering:
     by_name: dict[str, FloatLayer] = field(default_factory=dict)
     name_of: _Namer = field(default_factory=_Namer)
     sequence: int = 1  # tokens a sample (the input's second dimension when it is (batch, sequence, features))
+    heads: dict[fx.Node, Any] = field(default_factory=dict)  # node -> its per-head streams (flow.ops.heads.Heads)
 
     def token_shape(self, shape: tuple[int, ...]) -> bool:
         """A tensor the stream carries: one vector a sample (batch, features), or one a token
@@ -178,6 +179,9 @@ class Lowering:
 
     def feeding(self, node: fx.Node, arg: Any) -> str:
         """The layer whose output ``arg`` (an operand of ``node``) carries."""
+        if arg in self.heads:
+            raise self.unsupported(node, f"a read of per-head tensor '{arg.name}' (merge the heads first: "
+                                         f"transpose(1, 2) then reshape(b, s, heads * d)) by")
         if not isinstance(arg, fx.Node) or arg not in self.source:
             raise LoweringError(f"node '{node.name}' ({node.target}) reads '{arg}', which is not a lowered "
                                 f"tensor; flow lowers {supported()}")
