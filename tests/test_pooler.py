@@ -243,3 +243,45 @@ def test_tanh_formats_it_cannot_compute_are_one_line_config_errors(table, messag
     with pytest.raises(ConfigError) as error:
         _compile(quant={**QUANT, "act": table})
     assert message in str(error.value) and len(str(error.value).splitlines()) == 1
+
+
+class TwoTokens(nn.Module):
+    """Two tokens of one sequence joined: h[:, 0] + h[:, -1], or cat(h[:, 0], h[:, 2])."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op, self.fc = op, nn.Linear(D, D)
+        self.out = nn.Linear(D if op == "add" else 2 * D, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        joined = h[:, 0] + h[:, -1] if self.op == "add" else torch.cat([h[:, 0], h[:, 2]], dim=-1)
+        return self.out(torch.relu(joined))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("op,parallelism,cycles", [("add", FOLDED, (32, 32, 44)), ("cat", PARALLEL, (8, 8, 12))])
+def test_two_selected_tokens_joined_are_bit_exact_and_meet_the_cycle_model(op, parallelism, cycles, tmp_path):
+    """The fork feeds two selects; the join after them is per sample (the earlier token waits in a FIFO)."""
+    torch.manual_seed(0)
+    table = {key: value for key, value in parallelism.items() if key != "classifier"}
+    design = flow.compile(TwoTokens(op), torch.randn(2, SEQ, D), quant=QUANT["default"],
+                          parallelism={**table, "out": {"out_par": 2}}, name=f"two_tokens_{op}")
+    kinds = [stage.report_row()["kind"] for stage in design.graph.stages]
+    assert kinds.count("select_token") == 2 and ("add" if op == "add" else "concat") in kinds
+    x = _inputs(48)
+    codes = design.quantize_inputs(x)
+    h = design.graph.stages[0].forward_codes(codes.reshape(-1, D)).reshape(48, SEQ, D)
+    selects = [stage for stage in design.graph.stages if stage.report_row()["kind"] == "select_token"]
+    assert [stage.index for stage in selects] == [0, SEQ - 1 if op == "add" else 2]
+    assert torch.equal(selects[1].forward_codes(h.reshape(-1, D)), h[:, selects[1].index])
+    modelled = (design.initiation_interval, design.initiation_interval_max, design.latency)
+    assert modelled == cycles
+    folder = tmp_path / "two"
+    design.emit(folder, x)
+    sim = design.simulate(folder)
+    assert sim["mismatches"] == 0 and sim["out_beats"] == sim["expected_out_beats"] == 48
+    assert (sim["initiation_interval"], sim["initiation_interval_max"], sim["latency_cycles"]) == modelled
+    vectors = read_vectors(folder / "vectors")
+    model = RtlModel(folder / "rtl", vectors.meta["top"])
+    assert [model(row) for row in vectors.inputs.tolist()] == vectors.expected.tolist()
