@@ -190,8 +190,9 @@ def tanh_parameters(in_fmt: Format, out_frac: int, par: int) -> dict[str, int]:
 
 def tanh_cycles(parameters: dict[str, int]) -> tuple[int, int]:
     """(cycles per beat, latency) of tanh.sv: a beat a cycle through its exp register, one pipeline
-    stage per quotient bit (RECIP_BITS + 1) and the output skid buffer."""
-    return 1, parameters["EXP_FRAC"] + parameters["OUT_FRAC"] + parameters["GUARD"] + 3
+    stage per quotient bit it computes (OUT_FRAC + GUARD + 1: the first EXP_FRAC are 0) and the
+    output skid buffer."""
+    return 1, parameters["OUT_FRAC"] + parameters["GUARD"] + 3
 
 
 def select_token_parameters(beat_bits: int, beats: int, tokens: int, index: int) -> dict[str, int]:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from flow.circuits.components import softmax_product_bits, tanh_cycles, tanh_parameters
+from flow.circuits.components import tanh_cycles, tanh_parameters
 from flow.graph.capture import owner
 from flow.nn import QuantTanh
 from flow.ops.base import INPUT, Build, ElementwiseStage, FloatLayer, Lowering, Op, StreamInfo, register_op
@@ -58,15 +58,13 @@ class TanhStage(ElementwiseStage):
         return "tanh"  # fitted by benches/calibrate_transformer_ops.py --kinds tanh
 
     def estimate_features(self) -> dict[str, float]:
-        """Per lane: the exp's widest product, the divider's subtractors (a divisor-wide one a
-        quotient bit) and its pipeline registers (divisor, numerator, remainder and the quotient so
-        far a stage)."""
+        """Per lane: the square of the input width (the exp lane's logic around its products, fitted
+        better than its product widths) and the divider pipeline's registers (divisor, numerator,
+        remainder and the quotient so far a stage, OUT_FRAC + GUARD + 1 stages)."""
         p = {key: int(value) for key, value in self.rtl_parameters("").items()}
-        steps = p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"] + 1
-        sum_bits = p["EXP_FRAC"] + 3
-        stage_bits = 2 * sum_bits + p["EXP_FRAC"] + 2
-        return {"lane_bits": float(self.par * softmax_product_bits(p)),
-                "divider_bits": float(self.par * steps * sum_bits),
+        steps = p["OUT_FRAC"] + p["GUARD"] + 1  # the quotient bits it computes (the first EXP_FRAC are 0)
+        stage_bits = 2 * (p["EXP_FRAC"] + 3) + p["EXP_FRAC"] + 2
+        return {"square_bits": float(self.par * p["IN_WIDTH"] ** 2),
                 "pipeline_bits": float(self.par * (steps * stage_bits + steps * (steps + 1) // 2))}
 
     def dsp_count(self) -> int:
@@ -80,7 +78,7 @@ class TanhStage(ElementwiseStage):
         poly_bits = max(a_bits + 2 * b_bits, clog2(p["EXP_C"] + 1) + p["C_SHIFT"]) + 1
         shift_a = (p["EXP_A"] & -p["EXP_A"]).bit_length() - 1
         odd_a = (p["EXP_A"] >> shift_a).bit_length()
-        exp_bits, q_bits = p["EXP_FRAC"] + 2, p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"] + 1
+        exp_bits, q_bits = p["EXP_FRAC"] + 2, p["OUT_FRAC"] + p["GUARD"] + 1
         lane = (constant_mul2dsp(p["IN_WIDTH"] + 1, False, p["MAGIC"], z_bits - p["WORK_SHIFT"])
                 + constant_mul2dsp(min(n_bits, z_bits - p["MAGIC_SHIFT"]), False, p["LN2"], b_bits)
                 + constant_mul2dsp(b_bits, False, p["EXP_A"], poly_bits)

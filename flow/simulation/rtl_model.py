@@ -321,8 +321,9 @@ def _matmul(a: list[int], b: list[int], p: dict[str, int]) -> list[int]:
 
 def _tanh(vector: list[int], p: dict[str, int]) -> list[int]:
     """tanh.sv per lane: the exp of n = 2|x| << WORK_SHIFT and of n = 0 as softmax.sv's lanes take
-    them, d = e0 + e, q = floor(2**RECIP_BITS / d) (its restoring divider), num = e0 (x >= 0) or
-    e, s = (num q + half) >> (EXP_FRAC + GUARD) in OUT_FRAC + 2 bits, y = 2 s - 2**OUT_FRAC there."""
+    them, d = e0 + e, q by its restoring divider (from the remainder 2**(EXP_FRAC-1), OUT_FRAC +
+    GUARD + 1 steps of shifting in a 0), num = e0 (x >= 0) or e, s = (num q + half) >> (EXP_FRAC +
+    GUARD) in OUT_FRAC + 2 bits, y = 2 s - 2**OUT_FRAC there."""
     b_w = _clog2(p["EXP_B"] + 1)
     poly_w = max(_clog2(p["EXP_A"] + 1) + 2 * b_w, _clog2(p["EXP_C"] + 1) + p["C_SHIFT"]) + 1
     exp_w, out_w = p["EXP_FRAC"] + 2, p["OUT_FRAC"] + 2
@@ -336,12 +337,16 @@ def _tanh(vector: list[int], p: dict[str, int]) -> list[int]:
             return 0
         return (poly if shift == 0 else (poly + (1 << (shift - 1))) >> shift) & _mask(exp_w)
 
-    recip_bits = p["EXP_FRAC"] + p["OUT_FRAC"] + p["GUARD"]
+    sum_w, steps = exp_w + 1, p["OUT_FRAC"] + p["GUARD"] + 1
     shift, e_zero, out = p["EXP_FRAC"] + p["GUARD"], exp_of(0), []
     for pattern in vector:
         x = _read(pattern, p["IN_WIDTH"], True)
         e = exp_of((2 * abs(x)) << p["WORK_SHIFT"])
-        quotient = (1 << recip_bits) // (e_zero + e)
+        divisor, remainder, quotient = (e_zero + e) & _mask(sum_w), 1 << (p["EXP_FRAC"] - 1), 0
+        for _ in range(steps):
+            trial = remainder << 1
+            bit = int(trial >= divisor)
+            remainder, quotient = (trial - divisor * bit) & _mask(sum_w), ((quotient << 1) | bit) & _mask(steps)
         half = (((e if x < 0 else e_zero) * quotient + (1 << (shift - 1))) >> shift) & _mask(out_w)
         out.append(((half << 1) - (1 << p["OUT_FRAC"])) & _mask(out_w))
     return out

@@ -6,10 +6,12 @@
 //             e = round((EXP_A (EXP_B - (n - z LN2))**2 + (EXP_C << C_SHIFT)) / 2**(z + POLY_SHIFT)),
 //             half up; e0 is the same at n = 0. The sum d = e0 + e, the numerator e0 (x >= 0) or e;
 //   2. DIVIDE q = floor(2**RECIP_BITS / d) by restoring division, one quotient bit a pipeline
-//             stage (RECIP_BITS + 1 stages, so a beat every cycle);
+//             stage, so a beat every cycle. d >= e0 > 2**(EXP_FRAC-1) (exp(0) is 0.9998), so the
+//             first EXP_FRAC quotient bits are 0 and the remainder after them is 2**(EXP_FRAC-1):
+//             the pipeline starts there and runs the other OUT_FRAC + GUARD + 1 steps;
 //   3. OUT    s = round(num q / 2**(EXP_FRAC + GUARD)) half up, y = 2 s - 2**OUT_FRAC, signed
 //             OUT_FRAC + 2 bits (both -1.0 and 1.0 are reachable), through a skid buffer.
-// A beat every cycle; latency RECIP_BITS + 3 cycles (flow.circuits.components.tanh_cycles). The
+// A beat every cycle; latency OUT_FRAC + GUARD + 3 cycles (flow.circuits.components.tanh_cycles). The
 // pipeline advances while its last stage is empty or the skid buffer takes, so no combinational
 // path runs from m_axis_tready to s_axis_tready.
 module tanh #(
@@ -52,13 +54,17 @@ module tanh #(
     localparam int SH_W       = $clog2(N_W + POLY_SHIFT + POLY_W + 2) + 1;
     localparam int EXP_W      = EXP_FRAC + 2;
     localparam int SUM_W      = EXP_W + 1;
-    localparam int Q_W        = RECIP_BITS + 1;
+    localparam int SKIP       = EXP_FRAC;                             // leading quotient bits, all 0
+    localparam int Q_W        = RECIP_BITS + 1 - SKIP;                // the quotient's other bits
     localparam int PROD_W     = EXP_W + Q_W;
     localparam int STAGES     = Q_W + 1;                              // the exp register, then a quotient bit each
 
     generate
         if (PAR < 1) begin : g_bad_par
             $error("tanh: PAR must be at least 1");
+        end
+        if (EXP_FRAC < 2) begin : g_bad_exp_frac
+            $error("tanh: EXP_FRAC must be at least 2 (the divider skips its first EXP_FRAC steps)");
         end
         if (Z_W > 62 || POLY_W > 62 || PROD_W > 62) begin : g_too_wide
             $error("tanh: a product is wider than 62 bits; narrow the input or lower EXP_FRAC/OUT_FRAC");
@@ -130,15 +136,15 @@ module tanh #(
             if (advance) begin
                 divisor[0]   <= SUM_W'(e_zero) + SUM_W'(e);
                 numerator[0] <= x[IN_WIDTH-1] ? e : e_zero;
-                remainder[0] <= '0;
+                remainder[0] <= SUM_W'(1) << (SKIP - 1);  // 2**RECIP_BITS's leading 1 after SKIP steps
                 quotient[0]  <= '0;
             end
         end
 
-        // the dividend 2**RECIP_BITS brings one 1 (the first step) and RECIP_BITS zeros
+        // the dividend's remaining bits are zeros
         for (genvar k = 1; k < STAGES; k++) begin : g_step
             logic [SUM_W:0] trial;
-            assign trial = {remainder[k-1], k == 1};
+            assign trial = {remainder[k-1], 1'b0};
             always_ff @(posedge clk) begin
                 if (advance) begin
                     divisor[k]   <= divisor[k-1];
