@@ -1,4 +1,4 @@
-"""Calibrate the analytical estimator for the transformer ops (gelu, softmax, layer_norm), additively.
+"""Calibrate the analytical estimator for the transformer ops (gelu, softmax, layer_norm, matmul, tanh), additively.
 
 `python -m benches.calibrate_transformer_ops`: a few small designs (Linear(8, N) then one op, the
 op driving the output) are synthesized with Yosys ``synth_xilinx``; each op instance's LUT and FF
@@ -34,8 +34,11 @@ SPECS = [("gelu", 8, 1, 8, 4), ("gelu", 8, 2, 12, 6), ("gelu", 8, 4, 16, 8), ("g
          # matmul: (op, d, parallelism, width, frac) on 8 tokens; even: Q·Kᵀ (8 x d by d x 8, B transposed),
          # odd: A·V (8 x 8 by 8 x d)
          ("matmul", 8, 1, 8, 4), ("matmul", 8, 2, 12, 6), ("matmul", 16, 4, 8, 4), ("matmul", 16, 2, 10, 5),
-         ("matmul", 16, 8, 8, 4), ("matmul", 8, 4, 12, 6), ("matmul", 32, 4, 8, 4), ("matmul", 16, 1, 12, 6)]
-OPS = {"gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=-1), "layer_norm": None, "matmul": None}
+         ("matmul", 16, 8, 8, 4), ("matmul", 8, 4, 12, 6), ("matmul", 32, 4, 8, 4), ("matmul", 16, 1, 12, 6),
+         # tanh (flow/ops/tanh.py): its output frac is the frac
+         ("tanh", 8, 1, 8, 4), ("tanh", 8, 2, 12, 6), ("tanh", 8, 4, 10, 5), ("tanh", 16, 2, 16, 8),
+         ("tanh", 8, 1, 12, 8), ("tanh", 12, 3, 14, 7), ("tanh", 16, 4, 8, 4), ("tanh", 8, 2, 9, 5)]
+OPS = {"gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=-1), "layer_norm": None, "matmul": None, "tanh": nn.Tanh}
 SEQUENCE = 8  # the matmul designs' tokens a sample
 
 

@@ -47,6 +47,8 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("softmax", ("reciprocal",), "flow.nn.QuantSoftmax.forward_codes"),
     Component("layer_norm", ("reciprocal", "fixed_cast_lane"), "flow.nn.QuantLayerNorm.forward_codes"),
     Component("matmul", ("fixed_cast_lane",), "flow.nn.QuantMatmul.forward_codes"),
+    Component("tanh", ("skid_buffer",), "flow.nn.QuantTanh.forward_codes"),
+    Component("select_token", ("skid_buffer",), "flow.ops.select_token.SelectTokenStage.forward_codes"),
 ]}
 
 
@@ -173,6 +175,31 @@ def softmax_cycles(length: int, par: int, parameters: dict[str, int]) -> tuple[i
     beats = length // par
     divide = parameters["EXP_FRAC"] + parameters["OUT_FRAC"] + parameters["GUARD"] + 1
     return 3 * beats + divide, 2 * beats + divide
+
+
+def tanh_parameters(in_fmt: Format, out_frac: int, par: int) -> dict[str, int]:
+    """tanh.sv's parameters: softmax.sv's (flow.arith.int_softmax's constants for the pair (x, -x))
+    without the row length."""
+    try:
+        parameters = softmax_parameters(in_fmt, out_frac, 2, 1)
+    except ValueError as error:
+        raise ValueError(str(error).replace("softmax", "tanh")) from None
+    del parameters["LENGTH"]
+    return {**parameters, "PAR": par}
+
+
+def tanh_cycles(parameters: dict[str, int]) -> tuple[int, int]:
+    """(cycles per beat, latency) of tanh.sv: a beat a cycle through its exp register, one pipeline
+    stage per quotient bit it computes (OUT_FRAC + GUARD + 1: the first EXP_FRAC are 0) and the
+    output skid buffer."""
+    return 1, parameters["OUT_FRAC"] + parameters["GUARD"] + 3
+
+
+def select_token_parameters(beat_bits: int, beats: int, tokens: int, index: int) -> dict[str, int]:
+    """select_token.sv's parameters: a beat's bits, a token's beats, a sample's tokens, the token kept."""
+    if not 0 <= index < tokens:
+        raise ValueError(f"token index {index} is outside a sequence of {tokens} tokens")
+    return {"WIDTH": beat_bits, "BEATS": beats, "TOKENS": tokens, "INDEX": index}
 
 
 def layer_norm_parameters(norm: QuantLayerNorm, par: int) -> dict[str, int | str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from flow.compiler.timing import latency, sequence_interval
+from flow.compiler.timing import latency, sequence_interval, stream_tokens
 from flow.ops.activation import ActivationStage
 from flow.ops.add import AddStage
 from flow.ops.base import INPUT, InputStream, Stage
@@ -70,8 +70,13 @@ class HardwareGraph:
         return flat.reshape(-1, flat.shape[-1] // self.sequence)
 
     def samples(self, tokens: torch.Tensor) -> torch.Tensor:
-        """A token a row back to a sample a row, its tokens one after another."""
-        return tokens if self.sequence == 1 else tokens.reshape(-1, self.sequence * tokens.shape[-1])
+        """A token a row of the output back to a sample a row, its tokens one after another."""
+        return tokens if self.sequence == 1 else tokens.reshape(-1, self.out_sequence * tokens.shape[-1])
+
+    @property
+    def out_sequence(self) -> int:
+        """Tokens a sample on the output (the sequence, or 1 after a select_token)."""
+        return self.sequence if self.sequence == 1 else stream_tokens(self)[self.output]
 
     @property
     def output(self) -> str:

@@ -38,6 +38,16 @@ MAX_VECTORS = 48
 STEADY_SAMPLES = 16  # samples a sequence design's schedule runs to find its steady interval (the clean phase: 8)
 
 
+def stream_tokens(graph: HardwareGraph) -> dict[str, int]:
+    """Tokens a sample on every stream: the design's sequence, unless a stage keeps fewer
+    (``Stage.sequence_out``: select_token keeps one, so the design after it is per sample)."""
+    tokens = {INPUT: graph.sequence}
+    for stage in graph.stages:
+        kept = stage.sequence_out(tokens[stage.inputs[0]])
+        tokens.update((name, kept) for name in stage.outputs)
+    return tokens
+
+
 def schedule(graph: HardwareGraph, vectors: int, ii: int | None = None) -> tuple[dict[str, Times], dict[str, Times]]:
     """(offered, taken): per stream, the cycle its producer offers each beat of ``vectors``
     vectors (samples) and the cycle its consumer takes it. Vector v enters from cycle v * II on: in
@@ -46,6 +56,7 @@ def schedule(graph: HardwareGraph, vectors: int, ii: int | None = None) -> tuple
     ``sequence`` tokens, one after another, and a stage is handed the token count."""
     beats = graph.sequence * (graph.input.features // graph.input.par)
     ii = graph.initiation_interval if ii is None else ii
+    tokens = stream_tokens(graph)
     offered: dict[str, Times] = {INPUT: [v * ii + j for v in range(vectors) for j in range(beats)]}
     taken: dict[str, Times] = {}
 
@@ -55,7 +66,7 @@ def schedule(graph: HardwareGraph, vectors: int, ii: int | None = None) -> tuple
         return taken[stream]
 
     for stage in graph.stages:
-        stage.schedule(offered, taken, handover, vectors * graph.sequence)
+        stage.schedule(offered, taken, handover, vectors * tokens[stage.inputs[0]])
     taken[graph.output] = take(offered[graph.output], 1)
     return offered, taken
 
@@ -69,7 +80,7 @@ def _vectors(graph: HardwareGraph, ii: int | None = None) -> int:
 def sample_intervals(graph: HardwareGraph, ii: int) -> list[int]:
     """Cycles between the output's consecutive samples (their first beats) in the beat schedule,
     the input offered a sample every ``ii`` cycles (at least ``STEADY_SAMPLES`` samples)."""
-    beats = graph.sequence * (graph.last.out_features // graph.last.out_par)
+    beats = stream_tokens(graph)[graph.output] * (graph.last.out_features // graph.last.out_par)
     firsts = schedule(graph, max(_vectors(graph, ii), STEADY_SAMPLES), ii)[1][graph.output][::beats]
     return [b - a for a, b in zip(firsts, firsts[1:])]
 
@@ -81,7 +92,8 @@ def sequence_interval(graph: HardwareGraph) -> tuple[int, int]:
     every II cycles and II is raised to the steady interval (the schedule's last) until the two
     agree. The first samples may leave further apart (a matmul's first row, then waiting for a
     slower producer, delays its next sample's first row but not the others): the widest interval."""
-    ii = max(stage.cycles_per_sample(graph.sequence) for stage in graph.stages)
+    tokens = stream_tokens(graph)
+    ii = max(stage.cycles_per_sample(tokens[stage.inputs[0]]) for stage in graph.stages)
     for _ in range(32):
         intervals = sample_intervals(graph, ii)
         steady = intervals[-1] if intervals else ii
@@ -114,7 +126,7 @@ def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], Stage]) -
     leaves out: a slow stage after the join paces it, so beats queue longer than the schedule says.
     ``make_fifo(name, stream, depth)`` builds the stage."""
     offered, taken = schedule(graph, _vectors(graph))
-    ii = graph.initiation_interval
+    ii, tokens = graph.initiation_interval, stream_tokens(graph)
     stages: list[Stage] = []
     for stage in graph.stages:
         if len(stage.inputs) > 1:  # a join
@@ -126,7 +138,7 @@ def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], Stage]) -
                     beats = (graph.input.features // graph.input.par if producer is None
                              else producer.out_features // producer.out_par)
                     wait = taken[stream][0] - offered[stream][0]
-                    depth = max(waiting, beats * graph.sequence * (math.ceil(wait / ii) + 1)) + 2
+                    depth = max(waiting, beats * tokens[stream] * (math.ceil(wait / ii) + 1)) + 2
                     fifo = make_fifo(f"{stage.name}_fifo_{'ab'[side]}", stream, depth)
                     stages.append(fifo)
                     inputs[side] = fifo.outputs[0]

@@ -32,7 +32,7 @@ def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tens
             "top": top, "in_width": stream_in.fmt.width, "in_signed": stream_in.fmt.signed,
             "in_par": stream_in.par, "out_width": last.out_format.width, "out_signed": last.out_format.signed,
             "out_par": last.out_par, "in_features": stream_in.features * hw.sequence,
-            "out_features": last.out_features * hw.sequence,
+            "out_features": last.out_features * hw.out_sequence,
             "vectors": len(labels), "initiation_interval": hw.initiation_interval,
             "latency": hw.latency_estimate,
         }))

@@ -361,6 +361,11 @@ class Stage:
         tokens; a stage holding a whole sequence, a matmul, gives its own)."""
         return self.initiation_interval * sequence
 
+    def sequence_out(self, sequence: int) -> int:
+        """Tokens a sample on its outputs, given ``sequence`` on its first input (the same, except
+        a stage that keeps some tokens of a sequence: select_token keeps one)."""
+        return sequence
+
     def accept_interval(self, graph: Any) -> int:
         """Fewest cycles between two beats the stage takes on one input."""
         return 1
