@@ -17,6 +17,7 @@ from flow.circuits.components import (
     concat_parameters,
     fifo_parameters,
     gelu_parameters,
+    key_mask_parameters,
     layer_norm_parameters,
     leaky_relu_parameters,
     matmul_parameters,
@@ -33,6 +34,7 @@ from tests.sim.test_absolute import ABS_TABLE
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
+from tests.sim.test_key_mask import KEY_MASK_TABLE
 from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE
 from tests.sim.test_transformer_ops import GELU_TABLE, LAYER_NORM_TABLE, MATMUL_TABLE, SOFTMAX_TABLE, _layer_norm
 
@@ -73,6 +75,8 @@ def component_rows():
     for a, b, out, shift, shape, lanes, transposed, _, *modes in MATMUL_TABLE:
         matmul = QuantMatmul(FixedFormat(*a), FixedFormat(*b), FixedFormat(*out), shift, *modes)
         yield "matmul", matmul_parameters(matmul, *shape, *lanes, transposed)
+    for spec, seq, rows, par, _ in KEY_MASK_TABLE:
+        yield "key_mask", key_mask_parameters(FixedFormat(*spec), seq, rows, par)
 
 
 def lint(top, parameters):
