@@ -5,11 +5,15 @@ import random
 
 import pytest
 import torch
+from torch import nn
 
+import flow
+from flow.compiler.lower import LoweringError
 from flow.formats.fixed import FixedFormat
 from flow.formats.fixed import dequantize as fixed_dequantize
 from flow.nn import QuantSoftmax
 from flow.ops.key_mask import key_mask_codes
+from tests.test_attention import QUANT, SEQ, D
 
 
 @pytest.mark.parametrize("fmt", [FixedFormat(16, 8), FixedFormat(12, 6), FixedFormat(8, 3)])
@@ -35,3 +39,29 @@ def test_key_mask_equals_the_additive_mask_through_quant_softmax(fmt, dtype):
 def test_key_mask_codes_takes_int64_codes():
     with pytest.raises(TypeError, match="int64"):
         key_mask_codes(torch.zeros(2, 2), torch.ones(2), FixedFormat(8, 4))
+
+
+class MaskedAttention(nn.Module):
+    """Single-head attention scores with a key mask, in HF's additive form or as masked_fill."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.q, self.k = nn.Linear(D, D), nn.Linear(D, D)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = self.q(x) @ self.k(x).transpose(-2, -1) / 4
+        if self.form == "additive":
+            scores = scores + (1 - mask[:, None, :]) * torch.finfo(scores.dtype).min
+        else:
+            scores = scores.masked_fill(mask[:, None, :] == 0, float("-inf"))
+        return torch.softmax(scores, dim=-1)
+
+
+@pytest.mark.parametrize("form", ["additive", "masked_fill"])
+def test_a_key_mask_input_is_a_one_line_lowering_error_until_it_is_lowered(form):
+    with pytest.raises(LoweringError) as error:
+        flow.compile(MaskedAttention(form), (torch.randn(2, SEQ, D), torch.ones(2, SEQ)), quant=QUANT)
+    assert "input 'mask' looks like an attention key mask (batch, sequence)" in str(error.value)
+    assert "compile the model without the mask" in str(error.value)
+    assert len(str(error.value).splitlines()) == 1
