@@ -90,7 +90,12 @@ def concat_cycles(a_beats: int, b_beats: int) -> tuple[int, int]:
 
 
 CONCAT_LOCKSTEP_CYCLES = (1, 1)  # one vector a beat, both inputs taken in the same cycle, as add
-KEY_MASK_CYCLES = (1, 1)  # a scores beat a cycle once its sample's mask is in; the next mask loads meanwhile
+
+
+def key_mask_cycles(seq: int, rows: int, par: int) -> tuple[int, int]:
+    """(cycles per sample, latency): a scores beat a cycle once the sample's mask is in (the next
+    sample's mask loads meanwhile), or the mask's ``seq`` one-bit beats where they take longer."""
+    return max(rows * seq // par, seq), 1
 
 
 def linear_cycles(in_features: int, out_features: int, in_par: int, out_par: int) -> tuple[int, int]:

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from flow.circuits.components import key_mask_parameters
+from flow.circuits.components import key_mask_cycles, key_mask_parameters
 from flow.formats.fixed import FixedFormat
 from flow.ops.key_mask import key_mask_codes
 from flow.simulation.stimulus import random_codes
@@ -41,11 +41,6 @@ def _masks(pattern: str, seq: int, samples: int, rng: random.Random) -> list[lis
     if pattern == "padded":  # BERT's padding: real tokens first, then 0..seq-1 padded ones
         return [[1] * (seq - pad) + [0] * pad for pad in (rng.randrange(seq) for _ in range(samples))]
     return [[rng.randint(0, 1) for _ in range(seq)] for _ in range(samples)]
-
-
-def key_mask_cycles(seq: int, rows: int, par: int) -> tuple[int, int]:
-    """(cycles per sample, latency): a scores beat a cycle, or the mask's seq beats if they take longer."""
-    return max(rows * seq // par, seq), 1
 
 
 def _row_id(row):
