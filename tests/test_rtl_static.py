@@ -17,6 +17,7 @@ from flow.circuits.components import (
     concat_parameters,
     fifo_parameters,
     gelu_parameters,
+    key_mask_parameters,
     layer_norm_parameters,
     leaky_relu_parameters,
     matmul_parameters,
@@ -35,6 +36,7 @@ from tests.sim.test_absolute import ABS_TABLE
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
+from tests.sim.test_key_mask import KEY_MASK_TABLE
 from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE
 from tests.sim.test_pooler_ops import SELECT_TOKEN_TABLE, TANH_TABLE
 from tests.sim.test_transformer_ops import GELU_TABLE, LAYER_NORM_TABLE, MATMUL_TABLE, SOFTMAX_TABLE, _layer_norm
@@ -80,6 +82,8 @@ def component_rows():
         yield "tanh", tanh_parameters(FixedFormat(*src), out_frac, par)
     for src, par, features, tokens, index, _ in SELECT_TOKEN_TABLE:
         yield "select_token", select_token_parameters(par * src[0], features // par, tokens, index)
+    for spec, seq, rows, par, _ in KEY_MASK_TABLE:
+        yield "key_mask", key_mask_parameters(FixedFormat(*spec), seq, rows, par)
 
 
 def lint(top, parameters):

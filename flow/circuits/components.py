@@ -49,6 +49,7 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("matmul", ("fixed_cast_lane",), "flow.nn.QuantMatmul.forward_codes"),
     Component("tanh", ("skid_buffer",), "flow.nn.QuantTanh.forward_codes"),
     Component("select_token", ("skid_buffer",), "flow.ops.select_token.SelectTokenStage.forward_codes"),
+    Component("key_mask", ("skid_buffer",), "flow.ops.key_mask.key_mask_codes"),
 ]}
 
 
@@ -91,6 +92,12 @@ def concat_cycles(a_beats: int, b_beats: int) -> tuple[int, int]:
 
 
 CONCAT_LOCKSTEP_CYCLES = (1, 1)  # one vector a beat, both inputs taken in the same cycle, as add
+
+
+def key_mask_cycles(seq: int, rows: int, par: int) -> tuple[int, int]:
+    """(cycles per sample, latency): a scores beat a cycle once the sample's mask is in (the next
+    sample's mask loads meanwhile), or the mask's ``seq`` one-bit beats where they take longer."""
+    return max(rows * seq // par, seq), 1
 
 
 def linear_cycles(in_features: int, out_features: int, in_par: int, out_par: int) -> tuple[int, int]:
@@ -249,6 +256,11 @@ def add_parameters(a: Format, b: Format, out: Format, rounding: Rounding, overfl
 
 def concat_parameters(beat_bits: int, a_beats: int, b_beats: int) -> dict[str, int]:
     return dict(WIDTH=beat_bits, A_BEATS=a_beats, B_BEATS=b_beats)
+
+
+def key_mask_parameters(fmt: Format, seq: int, rows: int, par: int) -> dict[str, int]:
+    """``fmt``: the scores format; ``seq`` keys a row (mask bits a sample), ``rows`` rows a sample."""
+    return dict(PAR=par, WIDTH=fmt.width, SIGNED=int(fmt.signed), SEQ=seq, ROWS=rows)
 
 
 def concat_lockstep_parameters(width: int, a_elements: int, b_elements: int) -> dict[str, int]:

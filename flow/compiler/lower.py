@@ -51,6 +51,11 @@ def lower(graph: Graph, model: nn.Module) -> FloatGraph:
             continue
         if node.op == "placeholder":
             if ctx.source:
+                value = node.meta.get("val")
+                if ctx.sequence > 1 and value is not None and tuple(value.shape[1:]) == (ctx.sequence,):
+                    raise LoweringError(f"input '{node.name}' looks like an attention key mask (batch, sequence); "
+                                        "flow lowers single-input models: its hardware (hw/rtl/key_mask.sv) is built "
+                                        "but not lowered yet, so compile the model without the mask")
                 raise LoweringError(f"input '{node.name}' is a second model input; flow lowers single-input models")
             ctx.source[node] = INPUT
             value = node.meta.get("val")
