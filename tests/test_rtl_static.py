@@ -255,52 +255,51 @@ def test_every_library_file_is_described_and_compile_order_puts_uses_first():
         compile_order(["conv"])
 
 
-def test_an_emitted_design_with_transformer_ops_lints_clean_and_reads_into_yosys(tmp_path):
-    """Linear -> LayerNorm -> GELU + residual -> Linear -> softmax as flow emits it (forks, FIFOs
-    and casts included): lint-clean under -Wall and elaborated by Yosys."""
-    from flow.estimate.design import design_sources
+def _transformer_block(folder):
+    """Linear -> LayerNorm -> GELU + residual -> Linear -> softmax (forks, FIFOs and casts included)."""
     from tests.test_transformer_layers import _block, _inputs
-
-    folder = tmp_path / "block1"
     _block(residual=True).emit(folder, _inputs(4))
-    files, top = design_sources(folder)
-    assert {"gelu.sv", "layer_norm.sv", "softmax.sv"} <= {f.name for f in files}
-    setup_verilator()
-    result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
-    log = run_yosys(read_commands(files, top), timeout=300)
-    assert f"Top module:  \\{top}" in log
 
 
-def test_an_emitted_attention_design_lints_clean_and_reads_into_yosys(tmp_path):
-    """Single-head self-attention as flow emits it (two matmuls, softmax, forks, FIFOs, casts):
-    lint-clean under -Wall and elaborated by Yosys."""
-    from flow.estimate.design import design_sources
+def _attention(folder):
+    """Single-head self-attention: two matmuls, softmax, forks, FIFOs, casts."""
     from tests.test_attention import _compile, _inputs
-
-    folder = tmp_path / "attention"
     _compile().emit(folder, _inputs(2))
-    files, top = design_sources(folder)
-    assert {"matmul.sv", "softmax.sv", "linear.sv"} <= {f.name for f in files}
-    setup_verilator()
-    result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
-    log = run_yosys(read_commands(files, top), timeout=300)
-    assert f"Top module:  \\{top}" in log
 
 
-def test_an_emitted_bert_layer_design_lints_clean_and_reads_into_yosys(tmp_path):
-    """A Hugging Face BertLayer as flow emits it (a Linear a head, per-head matmuls and softmax, the
-    heads' concat, LayerNorm, GELU, residual adds): lint-clean under -Wall and elaborated by Yosys."""
-    from flow.estimate.design import design_sources
+def _bert_layer(folder):
+    """A Hugging Face BertLayer: a Linear a head, per-head matmuls and softmax, the heads' concat,
+    LayerNorm, GELU, residual adds."""
     from tests.test_bert_layer import _compile, _inputs
-
-    folder = tmp_path / "bert_layer"
     _compile().emit(folder, _inputs(2))
+
+
+def _pooler(folder):
+    """A token-wise Linear, BERT's pooler (select_token, dense, tanh) and a classifier."""
+    from tests.test_pooler import FOLDED, _compile, _inputs
+    _compile(FOLDED).emit(folder, _inputs(2))
+
+
+#: emitted design -> (its emitter, library files it must use)
+EMITTED_DESIGNS = {
+    "transformer_block": (_transformer_block, {"gelu.sv", "layer_norm.sv", "softmax.sv"}),
+    "attention": (_attention, {"matmul.sv", "softmax.sv", "linear.sv"}),
+    "bert_layer": (_bert_layer, {"matmul.sv", "softmax.sv", "concat.sv", "layer_norm.sv", "gelu.sv"}),
+    "pooler": (_pooler, {"select_token.sv", "tanh.sv", "linear.sv"}),
+}
+
+
+@pytest.mark.parametrize("name", list(EMITTED_DESIGNS))
+def test_an_emitted_design_lints_clean_and_reads_into_yosys(tmp_path, name):
+    """A design as flow emits it (every stage, fork, FIFO and cast): lint-clean under -Wall and
+    elaborated by Yosys."""
+    from flow.estimate.design import design_sources
+
+    emit, used = EMITTED_DESIGNS[name]
+    folder = tmp_path / name
+    emit(folder)
     files, top = design_sources(folder)
-    assert {"matmul.sv", "softmax.sv", "concat.sv", "layer_norm.sv", "gelu.sv"} <= {f.name for f in files}
+    assert used <= {f.name for f in files}
     setup_verilator()
     result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
                             capture_output=True, text=True)
