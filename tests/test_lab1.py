@@ -100,3 +100,24 @@ def test_seeds_flag_is_checked():
         parse_seeds("0,x")
     with pytest.raises(ValueError, match="needs distinct non-negative integers"):
         parse_seeds("1,1")
+
+
+def test_task_2_recreates_a_missing_qat_checkpoint_and_records_it(smoke):
+    """Task 1 ran elsewhere: task 2 trains the seed's QAT model again with the same recipe and records
+    its accuracy beside task 1's (on one machine the recipe reproduces task 1's model exactly)."""
+    root, results = smoke
+    out = root / "out"
+    width = results["prune"]["start"]["width"]
+    (out / "checkpoints" / f"qat_{width}_seed1_smoke.pt").unlink()
+    (out / "prune_smoke.json").rename(out / "prune_smoke_first.json")
+    logs: list[str] = []
+    again = lab1.run("prune", "smoke", out=out, imdb_dir=str(root / "imdb"), progress=False, log=logs.append,
+                     seeds=SEEDS)["prune"]
+    recreated = again["start"]["recreated"]
+    assert list(recreated) == ["1"]
+    assert recreated["1"]["qat_val"] == again["start"]["qat_val"]["1"]
+    assert recreated["1"]["qat"] == again["start"]["qat"]["1"]
+    assert any("QAT checkpoint was missing; recreated" in line for line in logs)
+    assert (out / "checkpoints" / f"qat_{width}_seed1_smoke.pt").is_file()
+    first = json.loads((out / "prune_smoke_first.json").read_text())
+    assert [p["finetuned"] for p in again["points"]] == [p["finetuned"] for p in first["points"]]

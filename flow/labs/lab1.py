@@ -114,6 +114,14 @@ class Lab1:
         cfg = TrainConfig(lr=FINETUNE["lr"], epochs=FINETUNE["epochs"], seed=self.seed)
         return train(model, self.finetune_loader, cfg, progress=self.progress).seconds
 
+    def qat(self, model: nn.Module, width: int) -> float:
+        """Task 1's QAT of a model quantized at ``width``: the fine-tuning budget, then the checkpoint
+        task 2 starts from; returns seconds."""
+        seconds = self.finetune(model)
+        self.qat_checkpoint(width).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), self.qat_checkpoint(width))
+        return seconds
+
     def header(self, task: str) -> dict[str, Any]:
         return {"task": task, "preset": self.preset, "model": self.base_source, **self.data.describe(),
                 "finetune": {**FINETUNE, "samples": self.p["finetune_samples"]}, "meta": run_metadata(),
@@ -173,11 +181,9 @@ def quantize_task(lab: Lab1, seeds: tuple[int, ...] = (0,), log=print) -> dict[s
             report = quantize_module(model, fixed_config(width))
             ptq = lab.test_accuracy(model, f"test (PTQ {width} bits)")
             ptq_val = lab.val_accuracy(model, f"val (PTQ {width} bits)")
-            seconds = lab.finetune(model)
+            seconds = lab.qat(model, width)
             qat = lab.test_accuracy(model, f"test (QAT {width} bits)")
             qat_val = lab.val_accuracy(model, f"val (QAT {width} bits)")
-            lab.qat_checkpoint(width).parent.mkdir(parents=True, exist_ok=True)
-            torch.save(model.state_dict(), lab.qat_checkpoint(width))
             record["points"] = [p for p in record["points"] if (p["seed"], p["width"]) != (seed, width)]
             record["points"].append({"seed": seed, "width": width, "frac": frac_for(width), "ptq": ptq, "qat": qat,
                                      "ptq_val": ptq_val, "qat_val": qat_val, "quantized_layers": len(report.changed),
@@ -202,6 +208,24 @@ def best_width(record: dict[str, Any]) -> int:
                              f"rerun task 1 (python -m flow.labs.lab1 --task quantize) to measure it")
         by_width.setdefault(point["width"], []).append(point["qat_val"])
     return max(by_width, key=lambda w: (sum(by_width[w]) / len(by_width[w]), -w))
+
+
+def _recreate_qat(lab: Lab1, width: int, record: dict[str, Any], log) -> dict[str, Any]:
+    """Task 1's QAT model of this seed at ``width`` when its checkpoint is not on this machine (task 1
+    ran elsewhere): the same recipe again, its validation and test accuracy recorded beside task 1's
+    figures so a reader sees how close the retrained starting model is."""
+    start = time.perf_counter()
+    model = copy.deepcopy(lab.base)
+    quantize_module(model, fixed_config(width))
+    lab.qat(model, width)
+    again = {"qat_val": lab.val_accuracy(model, f"val (QAT {width} bits, recreated)"),
+             "qat": lab.test_accuracy(model, f"test (QAT {width} bits, recreated)"),
+             "base_trained_here": lab.base_source.get("trained_here", False),
+             "seconds": round(time.perf_counter() - start, 1), "commit": current_commit()}
+    record["start"].setdefault("recreated", {})[str(lab.seed)] = again
+    log(f"seed {lab.seed}: task 1's {width}-bit QAT checkpoint was missing; recreated: val {again['qat_val']:.4f}, "
+        f"test {again['qat']:.4f} (task 1: val {record['start']['qat_val'].get(str(lab.seed), float('nan')):.4f})")
+    return record
 
 
 def prune_task(lab: Lab1, quantized: dict[str, Any], seeds: tuple[int, ...] = (0,), log=print) -> dict[str, Any]:
@@ -230,12 +254,9 @@ def prune_task(lab: Lab1, quantized: dict[str, Any], seeds: tuple[int, ...] = (0
                 start = time.perf_counter()
                 model = copy.deepcopy(lab.base)
                 quantize_module(model, fixed_config(width))
-                checkpoint = lab.qat_checkpoint(width)
-                if not checkpoint.is_file():
-                    raise FileNotFoundError(f"task 1's {width}-bit QAT model of seed {seed} ({checkpoint}) is missing "
-                                            f"(task 1 ran elsewhere?); move {lab.out}/quantize_{lab.preset}.json aside "
-                                            f"and rerun both tasks")
-                model.load_state_dict(torch.load(checkpoint, weights_only=True, map_location="cpu"))
+                if not lab.qat_checkpoint(width).is_file():
+                    record = _store(path, _recreate_qat(lab, width, record, log), seed)
+                model.load_state_dict(torch.load(lab.qat_checkpoint(width), weights_only=True, map_location="cpu"))
                 report = prune_module(model, sparsity, method=method, scope="local", seed=seed)
                 pruned = lab.val_accuracy(model, f"val ({method} {sparsity:.1f})")
                 lab.finetune(model)
