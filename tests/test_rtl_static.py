@@ -71,6 +71,7 @@ def component_rows():
     for src, dst, par, _ in GELU_TABLE:
         yield "gelu", gelu_parameters(FixedFormat(*src), FixedFormat(*dst), par)
     yield "reciprocal", dict(BITS=24, DIV_WIDTH=13)
+    yield "int_exp", dict(N_W=21, EXP_FRAC=12)
     for src, out_frac, length, par, _ in SOFTMAX_TABLE:
         yield "softmax", softmax_parameters(FixedFormat(*src), out_frac, length, par)
     for src, dst, affine, features, par, *_ in LAYER_NORM_TABLE:

@@ -1,7 +1,7 @@
 `default_nettype none
 // softmax: softmax over rows of LENGTH signed elements, PAR per beat, as flow.arith.int_softmax.
 //   1. LOAD   the row is buffered while its maximum is found (one beat per cycle);
-//   2. EXP    each element's exp(x - max), PAR per cycle, is stored and summed: n = max - x at the
+//   2. EXP    each element's exp(x - max), PAR per cycle (int_exp.sv), is stored and summed: n = max - x at the
 //             working frac (<< WORK_SHIFT); z = floor(n / LN2) as (n * MAGIC) >> MAGIC_SHIFT (equal
 //             over the whole input range); r = n - z LN2; e = round((EXP_A (EXP_B - r)**2 +
 //             (EXP_C << C_SHIFT)) / 2**(z + POLY_SHIFT)), half up (I-BERT's polynomial);
@@ -43,15 +43,6 @@ module softmax #(
     localparam int RECIP_BITS = EXP_FRAC + OUT_FRAC + GUARD;
     localparam int OUT_SHIFT  = EXP_FRAC + GUARD;
     localparam int N_W        = IN_WIDTH + 1 + WORK_SHIFT;           // n = (max - x) << WORK_SHIFT
-    localparam int MAGIC_W    = $clog2(MAGIC + 1);
-    localparam int LN2_W      = $clog2(LN2 + 1);
-    localparam int B_W        = $clog2(EXP_B + 1);
-    localparam int A_W        = $clog2(EXP_A + 1);
-    localparam int C_W        = $clog2(EXP_C + 1) + C_SHIFT;
-    localparam int SQ_W       = A_W + 2 * B_W;
-    localparam int POLY_W     = (SQ_W > C_W ? SQ_W : C_W) + 1;
-    localparam int Z_W        = N_W + MAGIC_W;                        // the product before its shift
-    localparam int SH_W       = $clog2(N_W + POLY_SHIFT + POLY_W + 2) + 1;
     localparam int EXP_W      = EXP_FRAC + 2;
     localparam int SUM_W      = EXP_W + $clog2(LENGTH + 1);
     localparam int Q_W        = RECIP_BITS + 1;
@@ -61,7 +52,7 @@ module softmax #(
         if (PAR < 1 || LENGTH % PAR != 0) begin : g_bad_par
             $error("softmax: PAR must divide LENGTH (the row length); pick a PAR that divides it");
         end
-        if (Z_W > 62 || POLY_W > 62 || PROD_W > 62) begin : g_too_wide
+        if (PROD_W > 62) begin : g_too_wide
             $error("softmax: a product is wider than 62 bits; narrow the input or lower EXP_FRAC/OUT_FRAC");
         end
     endgenerate
@@ -97,37 +88,17 @@ module softmax #(
     logic [EXP_W-1:0] lane_exp [PAR];
     logic [SUM_W-1:0] beat_sum;
     for (genvar lane = 0; lane < PAR; lane++) begin : g_exp
-        logic [IN_WIDTH:0]  diff;
-        logic [N_W-1:0]     n;
-        logic [Z_W-1:0]     scaled;
-        logic [N_W-1:0]     z;
-        logic [N_W+LN2_W-1:0] z_ln2;
-        logic [B_W-1:0]     t;
-        logic [POLY_W-1:0]  poly;
-        logic [SH_W-1:0]    shift;
-        /* verilator lint_off UNUSEDSIGNAL */  // e < 2**EXP_W: the high bits are zero
-        logic [POLY_W:0]    rounded;
-        /* verilator lint_on UNUSEDSIGNAL */
-
+        logic [IN_WIDTH:0] diff;
+        logic [N_W-1:0]    n;
         always_comb begin
-            diff    = {row_max[IN_WIDTH-1], row_max} - {row[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)][IN_WIDTH-1],
-                                                         row[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)]};
-            n       = {{(N_W - IN_WIDTH - 1){1'b0}}, diff} << WORK_SHIFT;
-            scaled  = {{(Z_W - N_W){1'b0}}, n} * {{(Z_W - MAGIC_W){1'b0}}, MAGIC_W'(MAGIC)};
-            z       = N_W'(scaled >> MAGIC_SHIFT);
-            z_ln2   = {{LN2_W{1'b0}}, z} * {{N_W{1'b0}}, LN2_W'(LN2)};
-            t       = B_W'(EXP_B) - B_W'({{LN2_W{1'b0}}, n} - z_ln2);
-            poly    = POLY_W'(EXP_A) * POLY_W'(t) * POLY_W'(t) + (POLY_W'(EXP_C) << C_SHIFT);
-            shift   = SH_W'(z) + SH_W'(POLY_SHIFT);
-            if (z > N_W'(POLY_W) || shift > SH_W'(POLY_W)) begin
-                rounded = '0;
-            end else if (shift == '0) begin
-                rounded = {1'b0, poly};
-            end else begin
-                rounded = ({1'b0, poly} + ((POLY_W + 1)'(1) << (shift - SH_W'(1)))) >> shift;
-            end
-            lane_exp[lane] = EXP_W'(rounded);
+            diff = {row_max[IN_WIDTH-1], row_max} - {row[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)][IN_WIDTH-1],
+                                                      row[ADDR_W'(beat) * ADDR_W'(PAR) + ADDR_W'(lane)]};
+            n    = {{(N_W - IN_WIDTH - 1){1'b0}}, diff} << WORK_SHIFT;
         end
+        int_exp #(
+            .N_W(N_W), .EXP_FRAC(EXP_FRAC), .LN2(LN2), .MAGIC(MAGIC), .MAGIC_SHIFT(MAGIC_SHIFT), .EXP_A(EXP_A),
+            .EXP_B(EXP_B), .EXP_C(EXP_C), .C_SHIFT(C_SHIFT), .POLY_SHIFT(POLY_SHIFT)
+        ) u_exp (.n(n), .e(lane_exp[lane]));
     end
 
     always_comb begin

@@ -1,6 +1,6 @@
 `default_nettype none
 // tanh: stream tanh on PAR signed elements per beat, as flow.nn.QuantTanh: tanh x = 2 s - 1 with
-// s = softmax(x, -x)_0 by flow.arith.int_softmax, with its constants (softmax.sv's exp):
+// s = softmax(x, -x)_0 by flow.arith.int_softmax, with its constants (int_exp.sv, as softmax.sv):
 //   1. EXP    the pair's maximum is |x|, so its shifted codes are 0 and -2|x|: n = 2|x| << WORK_SHIFT,
 //             z = (n * MAGIC) >> MAGIC_SHIFT (floor(n / LN2) over the whole input range),
 //             e = round((EXP_A (EXP_B - (n - z LN2))**2 + (EXP_C << C_SHIFT)) / 2**(z + POLY_SHIFT)),
@@ -43,15 +43,6 @@ module tanh #(
     localparam int RECIP_BITS = EXP_FRAC + OUT_FRAC + GUARD;
     localparam int OUT_SHIFT  = EXP_FRAC + GUARD;
     localparam int N_W        = IN_WIDTH + 1 + WORK_SHIFT;           // n = 2|x| << WORK_SHIFT
-    localparam int MAGIC_W    = $clog2(MAGIC + 1);
-    localparam int LN2_W      = $clog2(LN2 + 1);
-    localparam int B_W        = $clog2(EXP_B + 1);
-    localparam int A_W        = $clog2(EXP_A + 1);
-    localparam int C_W        = $clog2(EXP_C + 1) + C_SHIFT;
-    localparam int SQ_W       = A_W + 2 * B_W;
-    localparam int POLY_W     = (SQ_W > C_W ? SQ_W : C_W) + 1;
-    localparam int Z_W        = N_W + MAGIC_W;                        // the product before its shift
-    localparam int SH_W       = $clog2(N_W + POLY_SHIFT + POLY_W + 2) + 1;
     localparam int EXP_W      = EXP_FRAC + 2;
     localparam int SUM_W      = EXP_W + 1;
     localparam int SKIP       = EXP_FRAC;                             // leading quotient bits, all 0
@@ -66,40 +57,16 @@ module tanh #(
         if (EXP_FRAC < 2) begin : g_bad_exp_frac
             $error("tanh: EXP_FRAC must be at least 2 (the divider skips its first EXP_FRAC steps)");
         end
-        if (Z_W > 62 || POLY_W > 62 || PROD_W > 62) begin : g_too_wide
+        if (PROD_W > 62) begin : g_too_wide
             $error("tanh: a product is wider than 62 bits; narrow the input or lower EXP_FRAC/OUT_FRAC");
         end
     endgenerate
 
-    // exp(-n 2**-(IN_FRAC + WORK_SHIFT)) at EXP_FRAC, as softmax.sv's lanes
-    function automatic logic [EXP_W-1:0] exp_of(input logic [N_W-1:0] n);
-        logic [Z_W-1:0]       scaled;
-        logic [N_W-1:0]       z;
-        logic [N_W+LN2_W-1:0] z_ln2;
-        logic [B_W-1:0]       t;
-        logic [POLY_W-1:0]    poly;
-        logic [SH_W-1:0]      shift;
-        /* verilator lint_off UNUSEDSIGNAL */  // e < 2**EXP_W: the high bits are zero
-        logic [POLY_W:0]      rounded;
-        /* verilator lint_on UNUSEDSIGNAL */
-        scaled = {{(Z_W - N_W){1'b0}}, n} * {{(Z_W - MAGIC_W){1'b0}}, MAGIC_W'(MAGIC)};
-        z      = N_W'(scaled >> MAGIC_SHIFT);
-        z_ln2  = {{LN2_W{1'b0}}, z} * {{N_W{1'b0}}, LN2_W'(LN2)};
-        t      = B_W'(EXP_B) - B_W'({{LN2_W{1'b0}}, n} - z_ln2);
-        poly   = POLY_W'(EXP_A) * POLY_W'(t) * POLY_W'(t) + (POLY_W'(EXP_C) << C_SHIFT);
-        shift  = SH_W'(z) + SH_W'(POLY_SHIFT);
-        if (z > N_W'(POLY_W) || shift > SH_W'(POLY_W)) begin
-            rounded = '0;
-        end else if (shift == '0) begin
-            rounded = {1'b0, poly};
-        end else begin
-            rounded = ({1'b0, poly} + ((POLY_W + 1)'(1) << (shift - SH_W'(1)))) >> shift;
-        end
-        exp_of = EXP_W'(rounded);
-    endfunction
-
     logic [EXP_W-1:0] e_zero;
-    assign e_zero = exp_of('0);
+    int_exp #(
+        .N_W(N_W), .EXP_FRAC(EXP_FRAC), .LN2(LN2), .MAGIC(MAGIC), .MAGIC_SHIFT(MAGIC_SHIFT), .EXP_A(EXP_A),
+        .EXP_B(EXP_B), .EXP_C(EXP_C), .C_SHIFT(C_SHIFT), .POLY_SHIFT(POLY_SHIFT)
+    ) u_exp_zero (.n('0), .e(e_zero));
 
     logic [STAGES-1:0] valid;
     logic              advance;
@@ -125,12 +92,17 @@ module tanh #(
         logic [IN_WIDTH-1:0] x;
         logic [IN_WIDTH:0]   magnitude;
         logic [EXP_W-1:0]    e;
+        logic [N_W-1:0]      n;
 
         always_comb begin
             x         = s_axis_tdata[lane*IN_WIDTH +: IN_WIDTH];
             magnitude = x[IN_WIDTH-1] ? -{x[IN_WIDTH-1], x} : {1'b0, x};
-            e         = exp_of(N_W'({magnitude, 1'b0}) << WORK_SHIFT);
+            n         = N_W'({magnitude, 1'b0}) << WORK_SHIFT;
         end
+        int_exp #(
+            .N_W(N_W), .EXP_FRAC(EXP_FRAC), .LN2(LN2), .MAGIC(MAGIC), .MAGIC_SHIFT(MAGIC_SHIFT), .EXP_A(EXP_A),
+            .EXP_B(EXP_B), .EXP_C(EXP_C), .C_SHIFT(C_SHIFT), .POLY_SHIFT(POLY_SHIFT)
+        ) u_exp (.n(n), .e(e));
 
         always_ff @(posedge clk) begin
             if (advance) begin
