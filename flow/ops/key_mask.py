@@ -47,6 +47,7 @@ from flow.ops.base import (
     Stage,
     StreamInfo,
     Times,
+    op_with_role,
     register_op,
 )
 from flow.ops.cast import cast_to
@@ -62,9 +63,10 @@ MASK_OPS = frozenset({
 })
 CONSUMERS = ("add", "masked_fill", "where")
 SOFTMAX = ("softmax", "_softmax")
+SDPA = "scaled_dot_product_attention"
 FORMS = ("flow lowers a (batch, sequence) key mask as HF BERT applies it: scores + (1 - mask[:, None, None, :]) * "
          "finfo.min (or where(mask, 0, finfo.min)), scores.masked_fill(mask[:, None, None, :] == 0, -inf) or "
-         "where(mask, scores, -inf), read only by softmax(-1)")
+         "where(mask, scores, -inf), read only by softmax(-1), or scaled_dot_product_attention's attn_mask")
 VERY_NEGATIVE = -1e4  # a fill above this is not a mask (the softmax's input format decides the exact bound)
 
 
@@ -248,6 +250,9 @@ class KeyMaskOp(Op):
                 raise ctx.unsupported(node, f"{name} on the attention mask's path ({FORMS}):")
             ctx.masks.add(node)
             return
+        if name == SDPA:  # scaled_dot_product_attention(q, k, v, attn_mask): the heads rule, masked
+            op_with_role("heads").lower(node, ctx)
+            return
         if name not in CONSUMERS:
             raise ctx.unsupported(node, f"{name} of the attention mask and a tensor of the data path ({FORMS}):")
         self._apply(node, ctx)
@@ -256,15 +261,16 @@ class KeyMaskOp(Op):
         """add / masked_fill / where of the scores and the mask: one key_mask layer (a head)."""
         name = op_name(node)
         args = list(node.args)
+        fill_arg, kept = None, True
         if name == "add":
             if len(args) != 2 or node.kwargs.get("alpha", 1) != 1:
                 raise ctx.unsupported(node, f"an add with alpha of the attention mask ({FORMS}):")
             scores, other = (args[0], args[1]) if args[1] in ctx.masks else (args[1], args[0])
         elif name == "masked_fill":
-            scores, other = args[0], args[1]
-        else:  # where(cond, a, b)
-            scores = next((arg for arg in args[1:3] if isinstance(arg, fx.Node) and arg not in ctx.masks), None)
-            other = args[0]
+            scores, other, fill_arg = args[0], args[1], args[2] if len(args) > 2 else None
+        else:  # where(cond, a, b): the scores kept where cond holds (a) or where it does not (b)
+            kept = not (isinstance(args[1], fx.Node) and args[1] in ctx.masks)
+            scores, other, fill_arg = (args[1], args[0], args[2]) if kept else (args[2], args[0], args[1])
         if not isinstance(scores, fx.Node) or scores in ctx.masks or other not in ctx.masks:
             raise ctx.unsupported(node, f"{name} that is not the scores and the mask ({FORMS}):")
         shape = _shape(scores)
@@ -279,29 +285,46 @@ class KeyMaskOp(Op):
         if not users or any(op_name(user) not in SOFTMAX or user.args[0] is not node for user in users):
             raise ctx.unsupported(node, f"a masked score read by {', '.join(op_name(u) for u in users) or 'nothing'} "
                                         f"({FORMS}):")
-        fill = self._fill(node, ctx, scores, shape)
+        fill = self._fill(node, ctx, name, shape, other, fill_arg, kept)
         path = owner(node)
         base = f"{path}.key_mask" if path else "key_mask"
         if heads is None:
-            layer = FloatLayer("key_mask", ctx.name_of(base, node), (ctx.feeding(node, scores), MASK),
-                               attrs={"fill": fill, "form": name}, features=seq)
-            ctx.add(layer, node)
+            ctx.add(FloatLayer("key_mask", ctx.name_of(base, node), (ctx.feeding(node, scores), MASK),
+                               attrs={"fill": fill, "form": name}, features=seq), node)
             return
+        ctx.heads[node] = self.mask_heads(node, ctx, heads, base, fill, name)
+
+    def mask_heads(self, node: fx.Node, ctx: Lowering, heads: Any, base: str, fill: float, form: str) -> Any:
+        """One key_mask layer a head of ``heads`` (flow.ops.heads.Heads of the scores), all reading
+        the mask stream (the graph builder forks it); the masked scores' heads."""
         from flow.ops.heads import Heads  # the heads rule keeps each head's stream
 
         reserved, names = ctx.name_of(base, node), []
         for head, source in enumerate(heads.names):
-            layer_name = reserved if len(heads.names) == 1 else ctx.name_of(f"{reserved}.head{head}", node)
-            ctx.add(FloatLayer("key_mask", layer_name, (source, MASK), attrs={"fill": fill, "form": name},
-                               features=seq))
-            names.append(layer_name)
-        ctx.heads[node] = Heads(tuple(names), "bhsd")
+            name = reserved if len(heads.names) == 1 else ctx.name_of(f"{reserved}.head{head}", node)
+            ctx.add(FloatLayer("key_mask", name, (source, MASK), attrs={"fill": fill, "form": form}, features=ctx.sequence))
+            names.append(name)
+        return Heads(tuple(names), "bhsd")
 
-    def _fill(self, node: fx.Node, ctx: Lowering, scores: fx.Node, shape: tuple[int, ...]) -> float:
-        """Evaluate the mask's subgraph on probe masks: what the node does to the scores must be a key
+    def sdpa_fill(self, node: fx.Node, ctx: Lowering, attn_mask: fx.Node, shape: tuple[int, ...]) -> tuple[float, str]:
+        """scaled_dot_product_attention's ``attn_mask`` computed from the mask: a bool mask (True = attend)
+        or a float one added to the scores. Returns the fill and the form ("where" or "add")."""
+        if attn_mask not in ctx.masks:
+            raise ctx.unsupported(node, f"scaled_dot_product_attention with an attn_mask that is not computed from "
+                                        f"the attention mask input ({FORMS}):")
+        value = attn_mask.meta.get("val")
+        if value is not None and value.dtype == torch.bool:
+            return self._fill(node, ctx, "sdpa", shape, attn_mask, None, True), "where"
+        return self._fill(node, ctx, "add", shape, attn_mask, None, True), "add"
+
+    def _fill(self, node: fx.Node, ctx: Lowering, form: str, shape: tuple[int, ...], operand: fx.Node,
+              fill_arg: Any, kept: bool) -> float:
+        """Evaluate the mask's subgraph on probe masks: what ``node`` does to the scores must be a key
         mask (masked keys of every row and head get one very negative value, nothing else changes).
+        ``form``: add (``operand`` a bias), masked_fill (``operand`` true where masked), where
+        (``operand`` true where the scores are ``kept``) or sdpa (a bool attn_mask, true = attend).
         Returns that value (for add: the bias on a masked key)."""
-        name, mask = op_name(node), ctx.mask
+        mask = ctx.mask
         example = mask.meta["val"]
         fills: set[float] = set()
         for keep in _probes(tuple(example.shape), example.dtype):
@@ -313,20 +336,15 @@ class KeyMaskOp(Op):
                 return _evaluate(arg, mask, keep, memo) if isinstance(arg, fx.Node) else arg
 
             try:
-                if name == "add":
-                    bias = value(node.args[1] if node.args[0] is scores else node.args[0])
-                    bias = torch.broadcast_to(torch.as_tensor(bias, dtype=torch.float64), shape)
+                if form == "add":
+                    bias = torch.broadcast_to(torch.as_tensor(value(operand), dtype=torch.float64), shape)
                     ok = bool(torch.all(bias[wanted] == 0))
                     fills.update(bias[~wanted].unique().tolist())
-                elif name == "masked_fill":
-                    cond = torch.broadcast_to(torch.as_tensor(value(node.args[1])), shape)
-                    ok = cond.dtype == torch.bool and torch.equal(cond, ~wanted)
-                    fills.add(float(value(node.args[2])))
                 else:
-                    cond = torch.broadcast_to(torch.as_tensor(value(node.args[0])), shape)
-                    kept = node.args[1] is scores
-                    ok = cond.dtype == torch.bool and torch.equal(cond, wanted if kept else ~wanted)
-                    fills.add(float(value(node.args[2] if kept else node.args[1])))
+                    cond = torch.broadcast_to(torch.as_tensor(value(operand)), shape)
+                    target = ~wanted if form == "masked_fill" else (wanted if kept else ~wanted)
+                    ok = cond.dtype == torch.bool and torch.equal(cond, target)
+                    fills.add(float("-inf") if form == "sdpa" else float(value(fill_arg)))
             except LoweringError:
                 raise
             except (RuntimeError, TypeError, ValueError, IndexError) as error:
