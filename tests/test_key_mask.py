@@ -12,16 +12,16 @@ from torch import nn
 
 import flow
 from flow.compiler.lower import LoweringError
-from flow.formats.fixed import FixedFormat
-from flow.formats.fixed import dequantize as fixed_dequantize
-from flow.nn import QuantSoftmax
-from flow.ops.key_mask import key_mask_codes
 from flow.emit.vectors import read_vectors
 from flow.errors import ConfigError
 from flow.estimate.model import estimate
+from flow.formats.fixed import FixedFormat
+from flow.formats.fixed import dequantize as fixed_dequantize
+from flow.nn import QuantSoftmax
 from flow.ops import MASK
+from flow.ops.key_mask import key_mask_codes
 from flow.simulation.rtl_model import RtlModel
-from tests.test_attention import FOLDED, PARALLEL, QUANT, SEQ, D, Attention, _compile, _inputs
+from tests.test_attention import FOLDED, PARALLEL, QUANT, SEQ, Attention, D, _compile, _inputs
 
 
 @pytest.mark.parametrize("fmt", [FixedFormat(16, 8), FixedFormat(12, 6), FixedFormat(8, 3)])
