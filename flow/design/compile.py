@@ -88,13 +88,13 @@ class Design:
         if isinstance(inputs, tuple | list):
             inputs, masks = inputs
         x_codes = self.quantize_inputs(inputs)
-        m_codes = self.quantize_mask(masks, x_codes.shape[0]) if self.has_mask else self.quantize_mask(masks, 0)
+        m_codes = self.quantize_mask(masks, x_codes.shape[0]) if self.has_mask or masks is not None else None
         if labels is None:
-            labels = self.reference(x_codes, m_codes if self.has_mask else None).argmax(dim=1)
+            labels = self.reference(x_codes, m_codes).argmax(dim=1)
             fields = {**(fields or {}), "labels": "the exact reference's argmax (no labels given)"}
         return write_design(Path(folder), self.graph, self.name, x_codes, labels, source=source,
                             fields=fields or {}, yosys_timeout=yosys_timeout, log=log, started=started,
-                            m_codes=m_codes if self.has_mask else None)
+                            m_codes=m_codes)
 
     def simulate(self, folder: str | Path, vectors: int | None = None, seed: int = 1, gap: float = 0.3,
                  stall: float = 0.3, log: Callable[[str], None] = _quiet,
