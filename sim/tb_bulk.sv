@@ -1,6 +1,7 @@
 // Bulk stream testbench: a design's whole vector set through its top at Verilator speed.
 //
-// The SystemVerilog twin of sim/tb_stream.py for a design with one input stream s_axis and one
+// The SystemVerilog twin of sim/tb_stream.py for a design with one input stream s_axis (and, with
+// +define+TB_MASK, the attention mask stream s_axis_mask) and one
 // output stream m_axis (docs/DESIGN.md, "Stream protocol"), built by flow/simulation/bulk_engine.py.
 // The design's top module comes in as the macro DUT (+define+DUT=<top>); the parameters give
 // the beat widths and the beats per vector. Everything else comes at run time as plusargs:
@@ -16,6 +17,9 @@
 //   +gap=<t> +stall=<t>         pause thresholds: a port pauses a cycle when a fresh 32-bit random
 //                               number is below t (t = probability * 2**32)
 //   +budget=<cycles>            a phase that runs longer stops and reports what is missing
+//   +masks=<file>     with +define+TB_MASK (a design with an attention mask input, s_axis_mask):
+//                     the mask beats, one byte a beat (the bit in its least significant bit),
+//                     MASK_BEATS a vector, driven with their own random gaps
 //
 // Two phases run, as in tb_stream.py: a clean one (no gaps, no backpressure) over the first
 // `clean` vectors that measures latency (first output handshake - first input handshake) and the
@@ -39,7 +43,8 @@ module tb_bulk #(
     parameter int OUT_BITS = 8,   // output beat: out_width * out_par
     parameter int OUT_WIDTH = 8,  // output element width (at most 64)
     parameter int IN_BEATS = 1,   // input beats per vector
-    parameter int OUT_BEATS = 1   // output beats per vector
+    parameter int OUT_BEATS = 1,  // output beats per vector
+    parameter int MASK_BEATS = 0  // mask beats per vector (+define+TB_MASK: the DUT has s_axis_mask)
 )
 `ifdef TB_EXTERNAL_CLOCK
     (input logic clk);
@@ -62,22 +67,37 @@ module tb_bulk #(
     logic m_valid;
     logic m_ready = 1'b0;
 
+    logic k_data = 1'b0;  // the attention mask stream (TB_MASK)
+    logic k_valid = 1'b0;
+    logic k_ready;
+
+`ifdef TB_MASK
+    `DUT dut (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(s_data), .s_axis_tvalid(s_valid), .s_axis_tready(s_ready),
+        .s_axis_mask_tdata(k_data), .s_axis_mask_tvalid(k_valid), .s_axis_mask_tready(k_ready),
+        .m_axis_tdata(m_data), .m_axis_tvalid(m_valid), .m_axis_tready(m_ready)
+    );
+`else
     `DUT dut (
         .clk(clk), .rst(rst),
         .s_axis_tdata(s_data), .s_axis_tvalid(s_valid), .s_axis_tready(s_ready),
         .m_axis_tdata(m_data), .m_axis_tvalid(m_valid), .m_axis_tready(m_ready)
     );
+    assign k_ready = 1'b0;
+`endif
 
+    logic mask_beats[$];
     logic [IN_BITS-1:0] in_beats[$];
     logic [OUT_BITS-1:0] want_beats[$];
     int vectors, clean_vectors;
     longint seed, gap_threshold, stall_threshold, budget;
-    string inputs_file, expected_file, received_file, results_file;
+    string inputs_file, expected_file, received_file, results_file, masks_file;
     int received_fd, results_fd;
 
     // one splitmix64 generator per port: the state steps by a constant, mix() scrambles it
     localparam logic [63:0] GOLDEN = 64'h9E3779B97F4A7C15;
-    logic [63:0] gap_state, stall_state;
+    logic [63:0] gap_state, stall_state, mask_gap_state;
 
     function automatic logic [31:0] mix(logic [63:0] state);
         logic [63:0] z;
@@ -106,6 +126,7 @@ module tb_bulk #(
         if (!$value$plusargs("expected=%s", expected_file)) expected_file = "expected.bin";
         if (!$value$plusargs("received=%s", received_file)) received_file = "received.hex";
         if (!$value$plusargs("results=%s", results_file)) results_file = "results.txt";
+        if (!$value$plusargs("masks=%s", masks_file)) masks_file = "masks.bin";
         // each beat is ceil(bits/8) bytes, most significant first, as $fread fills a variable
         load_inputs: begin
             int fd;
@@ -125,6 +146,20 @@ module tb_bulk #(
                 want_beats.push_back(word);
             $fclose(fd);
         end
+        if (MASK_BEATS > 0) begin : load_masks
+            int fd;
+            logic [7:0] byte_word;
+            fd = $fopen(masks_file, "rb");
+            if (fd == 0) begin $display("tb_bulk: cannot open %s", masks_file); $fatal(1); end
+            while (mask_beats.size() < vectors * MASK_BEATS && $fread(byte_word, fd) == 1)
+                mask_beats.push_back(byte_word[0]);
+            $fclose(fd);
+            if (mask_beats.size() != vectors * MASK_BEATS) begin
+                $display("tb_bulk: %0d vectors need %0d mask beats; %s holds %0d", vectors, vectors * MASK_BEATS,
+                         masks_file, mask_beats.size());
+                $fatal(1);
+            end
+        end
         loaded = in_beats.size();
         if (loaded != vectors * IN_BEATS || want_beats.size() != vectors * OUT_BEATS) begin
             $display("tb_bulk: %0d vectors need %0d input and %0d expected beats; the files hold %0d and %0d",
@@ -133,6 +168,7 @@ module tb_bulk #(
         end
         gap_state = seed * 64'hD1B54A32D192ED03 + 64'd1;
         stall_state = seed * 64'hD1B54A32D192ED03 + 64'h8CB92BA72F3D8DD7;
+        mask_gap_state = seed * 64'hD1B54A32D192ED03 + 64'h3C6EF372FE94F82B;
         received_fd = $fopen(received_file, "w");
         results_fd = $fopen(results_file, "w");
         if (received_fd == 0 || results_fd == 0) begin
@@ -150,6 +186,8 @@ module tb_bulk #(
     longint phase_start = 0;    // the cycle the phase's RUN began
     int in_total, out_total;    // beats of the current phase
     int sent = 0, got = 0;      // input beats taken by the DUT, output beats received
+    int mask_total, mask_sent = 0;  // mask beats of the current phase, and taken by the DUT
+    int mask_count = 0;         // mask beats of the random phase
     logic timed_out = 1'b0;
 
     // figures
@@ -196,6 +234,7 @@ module tb_bulk #(
         $fdisplay(results_fd, "vectors=%0d", vectors);
         $fdisplay(results_fd, "clean_vectors=%0d", clean_vectors);
         $fdisplay(results_fd, "in_beats=%0d", in_count[1]);
+        $fdisplay(results_fd, "mask_beats=%0d", mask_count);
         $fdisplay(results_fd, "out_beats=%0d", out_count[1]);
         $fdisplay(results_fd, "expected_out_beats=%0d", vectors * OUT_BEATS);
         $fdisplay(results_fd, "elements_compared=%0d", elements_compared);
@@ -223,12 +262,13 @@ module tb_bulk #(
     endtask
 
     always @(posedge clk) begin
-        logic fire_in, fire_out, gap_pause, stall_pause;
+        logic fire_in, fire_out, fire_mask, gap_pause, stall_pause, mask_pause;
         cycle <= cycle + 1;
         case (state)
             RESET: begin
                 rst <= 1'b1;
                 s_valid <= 1'b0;
+                k_valid <= 1'b0;
                 m_ready <= 1'b0;
                 wait_cycles++;
                 if (wait_cycles == RESET_CYCLES) begin
@@ -237,6 +277,8 @@ module tb_bulk #(
                     wait_cycles = 0;
                     sent = 0;
                     got = 0;
+                    mask_sent = 0;
+                    mask_total = (phase == 0 ? clean_vectors : vectors) * MASK_BEATS;
                     in_total = (phase == 0 ? clean_vectors : vectors) * IN_BEATS;
                     out_total = (phase == 0 ? clean_vectors : vectors) * OUT_BEATS;
                     first_in[phase] = -1;
@@ -250,6 +292,11 @@ module tb_bulk #(
             RUN, TAIL: begin
                 fire_in = s_valid && s_ready;
                 fire_out = m_valid && m_ready;
+                fire_mask = k_valid && k_ready;
+                if (fire_mask) begin
+                    mask_sent++;
+                    if (phase == 1) mask_count++;
+                end
                 if (fire_in) begin
                     if (sent == 0) first_in[phase] = cycle;
                     sent++;
@@ -274,14 +321,25 @@ module tb_bulk #(
                 if (phase == 1) begin
                     gap_pause = {32'b0, mix(gap_state + GOLDEN)} < gap_threshold;
                     stall_pause = {32'b0, mix(stall_state + GOLDEN)} < stall_threshold;
+                    mask_pause = {32'b0, mix(mask_gap_state + GOLDEN)} < gap_threshold;
                     gap_state <= gap_state + GOLDEN;
                     stall_state <= stall_state + GOLDEN;
+                    mask_gap_state <= mask_gap_state + GOLDEN;
                     gap_cycles += 64'(gap_pause);
                     stall_cycles += 64'(stall_pause);
                     random_run_cycles++;
                 end else begin
                     gap_pause = 1'b0;
                     stall_pause = 1'b0;
+                    mask_pause = 1'b0;
+                end
+                if (!k_valid || k_ready) begin  // the mask stream: the same rule, its own pauses
+                    if (mask_sent < mask_total && !mask_pause) begin
+                        k_valid <= 1'b1;
+                        k_data <= mask_beats[mask_sent];
+                    end else begin
+                        k_valid <= 1'b0;
+                    end
                 end
                 if (!s_valid || s_ready) begin  // no beat waiting: present the next one or pause
                     if (sent < in_total && !gap_pause) begin
@@ -307,6 +365,7 @@ module tb_bulk #(
                         state <= RESET;
                         wait_cycles = 0;
                         s_valid <= 1'b0;
+                        k_valid <= 1'b0;
                     end else begin
                         state <= DONE;
                         finish_run();

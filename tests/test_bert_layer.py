@@ -1,4 +1,4 @@
-"""Hugging Face BertLayer and BertEncoder (no attention mask) compiled with flow.compile into one
+"""Hugging Face BertLayer and BertEncoder (and a BertEncoder taking an attention mask) compiled with flow.compile into one
 sequence design (flow/ops/heads.py): each attention head is its own token stream (the Q, K, V
 Linears split into one Linear a head, per-head matmuls and softmax, the heads concatenated back),
 bit-exact in Verilator against flow's reference and the RTL-derived model, the cycle model
@@ -308,3 +308,97 @@ def test_multi_head_forms_flow_cannot_stream_are_one_line_lowering_errors(case, 
     with pytest.raises(LoweringError) as error:
         flow.compile(Heads(case), torch.randn(2, SEQ, HIDDEN), quant=DEFAULT)
     assert message in str(error.value) and len(str(error.value).splitlines()) == 1, str(error.value)
+
+
+# ---- the attention mask: a second input (batch, sequence), one key_mask a head ----
+class MaskedEncoder(nn.Module):
+    """A BertEncoder taking ``(hidden_states, attention_mask)`` as BertModel passes them on: the
+    (batch, sequence) 0/1 mask made 4-D by ``create_bidirectional_mask`` (what transformers 5
+    BertModel does: index, and, expand, where(mask, 0, finfo.min)), or by the classic additive
+    ``(1 - mask[:, None, None, :]) * finfo.min``."""
+
+    def __init__(self, layers: int = 1, form: str = "bidirectional", attention: str = "eager") -> None:
+        super().__init__()
+        self.config = bert_config(layers=layers, attention=attention)
+        self.encoder = BertEncoder(self.config)
+        self.form = form
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.form == "bidirectional":
+            from transformers.masking_utils import create_bidirectional_mask
+
+            mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states,
+                                             attention_mask=attention_mask)
+        else:
+            mask = (1.0 - attention_mask[:, None, None, :].to(hidden_states.dtype)) * torch.finfo(
+                hidden_states.dtype).min
+        return self.encoder(hidden_states, attention_mask=mask)[0]
+
+
+MASKED_PARALLELISM = {"default": {"in_par": "auto", "out_par": 4}, "encoder.layer.0.attention.self.query": {"in_par": 4}}
+
+
+def _masked_encoder(layers: int = 1, form: str = "bidirectional", attention: str = "eager", seed: int = 0):
+    model = randomized(MaskedEncoder(layers, form, attention), seed)
+    design = flow.compile(model, (torch.randn(2, SEQ, HIDDEN), torch.ones(2, SEQ, dtype=torch.long)), quant=QUANT,
+                          parallelism=MASKED_PARALLELISM, name="masked_encoder")
+    return design, model
+
+
+def _bert_masks(count: int, seed: int = 4) -> torch.Tensor:
+    """Random real lengths (padding at the end, as a tokenizer pads), the first sample all real and the
+    second one real token."""
+    lengths = torch.randint(1, SEQ + 1, (count,), generator=torch.Generator().manual_seed(seed))
+    lengths[0], lengths[1] = SEQ, 1
+    return (torch.arange(SEQ)[None, :] < lengths[:, None]).long()
+
+
+@pytest.mark.parametrize("form,attention", [("bidirectional", "eager"), ("additive", "eager"),
+                                            ("bidirectional", "sdpa")])
+def test_a_masked_bert_encoder_gets_one_key_mask_a_head_and_an_exact_reference(form, attention):
+    design, model = _masked_encoder(form=form, attention=attention)
+    masks = [stage for stage in design.graph.stages if stage.report_row()["kind"] == "key_mask"]
+    prefix = "encoder.layer.0.attention.self." + ("sdpa." if attention == "sdpa" else "")
+    assert [stage.name for stage in masks] == [f"{prefix}key_mask.head{h}" for h in range(HEADS)]
+    stages = {stage.name: stage for stage in design.graph.stages}
+    fork = stages["input_mask_fork"]
+    assert fork.inputs == ("input_mask",) and {masks[0].inputs[1], masks[1].inputs[1]} == set(fork.outputs)
+    for h, stage in enumerate(masks):
+        assert stages[f"{prefix}softmax.head{h}"].inputs == (stage.name,)
+    x, attention_mask = _inputs(6), _bert_masks(6)
+    codes = design.quantize_inputs(x)
+    exact = design.reference(codes, attention_mask)
+    reference, _ = _masked_encoder()
+    assert torch.equal(exact, reference.reference(codes, attention_mask))  # every form: the same numbers
+    padded = [bool(m.min() == 0) for m in attention_mask]
+    assert (exact != design.reference(codes)).any(dim=1).tolist() == padded
+    with torch.no_grad():
+        fake = design.fake_quant_model()(x, attention_mask)
+        floating = model(x, attention_mask)
+    assert torch.equal(fake, design.graph.last.out_format.dequantize(exact))
+    real = attention_mask.bool()  # a padded token's row attends to real tokens only, as in float
+    assert (fake.reshape(6, SEQ, HIDDEN) - floating)[real].abs().max() < 0.5
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("layers,form,engine", [(1, "bidirectional", "bulk"), (2, "additive", "bulk"),
+                                                (1, "additive", "cocotb")])
+def test_a_masked_bert_encoder_is_bit_exact_in_rtl_and_meets_the_cycle_model(layers, form, engine, tmp_path):
+    """Masks of random real lengths (all real, one real token) on s_axis_mask with its own random
+    gaps, 30 % gaps and backpressure on the data streams; both simulation engines."""
+    design, _ = _masked_encoder(layers, form)
+    count = 16 if layers == 1 else 8
+    folder = tmp_path / "masked_encoder"
+    design.emit(folder, (_inputs(count), _bert_masks(count)))
+    vectors = read_vectors(folder / "vectors")  # the masks change the outputs of every padded sample
+    padded = (vectors.masks.min(dim=1).values == 0).tolist()
+    assert (vectors.expected != design.reference(vectors.inputs)).any(dim=1).tolist() == padded and any(padded)
+    sim = design.simulate(folder, engine=engine)
+    assert sim["mismatches"] == 0 and sim["out_beats"] == sim["expected_out_beats"] == count * SEQ * HIDDEN // 4
+    assert sim["elements_compared"] >= count * SEQ * HIDDEN
+    modelled = (design.initiation_interval, design.graph.initiation_interval_max, design.latency)
+    assert (sim["initiation_interval"], sim["initiation_interval_max"], sim["latency_cycles"]) == modelled
+    assert modelled == ((1024, 1024, 812) if layers == 1 else (1024, 1024, 2297))  # the unmasked layer: 811
+    model = RtlModel(folder / "rtl", vectors.meta["top"])
+    assert [model(row, mask) for row, mask in zip(vectors.inputs[:3].tolist(), vectors.masks[:3].tolist())] == (
+        vectors.expected[:3].tolist())

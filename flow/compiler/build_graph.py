@@ -9,8 +9,9 @@ from flow.compiler.timing import balance
 from flow.config.schema import DesignConfig, LayerTables
 from flow.formats.base import Rounding
 from flow.nn import LinearQuantConfig
-from flow.ops import INPUT, Build, FloatGraph, FloatLayer, StreamInfo, op_for, op_with_role
+from flow.ops import INPUT, MASK, Build, FloatGraph, FloatLayer, StreamInfo, op_for, op_with_role
 from flow.ops.base import parallelism
+from flow.ops.key_mask import mask_stream
 
 __all__ = ["build_hardware_graph", "parallelism"]
 
@@ -33,7 +34,7 @@ def _with_forks(stages: list[Stage], streams: dict[str, StreamInfo]) -> list[Sta
             last_stage, last_slot = slots[-1]
             _rewire(last_stage, last_slot, source)
             forks[name] = chain
-    ordered: list[Stage] = list(forks.get(INPUT, []))
+    ordered: list[Stage] = list(forks.get(INPUT, [])) + list(forks.get(MASK, []))
     for stage in stages:
         ordered.append(stage)
         ordered += forks.get(stage.outputs[0], [])
@@ -73,14 +74,16 @@ def build_hardware_graph(layers: FloatGraph, config: DesignConfig) -> HardwareGr
     first = next(layer for layer in layers if op_for(layer.kind).sets_input)
     source: InputStream = op_for(first.kind).input_stream(first, ctx)
     ctx.streams[INPUT] = StreamInfo(source.fmt, source.par, source.features, source.rounding)
+    if layers.mask:  # an attention key mask: a second input stream, one bit a beat
+        ctx.streams[MASK] = mask_stream()
     for layer in layers:
         op_for(layer.kind).build(layer, ctx)
-    graph = HardwareGraph(_with_forks(ctx.stages, ctx.streams), source, ctx.elided, layers.sequence)
+    graph = HardwareGraph(_with_forks(ctx.stages, ctx.streams), source, ctx.elided, layers.sequence, layers.mask)
 
     def fifo(name: str, stream: str, depth: int) -> Stage:
         producer = graph.producer(stream)
-        info = ctx.streams[INPUT] if producer is None else StreamInfo(producer.out_format, producer.out_par,
-                                                                      producer.out_features, Rounding.HALF_UP)
+        info = ctx.streams[stream] if producer is None else StreamInfo(producer.out_format, producer.out_par,
+                                                                       producer.out_features, Rounding.HALF_UP)
         return op_with_role("buffer").buffer(name, stream, info, depth)
 
     return balance(graph, fifo)

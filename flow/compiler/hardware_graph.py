@@ -16,7 +16,7 @@ from torch import nn
 from flow.compiler.timing import latency, sequence_interval, stream_tokens
 from flow.ops.activation import ActivationStage
 from flow.ops.add import AddStage
-from flow.ops.base import INPUT, InputStream, Stage
+from flow.ops.base import INPUT, MASK, InputStream, Stage
 from flow.ops.broadcast import BroadcastStage
 from flow.ops.cast import CastStage, FakeCast
 from flow.ops.concat import ConcatStage
@@ -36,9 +36,11 @@ class FakeQuantGraph(nn.Module):
         self.stage_modules = nn.ModuleList(stage.module if stage.module is not None else nn.Identity()
                                            for stage in graph.stages)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         source, graph = self.graph.input, self.graph
         values = {INPUT: graph.tokens(source.fmt.fake_quantize(x.flatten(1), source.rounding, source.overflow))}
+        if graph.mask or mask is not None:
+            values[MASK] = graph.mask_tokens(graph.quantize_mask(mask, x.shape[0])).to(values[INPUT].dtype)
         for stage, module in zip(graph.stages, self.stage_modules):
             result = module(*(values[name] for name in stage.inputs))
             values.update((name, result) for name in stage.outputs)
@@ -53,6 +55,7 @@ class HardwareGraph:
     input: InputStream
     elided: dict[str, str] = field(default_factory=dict)  # layer -> why it needs no hardware
     sequence: int = 1  # tokens a sample: a sequence design streams a sample's tokens one after another
+    mask: bool = False  # a second input stream MASK: an attention key mask, ``sequence`` bits a sample
     _intervals: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # stages -> (II, widest)
 
     def _sequence_interval(self) -> tuple[int, int]:
@@ -102,11 +105,35 @@ class HardwareGraph:
         features) become (samples, sequence * features), token after token) to the input stream's codes."""
         return self.input.fmt.quantize(x.flatten(1), self.input.rounding, self.input.overflow)
 
-    def forward_codes(self, codes: torch.Tensor) -> torch.Tensor:
+    def quantize_mask(self, mask: torch.Tensor | None, samples: int) -> torch.Tensor:
+        """An attention mask (samples, sequence) of 0/1 (int, bool or float; 1 = a real token) as the
+        mask stream's codes, int64 0/1; None: every token real. A design without a mask input takes none."""
+        if not self.mask:
+            if mask is not None:
+                raise ValueError("this design has no attention mask input (its model takes one input); drop the mask")
+            return torch.ones(samples, 0, dtype=torch.int64)
+        if mask is None:
+            return torch.ones(samples, self.sequence, dtype=torch.int64)
+        mask = torch.as_tensor(mask)
+        if tuple(mask.shape) != (samples, self.sequence):
+            raise ValueError(f"the attention mask has shape {tuple(mask.shape)}; this design takes (samples, sequence) "
+                             f"= ({samples}, {self.sequence}), one row a sample")
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("the attention mask holds values other than 0 and 1; pass 1 for a real token, 0 for padding")
+        return (mask != 0).to(torch.int64)
+
+    def mask_tokens(self, mask: torch.Tensor) -> torch.Tensor:
+        """A mask a sample a row (samples, sequence) as its stream carries it: a bit a token, one a row."""
+        return mask.reshape(-1, 1)
+
+    def forward_codes(self, codes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The exact reference: input codes to output codes, stage by stage, in int64; a sample a row
         (a sequence design takes (samples, sequence * features) or (samples, sequence, features) and
-        gives (samples, sequence * out_features), token after token)."""
+        gives (samples, sequence * out_features), token after token). ``mask``: a design with an
+        attention key mask input takes it (samples, sequence), 0/1 (None: every token real)."""
         values = {INPUT: self.tokens(codes)}
+        if self.mask or mask is not None:
+            values[MASK] = self.mask_tokens(self.quantize_mask(mask, codes.shape[0]))
         for stage in self.stages:
             result = stage.forward_codes(*(values[name] for name in stage.inputs))
             values.update((name, result) for name in stage.outputs)

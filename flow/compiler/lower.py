@@ -17,6 +17,7 @@ from flow.graph import Graph
 from flow.graph.ops import op_kind, op_name
 from flow.ops import (
     INPUT,
+    MASK,
     FloatGraph,
     FloatLayer,
     Lowering,
@@ -38,9 +39,15 @@ def lower(graph: Graph, model: nn.Module) -> FloatGraph:
     several consumers feeds each of them (the hardware graph forks it)."""
     ctx = Lowering(model)
     heads = op_with_role("heads")  # the rule for per-head tensors (multi-head attention)
+    mask = op_with_role("mask")  # the rule for an attention key mask (a second input) and what applies it
     input_features = 0
     for node in graph.nodes:
-        if node.op in ("get_attr",) or op_kind(node) == "meta":
+        if node.op in ("get_attr",):
+            continue
+        if mask.claims(node, ctx):  # the mask's path (its casts too) and the node applying it to the scores
+            mask.lower(node, ctx)
+            continue
+        if op_kind(node) == "meta":
             continue
         if node.op == "output":
             result = node.args[0]
@@ -51,12 +58,8 @@ def lower(graph: Graph, model: nn.Module) -> FloatGraph:
             continue
         if node.op == "placeholder":
             if ctx.source:
-                value = node.meta.get("val")
-                if ctx.sequence > 1 and value is not None and tuple(value.shape[1:]) == (ctx.sequence,):
-                    raise LoweringError(f"input '{node.name}' looks like an attention key mask (batch, sequence); "
-                                        "flow lowers single-input models: its hardware (hw/rtl/key_mask.sv) is built "
-                                        "but not lowered yet, so compile the model without the mask")
-                raise LoweringError(f"input '{node.name}' is a second model input; flow lowers single-input models")
+                mask.second_input(node, ctx)  # an attention key mask (batch, sequence), else an error
+                continue
             ctx.source[node] = INPUT
             value = node.meta.get("val")
             input_features = int(value[0].numel()) if value is not None and value.dim() >= 1 else 0
@@ -73,4 +76,8 @@ def lower(graph: Graph, model: nn.Module) -> FloatGraph:
     for layer in ctx.layers[:-1]:
         if not any(layer.name in other.inputs for other in ctx.layers):
             raise LoweringError(f"layer '{layer.name}' feeds nothing; flow lowers models with one output")
-    return FloatGraph(ctx.layers, input_features // ctx.sequence, ctx.sequence)
+    masked = any(MASK in layer.inputs for layer in ctx.layers)
+    if ctx.mask is not None and not masked:
+        raise LoweringError(f"input '{ctx.mask.name}' (an attention key mask) reaches no attention scores; flow lowers "
+                            f"a mask added to the scores before softmax(-1), or compile the model without it")
+    return FloatGraph(ctx.layers, input_features // ctx.sequence, ctx.sequence, masked)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from flow.ops.base import INPUT, Stage, Times, take
+from flow.ops.base import INPUT, MASK, Stage, Times, take
 
 
 class HardwareGraph(Protocol):
@@ -29,6 +29,7 @@ class HardwareGraph(Protocol):
     initiation_interval: int
     output: str
     sequence: int  # tokens a sample
+    mask: bool  # a second input: the attention key mask, ``sequence`` one-bit beats a sample (stream MASK)
     last: Stage
 
     def producer(self, stream: str) -> Stage | None: ...
@@ -41,7 +42,7 @@ STEADY_SAMPLES = 16  # samples a sequence design's schedule runs to find its ste
 def stream_tokens(graph: HardwareGraph) -> dict[str, int]:
     """Tokens a sample on every stream: the design's sequence, unless a stage keeps fewer
     (``Stage.sequence_out``: select_token keeps one, so the design after it is per sample)."""
-    tokens = {INPUT: graph.sequence}
+    tokens = {INPUT: graph.sequence, **({MASK: graph.sequence} if graph.mask else {})}
     for stage in graph.stages:
         kept = stage.sequence_out(tokens[stage.inputs[0]])
         tokens.update((name, kept) for name in stage.outputs)
@@ -58,6 +59,8 @@ def schedule(graph: HardwareGraph, vectors: int, ii: int | None = None) -> tuple
     ii = graph.initiation_interval if ii is None else ii
     tokens = stream_tokens(graph)
     offered: dict[str, Times] = {INPUT: [v * ii + j for v in range(vectors) for j in range(beats)]}
+    if graph.mask:  # the mask's bits, a beat each, offered from the same cycle as the sample
+        offered[MASK] = [v * ii + j for v in range(vectors) for j in range(graph.sequence)]
     taken: dict[str, Times] = {}
 
     def handover(stream: str, consumer: Stage) -> Times:
@@ -135,7 +138,7 @@ def balance(graph: HardwareGraph, make_fifo: Callable[[str, str, int], Stage]) -
                 waiting = waiting_beats(offered[stream], taken[stream])
                 if waiting > 0:
                     producer = graph.producer(stream)
-                    beats = (graph.input.features // graph.input.par if producer is None
+                    beats = ((1 if stream == MASK else graph.input.features // graph.input.par) if producer is None
                              else producer.out_features // producer.out_par)
                     wait = taken[stream][0] - offered[stream][0]
                     depth = max(waiting, beats * tokens[stream] * (math.ceil(wait / ii) + 1)) + 2

@@ -45,9 +45,20 @@ class Design:
         """Float inputs to the integer codes the hardware's input stream carries."""
         return self.graph.quantize_input(x)
 
-    def reference(self, codes: torch.Tensor) -> torch.Tensor:
-        """The exact integer reference: input codes to output codes, as the RTL computes them."""
-        return self.graph.forward_codes(codes)
+    def quantize_mask(self, mask: torch.Tensor | None, samples: int) -> torch.Tensor:
+        """An attention mask (samples, sequence) of 0/1 as the mask stream's bits (a design whose model
+        takes ``forward(x, attention_mask)``); None: every token real."""
+        return self.graph.quantize_mask(mask, samples)
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether the design takes an attention key mask (a second input stream, ``s_axis_mask``)."""
+        return self.graph.mask
+
+    def reference(self, codes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The exact integer reference: input codes (and, for a masked design, the 0/1 attention mask
+        (samples, sequence); None: every token real) to output codes, as the RTL computes them."""
+        return self.graph.forward_codes(codes, mask)
 
     @property
     def initiation_interval(self) -> int:
@@ -64,20 +75,26 @@ class Design:
         return self.graph.latency_estimate
 
     # ---- on disk ----
-    def emit(self, folder: str | Path, inputs: torch.Tensor, labels: torch.Tensor | None = None, *,
-             source: str = "flow.compile", fields: dict[str, Any] | None = None,
+    def emit(self, folder: str | Path, inputs: torch.Tensor | tuple, labels: torch.Tensor | None = None, *,
+             masks: torch.Tensor | None = None, source: str = "flow.compile", fields: dict[str, Any] | None = None,
              yosys_timeout: float | None = None, log: Callable[[str], None] = _quiet,
              started: float | None = None) -> dict[str, Any]:
         """Write the design into ``folder`` (atomically): RTL, test vectors of ``inputs`` with the
         reference's outputs, and reports. Without ``labels`` the reference's own argmax labels
-        the vectors, so accuracies measure agreement with it. ``started`` (a perf_counter time)
-        counts earlier work into the report's ``emit_seconds``. Returns the report."""
+        the vectors, so accuracies measure agreement with it. A design with an attention mask input
+        takes the masks (samples, sequence, 0/1) as ``masks`` or as ``inputs = (x, masks)`` (None:
+        every token real); they are written beside the input vectors. ``started`` (a perf_counter
+        time) counts earlier work into the report's ``emit_seconds``. Returns the report."""
+        if isinstance(inputs, tuple | list):
+            inputs, masks = inputs
         x_codes = self.quantize_inputs(inputs)
+        m_codes = self.quantize_mask(masks, x_codes.shape[0]) if self.has_mask or masks is not None else None
         if labels is None:
-            labels = self.reference(x_codes).argmax(dim=1)
+            labels = self.reference(x_codes, m_codes).argmax(dim=1)
             fields = {**(fields or {}), "labels": "the exact reference's argmax (no labels given)"}
         return write_design(Path(folder), self.graph, self.name, x_codes, labels, source=source,
-                            fields=fields or {}, yosys_timeout=yosys_timeout, log=log, started=started)
+                            fields=fields or {}, yosys_timeout=yosys_timeout, log=log, started=started,
+                            m_codes=m_codes)
 
     def simulate(self, folder: str | Path, vectors: int | None = None, seed: int = 1, gap: float = 0.3,
                  stall: float = 0.3, log: Callable[[str], None] = _quiet,

@@ -19,11 +19,16 @@ from flow.emit.vectors import Vectors, write_vectors
 
 def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tensor, labels: torch.Tensor, *,
                  source: str, fields: dict[str, Any], yosys_timeout: float | None = None,
-                 log: Callable[[str], None] = print, started: float | None = None) -> dict[str, Any]:
+                 log: Callable[[str], None] = print, started: float | None = None,
+                 m_codes: torch.Tensor | None = None) -> dict[str, Any]:
     """Emit ``hw`` as design ``name`` into ``folder`` (atomically): RTL, test vectors with the
-    exact reference's outputs, optional Yosys resources, report.json and report.md."""
+    exact reference's outputs, optional Yosys resources, report.json and report.md. A design with
+    an attention mask input takes its 0/1 masks (samples, sequence) as ``m_codes`` (None: all real),
+    written beside the inputs as ``masks.txt``."""
     start = time.perf_counter()
-    y_codes = hw.forward_codes(x_codes)
+    if hw.mask:
+        m_codes = hw.quantize_mask(m_codes, x_codes.shape[0])
+    y_codes = hw.forward_codes(x_codes, m_codes)
     stream_in, last = hw.input, hw.last
     top = f"{name}_top"
     with atomic_folder(folder) as tmp:
@@ -34,8 +39,8 @@ def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tens
             "out_par": last.out_par, "in_features": stream_in.features * hw.sequence,
             "out_features": last.out_features * hw.out_sequence,
             "vectors": len(labels), "initiation_interval": hw.initiation_interval,
-            "latency": hw.latency_estimate,
-        }))
+            "latency": hw.latency_estimate, **({"mask_bits": hw.sequence} if hw.mask else {}),
+        }, m_codes if hw.mask else None))
         resources = None
         if yosys_timeout is not None:
             from flow.estimate.yosys import synthesize_xilinx
@@ -48,7 +53,7 @@ def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tens
         report.update(stages=stage_rows(hw), elided=dict(hw.elided), resources=resources, files=files,
                       cycles={"initiation_interval": hw.initiation_interval, "latency_estimate": hw.latency_estimate,
                               **({"initiation_interval_max": hw.initiation_interval_max, "sequence": hw.sequence}
-                                 if hw.sequence > 1 else {})},
+                                 if hw.sequence > 1 else {}), **({"mask_bits": hw.sequence} if hw.mask else {})},
                       emit_seconds=round(time.perf_counter() - (started or start), 2))
         write_reports(tmp, report)
     return report

@@ -11,7 +11,7 @@ from typing import Any
 
 from flow.circuits.components import compile_order
 from flow.compiler.hardware_graph import HardwareGraph
-from flow.ops.base import INPUT, Stage, ident
+from flow.ops.base import INPUT, MASK, Stage, ident
 from flow.toolchain import rtl_dir
 
 
@@ -46,7 +46,7 @@ def stage_parameters(stage: Stage, package: str, design: str = "") -> dict[str, 
 
 def _ports(stage: Stage) -> tuple[list[str], list[str]]:
     """The component's input and output stream port prefixes, in the order of inputs/outputs."""
-    ins = ["s_axis_a", "s_axis_b"] if len(stage.inputs) == 2 else ["s_axis"]
+    ins = stage.input_ports()
     outs = ["m_axis_a", "m_axis_b"] if len(stage.outputs) == 2 else ["m_axis"]
     return ins, outs
 
@@ -67,6 +67,8 @@ def top_module(top: str, package: str, graph: HardwareGraph, design: str = "") -
         f"Output: {last.out_features} elements {last.out_format}, {last.out_par} per beat.",
         *([f"// Sequence: {graph.sequence} tokens a sample, one after another (a vector of the stream is a token)."]
           if graph.sequence > 1 else []),
+        *([f"// Mask: s_axis_mask carries each sample's attention key mask, {graph.sequence} one-bit beats "
+           f"(1 = a real token), beside its tokens on s_axis."] if graph.mask else []),
         "`default_nettype none",
         f"module {top} (",
         "    input  wire logic clk,",
@@ -74,12 +76,14 @@ def top_module(top: str, package: str, graph: HardwareGraph, design: str = "") -
         f"    input  wire logic [{in_bits - 1}:0] s_axis_tdata,",
         "    input  wire logic s_axis_tvalid,",
         "    output logic s_axis_tready,",
+        *(["    input  wire logic [0:0] s_axis_mask_tdata,", "    input  wire logic s_axis_mask_tvalid,",
+           "    output logic s_axis_mask_tready,"] if graph.mask else []),
         f"    output logic [{out_bits - 1}:0] m_axis_tdata,",
         "    output logic m_axis_tvalid,",
         "    input  wire logic m_axis_tready",
         ");",
     ]
-    signals = {INPUT: "s_axis"}
+    signals = {INPUT: "s_axis", MASK: "s_axis_mask"}
     for index, stage in enumerate(graph.stages):
         base = stage_instance(index, stage).removeprefix("u_")
         for output, suffix in zip(stage.outputs, ["", ""] if len(stage.outputs) == 1 else ["_a", "_b"]):

@@ -26,6 +26,7 @@ from flow.formats.base import Format, Overflow, Rounding
 from flow.graph.capture import owner
 
 INPUT = "input"  # the name of the model's input stream; no layer takes it
+MASK = "input_mask"  # the name of the attention key mask's stream (a model's second input, flow.ops.key_mask)
 Times = list[int]  # the cycle of every beat of a stream
 
 
@@ -128,6 +129,7 @@ class FloatGraph:
     layers: list[FloatLayer]
     input_features: int  # elements of a token (a sample's vector when the design is not a sequence design)
     sequence: int = 1  # tokens a sample: > 1 for an input of shape (batch, sequence, features)
+    mask: bool = False  # a second input: an attention key mask of ``sequence`` bits a sample (stream MASK)
 
     def __iter__(self) -> Iterator[FloatLayer]:
         return iter(self.layers)
@@ -143,7 +145,7 @@ class _Namer:
     """Unique layer names: the module path, else the node's name, with a suffix on a repeat."""
 
     def __init__(self) -> None:
-        self.taken = {INPUT}
+        self.taken = {INPUT, MASK}
 
     def __call__(self, preferred: str, node: fx.Node) -> str:
         name, count = preferred or node.name, 1
@@ -164,6 +166,8 @@ class Lowering:
     name_of: _Namer = field(default_factory=_Namer)
     sequence: int = 1  # tokens a sample (the input's second dimension when it is (batch, sequence, features))
     heads: dict[fx.Node, Any] = field(default_factory=dict)  # node -> its per-head streams (flow.ops.heads.Heads)
+    mask: fx.Node | None = None  # the attention key mask input (batch, sequence), if the model takes one
+    masks: set[fx.Node] = field(default_factory=set)  # nodes computed from the mask and constants alone
 
     def token_shape(self, shape: tuple[int, ...]) -> bool:
         """A tensor the stream carries: one vector a sample (batch, features), or one a token
@@ -379,6 +383,10 @@ class Stage:
             offered[name] = [t + self.latency for t in inputs]
 
     # ---- emission (flow.emit.rtl) ----
+    def input_ports(self) -> list[str]:
+        """The component's input stream port prefixes, in the order of ``inputs``."""
+        return ["s_axis_a", "s_axis_b"] if len(self.inputs) == 2 else ["s_axis"]
+
     def component(self, design: str = "") -> str:
         """The module the stage instantiates: a library component or a generated one."""
         raise NotImplementedError

@@ -38,7 +38,7 @@ from torch import fx, nn
 from flow.graph.capture import owner
 from flow.graph.ops import op_name
 from flow.nn import QuantSoftmax
-from flow.ops.base import FloatLayer, Lowering, LoweringError, Op, register_op
+from flow.ops.base import FloatLayer, Lowering, LoweringError, Op, op_with_role, register_op
 from flow.ops.matmul import PRODUCTS, _scale_shift
 from flow.ops.wiring import DROPOUT_OPS
 
@@ -297,8 +297,9 @@ class AttentionHeads(Op):
         """sdpa(q, k, v): per head, the matmul Q·Kᵀ scaled by 2**-k, softmax(-1), the matmul by V."""
         names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
         given = dict(zip(names, node.args)) | dict(node.kwargs)
-        if (given.get("attn_mask") is not None or given.get("dropout_p", 0.0) or given.get("is_causal", False)
-                or given.get("enable_gqa", False)):
+        attn_mask = given.get("attn_mask")
+        if ((attn_mask is not None and (ctx.mask is None or attn_mask not in ctx.masks)) or given.get("dropout_p", 0.0)
+                or given.get("is_causal", False) or given.get("enable_gqa", False)):
             raise ctx.unsupported(node, "scaled_dot_product_attention with a mask, a causal mask or dropout (flow "
                                         "lowers it unmasked, in eval mode; or build a Hugging Face model with "
                                         "attn_implementation=\"eager\"):")
@@ -333,6 +334,11 @@ class AttentionHeads(Op):
         k_t = Heads(k.names, "bhds")
         scores = self._products(node, ctx, q, k_t, shapes[0], (*shapes[1][:2], shapes[1][3], shapes[1][2]),
                                 f"{base}.scores", shift)
+        if attn_mask is not None:  # a key mask computed from the model's mask input: one key_mask a head
+            rule = op_with_role("mask")
+            rows = (shapes[0][0], *(() if single else (len(scores.names),)), shapes[0][2], shapes[1][2])
+            fill, form = rule.sdpa_fill(node, ctx, attn_mask, rows)
+            scores = rule.mask_heads(node, ctx, scores, f"{base}.key_mask", fill, form)
         probabilities = self._softmaxes(node, ctx, scores, shapes[1][2], f"{base}.softmax")
         context = self._products(node, ctx, probabilities, v, (*shapes[0][:3], shapes[1][2]), shapes[2],
                                  f"{base}.context", 0)

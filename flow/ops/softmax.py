@@ -13,6 +13,8 @@ from typing import Any
 from torch import fx
 
 from flow.circuits.components import softmax_cycles, softmax_parameters, softmax_product_bits
+from flow.formats.base import Overflow, Rounding
+from flow.formats.fixed import FixedFormat
 from flow.graph.capture import owner
 from flow.nn import QuantSoftmax
 from flow.ops.base import INPUT, Build, FloatLayer, Lowering, Op, StreamInfo, register_op
@@ -92,6 +94,14 @@ class SoftmaxStage(RowStage):
         return self.par * lane + row_index_dsps(self.features, self.par)
 
 
+def softmax_input(layer: FloatLayer, ctx: Build) -> tuple[FixedFormat, Rounding, Overflow]:
+    """A softmax layer's input format (its QuantSoftmax's, else its table's data_in) and the rounding
+    and overflow of the cast into it (a key_mask before it casts the scores to it)."""
+    qconfig, given = ctx.quant[layer.name], layer.attrs.get("module")
+    fmt = fixed_format(given.in_fmt if given is not None else qconfig.data_in, layer, "data_in")
+    return fmt, qconfig.rounding, qconfig.overflow
+
+
 @register_op("softmax")
 class Softmax(Op):
     torch_ops = ("softmax", "_softmax")
@@ -111,7 +121,7 @@ class Softmax(Op):
         """The module's formats (a QuantSoftmax), else the table's data_in and data_out's frac."""
         inputs, qconfig = ctx.inputs(layer), ctx.quant[layer.name]
         given = layer.attrs.get("module")
-        in_fmt = fixed_format(given.in_fmt if given is not None else qconfig.data_in, layer, "data_in")
+        in_fmt = softmax_input(layer, ctx)[0]
         out_frac = given.out_frac if given is not None else fixed_format(qconfig.data_out, layer, "data_out",
                                                                          signed=False).frac
         src = ctx.streams[inputs[0]]

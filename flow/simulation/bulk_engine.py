@@ -58,7 +58,8 @@ def beat_parameters(meta: dict[str, Any]) -> dict[str, int]:
                          f"use the cocotb engine")
     return {"IN_BITS": meta["in_width"] * meta["in_par"], "OUT_BITS": meta["out_width"] * meta["out_par"],
             "OUT_WIDTH": meta["out_width"], "IN_BEATS": meta["in_features"] // meta["in_par"],
-            "OUT_BEATS": meta["out_features"] // meta["out_par"]}
+            "OUT_BEATS": meta["out_features"] // meta["out_par"],
+            **({"MASK_BEATS": meta["mask_bits"]} if meta.get("mask_bits") else {})}
 
 
 def pack_beats(rows: list[list[int]], width: int, par: int) -> list[int]:
@@ -122,7 +123,8 @@ def build_bulk(toplevel: str, sources: list[Path], meta: dict[str, Any],
         verilate = [
             "verilator", "--cc", "--exe", "-Mdir", str(directory), "--top-module", TESTBENCH,
             "--prefix", "Vtb_bulk", "-o", "Vtb_bulk", *VERILATOR_ARGS, f"+define+DUT={toplevel}",
-            "+define+TB_EXTERNAL_CLOCK", *(f"-G{k}={v}" for k, v in parameters.items()),
+            "+define+TB_EXTERNAL_CLOCK", *(["+define+TB_MASK"] if "MASK_BEATS" in parameters else []),
+            *(f"-G{k}={v}" for k, v in parameters.items()),
             *map(str, sources), *map(str, bench),
         ]
         jobs = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -159,23 +161,31 @@ def pause_threshold(probability: float) -> int:
 
 def run_bulk(built: Build, meta: dict[str, Any], inputs: list[list[int]], expected: list[list[int]],
              work_dir: Path, seed: int = 1, gap: float = 0.3, stall: float = 0.3,
-             clean_vectors: int = CLEAN_VECTORS) -> dict[str, Any]:
+             clean_vectors: int = CLEAN_VECTORS, masks: list[list[int]] | None = None) -> dict[str, Any]:
     """Run a bulk build on the vectors (signed or unsigned codes, one list a vector); return the
-    results in ``run_stream``'s form, plus ``first_mismatch`` and the measured pause rates."""
+    results in ``run_stream``'s form, plus ``first_mismatch`` and the measured pause rates. A design
+    with an attention mask input (meta ``mask_bits``) takes each vector's mask bits as ``masks``,
+    driven on s_axis_mask with its own random gaps."""
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     vectors = len(inputs)
     params = beat_parameters(meta)
-    files = {name: work_dir / f"bulk_{name}" for name in ("inputs.bin", "expected.bin", "received.hex",
-                                                          "results.txt")}
+    if ("MASK_BEATS" in params) != (masks is not None) or (masks is not None and (
+            len(masks) != vectors or any(len(row) != params["MASK_BEATS"] for row in masks))):
+        raise ValueError(f"the design takes {params.get('MASK_BEATS', 0)} mask bits a vector; pass one mask row of "
+                         f"that length a vector (masks.txt beside inputs.txt), or none without a mask input")
+    names = ("inputs.bin", "expected.bin", "received.hex", "results.txt", *(("masks.bin",) if masks else ()))
+    files = {name: work_dir / f"bulk_{name}" for name in names}
     files["inputs.bin"].write_bytes(beat_bytes(pack_beats(inputs, meta["in_width"], meta["in_par"]),
                                                params["IN_BITS"]))
+    if masks is not None:  # one byte a beat, the bit in its least significant bit
+        files["masks.bin"].write_bytes(bytes(bit & 1 for row in masks for bit in row))
     files["expected.bin"].write_bytes(beat_bytes(pack_beats(expected, meta["out_width"], meta["out_par"]),
                                                  params["OUT_BITS"]))
     for name in ("received.hex", "results.txt"):
         files[name].unlink(missing_ok=True)
     # the cocotb engine's budget, in cycles: a phase that runs past it has lost beats
-    beats = vectors * (params["IN_BEATS"] + params["OUT_BEATS"])
+    beats = vectors * (params["IN_BEATS"] + params["OUT_BEATS"] + params.get("MASK_BEATS", 0))
     budget = 4 * (beats + meta.get("initiation_interval", 1) * vectors + 200)
     budget = int(budget / max(0.05, (1 - gap) * (1 - stall)))
     command = [

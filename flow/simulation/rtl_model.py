@@ -358,6 +358,16 @@ def _select_token(vector: list[int], p: dict[str, int]) -> list[int]:
     return list(vector[p["INDEX"] * size:(p["INDEX"] + 1) * size])
 
 
+def _key_mask(scores: list[int], mask: list[int], p: dict[str, int]) -> list[int]:
+    """key_mask.sv on one sample: ROWS rows of SEQ patterns; a column whose mask bit is 0 becomes
+    LOWEST (SIGNED: a 1 then WIDTH-1 zeros, else all zeros)."""
+    seq, rows, width = p["SEQ"], p["ROWS"], p["WIDTH"]
+    if len(scores) != rows * seq or len(mask) != seq:
+        raise RtlModelError(f"key_mask of {rows} rows of {seq} got {len(scores)} scores and {len(mask)} mask bits")
+    lowest = (1 << (width - 1)) if p["SIGNED"] else 0
+    return [v if mask[k % seq] & 1 else lowest for k, v in enumerate(scores)]
+
+
 # The semantics of each library component, read from its RTL (hw/rtl/<module>.sv): inputs -> output
 # elements. Adding a component adds its entry here, written from the RTL, not from flow's reference.
 COMPONENTS: dict[str, Callable[..., list[int]]] = {
@@ -377,8 +387,9 @@ COMPONENTS: dict[str, Callable[..., list[int]]] = {
     "matmul": _matmul,
     "tanh": _tanh,
     "select_token": _select_token,
+    "key_mask": _key_mask,
 }
-WHOLE_SEQUENCE = {"matmul", "select_token"}  # components taking a whole sequence's tokens (the others a token at a time)
+WHOLE_SEQUENCE = {"matmul", "select_token", "key_mask"}  # components taking a whole sequence's tokens (the others a token at a time)
 ONE_TOKEN = {"select_token"}  # components giving one token a sample (the design after them is per sample)
 PASS_ELEMENTS = {"fifo", "broadcast", "concat", "concat_lockstep"}  # compute no element: output_params looks past
 ROM_WEIGHTS = {"linear"}  # components reading a WEIGHTS_FILE
@@ -526,11 +537,14 @@ class RtlModel:
         return ((p["OUT_WIDTH"], bool(p.get("OUT_SIGNED", 1))) if "OUT_WIDTH" in p
                 else (p["WIDTH"], bool(p.get("SIGNED", 1))))
 
-    def __call__(self, vector: list[int]) -> list[int]:
+    def __call__(self, vector: list[int], mask: list[int] | None = None) -> list[int]:
         """Output codes (read by the output's signedness) for one vector of input codes (a sample: in
-        a sequence design its tokens one after another)."""
+        a sequence design its tokens one after another); ``mask``: the sample's bits on the top's
+        s_axis_mask port (one a token), where it has one."""
         streams = {"s_axis": list(vector)}
         tokens = {"s_axis": self.sequence}  # tokens a sample on each stream
+        if mask is not None:
+            streams["s_axis_mask"], tokens["s_axis_mask"] = [bit & 1 for bit in mask], self.sequence
         for inst in self.instances:
             missing = [source for source in inst.sources if source not in streams]
             if missing:

@@ -66,9 +66,10 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
         built = build(meta["top"], sources, build_root=build_root)
     log(f"verilator build ({engine}): {'cached' if built.cached else f'{built.seconds:.1f} s'} ({built.directory})")
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    masks = data.masks[:count].tolist() if data.masks is not None else None  # s_axis_mask's bits, a sample a row
     if engine == "bulk":
         results = run_bulk(built, meta, data.inputs[:count].tolist(), data.expected[:count].tolist(),
-                           folder / "sim", seed=seed, gap=gap, stall=stall)
+                           folder / "sim", seed=seed, gap=gap, stall=stall, masks=masks)
     else:
         spec = {
             "in_width": meta["in_width"], "out_width": meta["out_width"], "out_par": meta["out_par"],
@@ -77,6 +78,11 @@ def simulate_design(folder: Path, vectors: int | None = None, seed: int = 1, gap
             "seed": seed, "gap": gap, "stall": stall, "return_outputs": True,
             "cycles_per_vector": meta["initiation_interval"],
         }
+        if masks is not None:  # a second input port: the attention mask, one bit a beat
+            spec["ports"] = {"in": {"s_axis": {"data": spec.pop("inputs"), "width": spec.pop("in_width")},
+                                    "s_axis_mask": {"data": _unsigned(masks, 1), "width": 1}},
+                             "out": {"m_axis": {"data": spec.pop("expected"), "width": spec.pop("out_width"),
+                                                "par": spec.pop("out_par")}}}
         results = run_stream(built, spec, folder / "sim")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the simulator's CPU time (its own process)
     sim_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime

@@ -23,6 +23,7 @@ KEY_MASK_TABLE = [  # (scores (width, frac, signed), seq, rows, lanes per beat, 
     ((8, 4, True), 1, 1, 1, "random"),       # one token
     ((10, 3, True), 12, 3, 4, "padded"),     # fewer rows than keys: the mask stream sets the pace
     ((16, 10, True), 32, 32, 8, "padded"),   # trailing padding of every length
+    ((8, 4, True), 128, 4, 8, "padded"),     # bert-tiny's 128 tokens (4 rows: the mask sets the pace)
 ]
 
 
