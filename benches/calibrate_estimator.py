@@ -100,8 +100,8 @@ def instance_rows(design, x: torch.Tensor, index: int) -> list[dict]:
         start = time.perf_counter()
         synthesized = synth_xc7(files, top, 1800.0, Path(tmp))
     rows = []
-    for index, stage in enumerate(design.graph.stages):
-        name = stage_instance(index, stage)
+    for position, stage in enumerate(design.graph.stages):
+        name = stage_instance(position, stage)
         counts = synthesized["layers"].get(name)
         if counts is None:
             continue

@@ -1,4 +1,4 @@
-"""Calibrate the analytical estimator for the transformer ops (gelu, softmax, layer_norm), additively.
+"""Calibrate the analytical estimator for the transformer ops (gelu, softmax, layer_norm, matmul, tanh), additively.
 
 `python -m benches.calibrate_transformer_ops`: a few small designs (Linear(8, N) then one op, the
 op driving the output) are synthesized with Yosys ``synth_xilinx``; each op instance's LUT and FF
@@ -30,14 +30,46 @@ SPECS = [("gelu", 8, 1, 8, 4), ("gelu", 8, 2, 12, 6), ("gelu", 8, 4, 16, 8), ("g
          ("softmax", 32, 4, 8, 4), ("softmax", 12, 3, 14, 7), ("softmax", 32, 8, 12, 6), ("softmax", 8, 4, 9, 5),
          ("layer_norm", 8, 1, 8, 4), ("layer_norm", 8, 2, 12, 6), ("layer_norm", 16, 4, 10, 5),
          ("layer_norm", 16, 2, 16, 8), ("layer_norm", 32, 4, 8, 4), ("layer_norm", 12, 3, 14, 7),
-         ("layer_norm", 32, 8, 12, 6), ("layer_norm", 8, 4, 9, 5)]
-OPS = {"gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=-1), "layer_norm": None}
+         ("layer_norm", 32, 8, 12, 6), ("layer_norm", 8, 4, 9, 5),
+         # matmul: (op, d, parallelism, width, frac) on 8 tokens; even: Q·Kᵀ (8 x d by d x 8, B transposed),
+         # odd: A·V (8 x 8 by 8 x d)
+         ("matmul", 8, 1, 8, 4), ("matmul", 8, 2, 12, 6), ("matmul", 16, 4, 8, 4), ("matmul", 16, 2, 10, 5),
+         ("matmul", 16, 8, 8, 4), ("matmul", 8, 4, 12, 6), ("matmul", 32, 4, 8, 4), ("matmul", 16, 1, 12, 6),
+         # tanh (flow/ops/tanh.py): its output frac is the frac
+         ("tanh", 8, 1, 8, 4), ("tanh", 8, 2, 12, 6), ("tanh", 8, 4, 10, 5), ("tanh", 16, 2, 16, 8),
+         ("tanh", 8, 1, 12, 8), ("tanh", 12, 3, 14, 7), ("tanh", 16, 4, 8, 4), ("tanh", 8, 2, 9, 5)]
+OPS = {"gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=-1), "layer_norm": None, "matmul": None, "tanh": nn.Tanh}
+SEQUENCE = 8  # the matmul designs' tokens a sample
+
+
+class Product(nn.Module):
+    """A matmul sweep design: fc(x) @ fc(x)ᵀ (``transposed``) or fa(x) @ fv(x), on 8 tokens of 8."""
+
+    def __init__(self, d: int, transposed: bool) -> None:
+        super().__init__()
+        self.transposed = transposed
+        self.fc, self.fa, self.fv = nn.Linear(8, d), nn.Linear(8, SEQUENCE), nn.Linear(8, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.transposed:
+            y = self.fc(x)
+            return y @ y.transpose(-2, -1)
+        return self.fa(x) @ self.fv(x)
 
 
 def build(index: int):
     """The compiled design of spec ``index`` and its input batch."""
     op, features, par, width, frac = SPECS[index]
     torch.manual_seed(index)
+    quant = {"data_in_width": width, "data_in_frac_width": frac, "data_out_width": width,
+             "data_out_frac_width": frac, "weight_width": 8, "weight_frac_width": 6}
+    if op == "matmul":
+        transposed = index % 2 == 0
+        first = "fc" if transposed else "fa"
+        parallelism = {"default": {"in_par": "auto", "out_par": par}, first: {"in_par": 8}}
+        x = torch.randn(16, SEQUENCE, 8)
+        return flow.compile(Product(features, transposed), x[:2], quant={"default": quant}, parallelism=parallelism,
+                            name="tx_sweep"), x
     model = nn.Sequential(nn.Linear(8, features), nn.LayerNorm(features) if op == "layer_norm" else OPS[op]())
     quant = {"data_in_width": width, "data_in_frac_width": frac, "data_out_width": width,
              "data_out_frac_width": frac, "weight_width": 8, "weight_frac_width": 6}
@@ -47,8 +79,9 @@ def build(index: int):
 
 
 def measure(index: int) -> list[dict]:
-    """Synthesize design ``index``; one row per transformer-op instance."""
-    return [row for row in instance_rows(*build(index), index) if row["kind"] in OPS]
+    """Synthesize design ``index``; one row per transformer-op instance (its ``design``: ``index``)."""
+    rows = [row for row in instance_rows(*build(index), index) if row["kind"] in OPS]
+    return [{**row, "design": index} for row in rows]
 
 
 def rebuilt_stage(row: dict):
@@ -75,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--remodel-dsp", action="store_true",
                     help="keep everything stored, recompute only each row's dsp_model (the ops' dsp_count) "
                          "from its design, no synthesis, and print it beside the measured DSP48E1")
+    ap.add_argument("--kinds", nargs="*", default=None,
+                    help="synthesize only these kinds' designs (e.g. matmul) and keep every stored row of the others "
+                         "as it is; then fit all")
     a = ap.parse_args(argv)
     if a.remodel_dsp:
         return remodel_dsp(Path(a.out))
@@ -82,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:  # the features and DSPs as the op files compute them now (no synthesis)
         stage = rebuilt_stage(row)
         row["features"], row["dsp_model"] = stage_features(stage), dsp_count(stage)
-    for index in range(0 if a.refit else len(SPECS)):
+    measured = range(0 if a.refit else len(SPECS))
+    if a.kinds:
+        rows = [row for row in json.loads(Path(a.out).read_text())["rows"] if row["kind"] not in a.kinds]
+        measured = [index for index, spec in enumerate(SPECS) if spec[0] in a.kinds]
+    for index in measured:
         rows += measure(index)
         print(f"design {index} {SPECS[index]}: {rows[-1]['LUT']} LUT, {rows[-1]['FF']} FF, "
               f"{rows[-1]['DSP48E1']} DSP (model {rows[-1]['dsp_model']}), {rows[-1]['synth_seconds']} s", flush=True)

@@ -52,6 +52,14 @@ def test_held_out_multi_layer_designs_cover_every_kind():
     assert any(len(s["layers"]) == 4 for s in held)
 
 
+def test_every_row_names_the_design_it_was_measured_on():
+    # each stored design has its stage rows and exactly one top row under its own index (a row
+    # numbered by anything else would move between the fitted and the held-out halves)
+    designs = [r["design"] for r in DATA["rows"] if r["kind"] == "top"]
+    assert sorted(designs) == sorted(s["index"] for s in DATA["specs"])
+    assert {r["design"] for r in DATA["rows"]} == set(designs)
+
+
 def test_the_top_holds_no_logic():
     tops = [r for r in DATA["rows"] if r["kind"] == "top"]
     assert len(tops) == len(DATA["specs"]) and all(r["LUT"] == r["FF"] == r["DSP48E1"] == 0 for r in tops)
@@ -63,12 +71,29 @@ def test_dsps_of_folded_layers_are_counted_exactly():
 
 
 def test_dsps_of_transformer_ops_are_counted_exactly():
-    """gelu, softmax and layer_norm: each op's dsp_count (its products through Yosys' mul2dsp rule)
-    is the DSP48E1 count synth_xilinx gave on all 24 stored designs, and the stored dsp_model is it."""
+    """gelu, softmax, layer_norm, matmul and tanh: each op's dsp_count (its products through Yosys'
+    mul2dsp rule) is the DSP48E1 count synth_xilinx gave on all 40 stored designs, and the stored
+    dsp_model is it."""
     rows = json.loads(TRANSFORMER_CALIBRATION.read_text())["rows"]
-    assert len(rows) == 24 and {r["kind"] for r in rows} == {"gelu", "softmax", "layer_norm"}
+    assert len(rows) == 40 and {r["kind"] for r in rows} == {"gelu", "softmax", "layer_norm", "matmul", "tanh"}
     for row in rows:
         assert dsp_count(rebuilt_stage(row)) == row["dsp_model"] == row["DSP48E1"] > 0, row["design"]
+
+
+def test_matmul_held_out_errors_within_pinned_bounds():
+    """matmul's LUT/FF coefficients (4 fitted, 4 held out): LUT median 12.8 %, worst 28 %; FF median
+    19.7 %, worst 151 % (a 47-FF design estimated at 118)."""
+    held = json.loads(TRANSFORMER_CALIBRATION.read_text())["held_out"]["matmul"]
+    assert held["LUT"]["median"] < 0.13 and held["LUT"]["worst"] < 0.29
+    assert held["FF"]["median"] < 0.2 and held["FF"]["worst"] < 1.52
+
+
+def test_tanh_held_out_errors_within_pinned_bounds():
+    """tanh's LUT/FF coefficients (4 fitted, 4 held out): LUT median 6.4 %, worst 15.4 %; FF median
+    0.8 %, worst 1.2 %."""
+    held = json.loads(TRANSFORMER_CALIBRATION.read_text())["held_out"]["tanh"]
+    assert held["LUT"]["median"] < 0.065 and held["LUT"]["worst"] < 0.155
+    assert held["FF"]["median"] < 0.009 and held["FF"]["worst"] < 0.013
 
 
 @pytest.mark.parametrize(("cell", "dsps"), [

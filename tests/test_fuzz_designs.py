@@ -12,7 +12,7 @@ from flow.simulation.rtl_model import RtlModel
 from tests.fuzz.__main__ import CORPUS, features
 from tests.fuzz.check import DesignFailure, check_design, emit
 from tests.fuzz.spec import DesignSpec, LayerSpec
-from tests.fuzz.strategies import designs
+from tests.fuzz.strategies import attention_designs, designs
 
 CORPUS_FILES = sorted(CORPUS.glob("*.json"))
 
@@ -39,6 +39,19 @@ def test_corpus_is_not_empty_and_entries_say_what_they_found():
 def test_seeded_slice_of_random_designs(spec):
     result = check_design(spec)
     assert result["elements_compared"] >= spec.vectors * spec.layers[-1].out_features
+
+
+@pytest.mark.sim
+@settings(max_examples=3, derandomize=True, deadline=None, database=None, phases=[Phase.generate],
+          suppress_health_check=list(HealthCheck))
+@given(spec=attention_designs())
+def test_seeded_slice_of_random_attention_designs(spec):
+    """Sequence designs with self-attention blocks (flow/ops/matmul.py): bit-exact, cycles as modelled."""
+    assert spec.sequence > 1 and any(layer.join == "attention" for layer in spec.layers)
+    assert DesignSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    result = check_design(spec)
+    assert result["mismatches"] == 0
+    assert result["elements_compared"] >= spec.vectors * spec.sequence * spec.streams()[-1][2]
 
 
 UNSIGNED_RELU = DesignSpec(6, 2, (

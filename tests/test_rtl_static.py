@@ -17,11 +17,14 @@ from flow.circuits.components import (
     concat_parameters,
     fifo_parameters,
     gelu_parameters,
+    key_mask_parameters,
     layer_norm_parameters,
     leaky_relu_parameters,
     matmul_parameters,
     relu_parameters,
+    select_token_parameters,
     softmax_parameters,
+    tanh_parameters,
 )
 from flow.estimate.yosys import YosysError, read_commands, run_yosys
 from flow.formats.fixed import FixedFormat
@@ -33,7 +36,9 @@ from tests.sim.test_absolute import ABS_TABLE
 from tests.sim.test_activations import FIFO_TABLE, LEAKY_TABLE, RELU_TABLE
 from tests.sim.test_fixed_cast import CAST_TABLE
 from tests.sim.test_join import ADD_TABLE, BROADCAST_TABLE, CONCAT_LOCKSTEP_TABLE, CONCAT_TABLE
+from tests.sim.test_key_mask import KEY_MASK_TABLE
 from tests.sim.test_linear import LARGE_ROW, LINEAR_TABLE
+from tests.sim.test_pooler_ops import SELECT_TOKEN_TABLE, TANH_TABLE
 from tests.sim.test_transformer_ops import GELU_TABLE, LAYER_NORM_TABLE, MATMUL_TABLE, SOFTMAX_TABLE, _layer_norm
 
 SOURCES = sorted(rtl_dir().glob("*.sv"))
@@ -73,6 +78,12 @@ def component_rows():
     for a, b, out, shift, shape, lanes, transposed, _, *modes in MATMUL_TABLE:
         matmul = QuantMatmul(FixedFormat(*a), FixedFormat(*b), FixedFormat(*out), shift, *modes)
         yield "matmul", matmul_parameters(matmul, *shape, *lanes, transposed)
+    for src, out_frac, par, _ in TANH_TABLE:
+        yield "tanh", tanh_parameters(FixedFormat(*src), out_frac, par)
+    for src, par, features, tokens, index, _ in SELECT_TOKEN_TABLE:
+        yield "select_token", select_token_parameters(par * src[0], features // par, tokens, index)
+    for spec, seq, rows, par, _ in KEY_MASK_TABLE:
+        yield "key_mask", key_mask_parameters(FixedFormat(*spec), seq, rows, par)
 
 
 def lint(top, parameters):
@@ -116,6 +127,22 @@ def test_a_row_op_parallelism_not_dividing_the_row_is_an_elaboration_error(top, 
     assert result.returncode != 0 and message in result.stderr
     with pytest.raises(YosysError, match=message):
         run_yosys(read_commands(SOURCES, top, parameters), timeout=120)
+
+
+@pytest.mark.parametrize("top,parameters", [("tanh", tanh_parameters(FixedFormat(12, 8), 8, 2)),
+                                            ("tanh", tanh_parameters(FixedFormat(16, 12), 12, 1)),
+                                            ("select_token", select_token_parameters(48, 4, 8, 3))])
+def test_yosys_elaborates_the_pooler_components(top, parameters):
+    log = run_yosys(read_commands(SOURCES, top, parameters), timeout=120)
+    assert f"Top module:  \\{top}" in log
+
+
+def test_a_select_token_index_outside_the_sequence_is_an_elaboration_error():
+    parameters, message = dict(TOKENS=4, INDEX=4), "select_token: INDEX must name one of the TOKENS tokens"
+    result = lint("select_token", parameters)
+    assert result.returncode != 0 and message in result.stderr
+    with pytest.raises(YosysError, match=message):
+        run_yosys(read_commands(SOURCES, "select_token", parameters), timeout=120)
 
 
 def test_a_folded_linear_without_a_weights_file_is_an_elaboration_error():
@@ -238,6 +265,42 @@ def test_an_emitted_design_with_transformer_ops_lints_clean_and_reads_into_yosys
     _block(residual=True).emit(folder, _inputs(4))
     files, top = design_sources(folder)
     assert {"gelu.sv", "layer_norm.sv", "softmax.sv"} <= {f.name for f in files}
+    setup_verilator()
+    result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
+    log = run_yosys(read_commands(files, top), timeout=300)
+    assert f"Top module:  \\{top}" in log
+
+
+def test_an_emitted_attention_design_lints_clean_and_reads_into_yosys(tmp_path):
+    """Single-head self-attention as flow emits it (two matmuls, softmax, forks, FIFOs, casts):
+    lint-clean under -Wall and elaborated by Yosys."""
+    from flow.estimate.design import design_sources
+    from tests.test_attention import _compile, _inputs
+
+    folder = tmp_path / "attention"
+    _compile().emit(folder, _inputs(2))
+    files, top = design_sources(folder)
+    assert {"matmul.sv", "softmax.sv", "linear.sv"} <= {f.name for f in files}
+    setup_verilator()
+    result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "%Warning" not in result.stderr, result.stderr
+    log = run_yosys(read_commands(files, top), timeout=300)
+    assert f"Top module:  \\{top}" in log
+
+
+def test_an_emitted_bert_layer_design_lints_clean_and_reads_into_yosys(tmp_path):
+    """A Hugging Face BertLayer as flow emits it (a Linear a head, per-head matmuls and softmax, the
+    heads' concat, LayerNorm, GELU, residual adds): lint-clean under -Wall and elaborated by Yosys."""
+    from flow.estimate.design import design_sources
+    from tests.test_bert_layer import _compile, _inputs
+
+    folder = tmp_path / "bert_layer"
+    _compile().emit(folder, _inputs(2))
+    files, top = design_sources(folder)
+    assert {"matmul.sv", "softmax.sv", "concat.sv", "layer_norm.sv", "gelu.sv"} <= {f.name for f in files}
     setup_verilator()
     result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)],
                             capture_output=True, text=True)

@@ -174,17 +174,23 @@ class Shaped(nn.Module):
 THREE_D = ("softmax_rows_in_vector", "layer_norm_two_dims", "layer_norm_inner_rows")
 
 
+@pytest.mark.parametrize("case", ["softmax_rows_in_vector", "layer_norm_inner_rows"])
+def test_a_row_op_over_the_tokens_of_a_3d_input_is_a_sequence_design(case):
+    design = flow.compile(Shaped(case), torch.randn(2, 4, 16), quant=QUANT["default"],
+                          parallelism={"default": {"in_par": "auto"}})
+    assert design.graph.sequence == 4 and design.graph.input.features == 16
+
+
 @pytest.mark.parametrize("case,message", [
     ("softmax_dim0", "softmax over dimension 0 of a (2, 64) tensor (flow streams one vector a sample: use the last "
                      "dimension, dim=-1)"),
-    ("softmax_rows_in_vector", "softmax of a (2, 4, 16) tensor (flow streams one vector a sample: flatten to "
-                               "(batch, features) first)"),
     ("layer_norm_two_dims", "LayerNorm over dimension (-2, -1) of a (2, 4, 16) tensor (flow streams one vector a "
                             "sample: use the last dimension, dim=-1)"),
-    ("layer_norm_inner_rows", "LayerNorm of a (2, 4, 16) tensor"),
     ("gelu_tanh", "GELU approximate='tanh' (flow computes the erf form"),
 ])
 def test_a_row_op_over_another_dimension_is_a_one_line_lowering_error(case, message):
+    """(A row op over the last dimension of a (batch, 4, 16) input is a sequence design of 4 tokens:
+    tests/test_attention.py.)"""
     example = torch.randn(2, 4, 16) if case in THREE_D else torch.randn(2, 32)
     with pytest.raises(LoweringError) as error:
         flow.compile(Shaped(case), example, quant=QUANT, parallelism={"default": {"in_par": "auto"}})

@@ -47,6 +47,9 @@ LIBRARY: dict[str, Component] = {c.name: c for c in [
     Component("softmax", ("reciprocal",), "flow.nn.QuantSoftmax.forward_codes"),
     Component("layer_norm", ("reciprocal", "fixed_cast_lane"), "flow.nn.QuantLayerNorm.forward_codes"),
     Component("matmul", ("fixed_cast_lane",), "flow.nn.QuantMatmul.forward_codes"),
+    Component("tanh", ("skid_buffer",), "flow.nn.QuantTanh.forward_codes"),
+    Component("select_token", ("skid_buffer",), "flow.ops.select_token.SelectTokenStage.forward_codes"),
+    Component("key_mask", ("skid_buffer",), "flow.ops.key_mask.key_mask_codes"),
 ]}
 
 
@@ -89,6 +92,12 @@ def concat_cycles(a_beats: int, b_beats: int) -> tuple[int, int]:
 
 
 CONCAT_LOCKSTEP_CYCLES = (1, 1)  # one vector a beat, both inputs taken in the same cycle, as add
+
+
+def key_mask_cycles(seq: int, rows: int, par: int) -> tuple[int, int]:
+    """(cycles per sample, latency): a scores beat a cycle once the sample's mask is in (the next
+    sample's mask loads meanwhile), or the mask's ``seq`` one-bit beats where they take longer."""
+    return max(rows * seq // par, seq), 1
 
 
 def linear_cycles(in_features: int, out_features: int, in_par: int, out_par: int) -> tuple[int, int]:
@@ -175,6 +184,31 @@ def softmax_cycles(length: int, par: int, parameters: dict[str, int]) -> tuple[i
     return 3 * beats + divide, 2 * beats + divide
 
 
+def tanh_parameters(in_fmt: Format, out_frac: int, par: int) -> dict[str, int]:
+    """tanh.sv's parameters: softmax.sv's (flow.arith.int_softmax's constants for the pair (x, -x))
+    without the row length."""
+    try:
+        parameters = softmax_parameters(in_fmt, out_frac, 2, 1)
+    except ValueError as error:
+        raise ValueError(str(error).replace("softmax", "tanh")) from None
+    del parameters["LENGTH"]
+    return {**parameters, "PAR": par}
+
+
+def tanh_cycles(parameters: dict[str, int]) -> tuple[int, int]:
+    """(cycles per beat, latency) of tanh.sv: a beat a cycle through its exp register, one pipeline
+    stage per quotient bit it computes (OUT_FRAC + GUARD + 1: the first EXP_FRAC are 0) and the
+    output skid buffer."""
+    return 1, parameters["OUT_FRAC"] + parameters["GUARD"] + 3
+
+
+def select_token_parameters(beat_bits: int, beats: int, tokens: int, index: int) -> dict[str, int]:
+    """select_token.sv's parameters: a beat's bits, a token's beats, a sample's tokens, the token kept."""
+    if not 0 <= index < tokens:
+        raise ValueError(f"token index {index} is outside a sequence of {tokens} tokens")
+    return {"WIDTH": beat_bits, "BEATS": beats, "TOKENS": tokens, "INDEX": index}
+
+
 def layer_norm_parameters(norm: QuantLayerNorm, par: int) -> dict[str, int | str]:
     """layer_norm.sv's parameters: the formats, flow.arith.int_layer_norm's constants, the affine
     codes packed as parameters, and the square root's steps (half the largest radicand's bits)."""
@@ -222,6 +256,11 @@ def add_parameters(a: Format, b: Format, out: Format, rounding: Rounding, overfl
 
 def concat_parameters(beat_bits: int, a_beats: int, b_beats: int) -> dict[str, int]:
     return dict(WIDTH=beat_bits, A_BEATS=a_beats, B_BEATS=b_beats)
+
+
+def key_mask_parameters(fmt: Format, seq: int, rows: int, par: int) -> dict[str, int]:
+    """``fmt``: the scores format; ``seq`` keys a row (mask bits a sample), ``rows`` rows a sample."""
+    return dict(PAR=par, WIDTH=fmt.width, SIGNED=int(fmt.signed), SEQ=seq, ROWS=rows)
 
 
 def concat_lockstep_parameters(width: int, a_elements: int, b_elements: int) -> dict[str, int]:

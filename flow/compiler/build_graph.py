@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from flow.compiler.hardware_graph import HardwareGraph, InputStream, Stage
 from flow.compiler.timing import balance
-from flow.config.schema import DesignConfig
+from flow.config.schema import DesignConfig, LayerTables
 from flow.formats.base import Rounding
 from flow.nn import LinearQuantConfig
-from flow.ops import INPUT, Build, FloatGraph, StreamInfo, op_for, op_with_role
+from flow.ops import INPUT, Build, FloatGraph, FloatLayer, StreamInfo, op_for, op_with_role
 from flow.ops.base import parallelism
 
 __all__ = ["build_hardware_graph", "parallelism"]
@@ -51,10 +51,18 @@ def _context(layers: FloatGraph, config: DesignConfig) -> Build:
     to name layers of the model): its quantization (its name's table, or its kind's under
     by="type", over the default) as flow's number types, and its parallelism table."""
     tabled = [layer for layer in layers if op_for(layer.kind).has_table]
-    config.check_layer_names([layer.name for layer in tabled])
-    quant: dict[str, LinearQuantConfig] = {layer.name: config.quantization.for_layer(layer.name, layer.kind).linear_config(f"quantization.{layer.name}")
-             for layer in tabled}
-    return Build(layers, quant, {layer.name: config.parallelism.table(layer.name) for layer in tabled})
+    shared = [layer.attrs["table"] for layer in tabled if "table" in layer.attrs]
+    config.check_layer_names([layer.name for layer in tabled] + list(dict.fromkeys(shared)))
+
+    def key(layer: FloatLayer, tables: LayerTables) -> str:
+        """A layer's own table, else the one it shares (a head's: its Linear's or its op's)."""
+        return layer.attrs["table"] if "table" in layer.attrs and layer.name not in tables.layers else layer.name
+
+    quant: dict[str, LinearQuantConfig] = {
+        layer.name: config.quantization.for_layer(key(layer, config.quantization), layer.kind).linear_config(
+            f"quantization.{key(layer, config.quantization)}") for layer in tabled}
+    return Build(layers, quant, {layer.name: config.parallelism.table(key(layer, config.parallelism))
+                                 for layer in tabled})
 
 
 def build_hardware_graph(layers: FloatGraph, config: DesignConfig) -> HardwareGraph:
@@ -67,7 +75,7 @@ def build_hardware_graph(layers: FloatGraph, config: DesignConfig) -> HardwareGr
     ctx.streams[INPUT] = StreamInfo(source.fmt, source.par, source.features, source.rounding)
     for layer in layers:
         op_for(layer.kind).build(layer, ctx)
-    graph = HardwareGraph(_with_forks(ctx.stages, ctx.streams), source, ctx.elided)
+    graph = HardwareGraph(_with_forks(ctx.stages, ctx.streams), source, ctx.elided, layers.sequence)
 
     def fifo(name: str, stream: str, depth: int) -> Stage:
         producer = graph.producer(stream)

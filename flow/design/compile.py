@@ -54,6 +54,12 @@ class Design:
         return self.graph.initiation_interval
 
     @property
+    def initiation_interval_max(self) -> int:
+        """The widest interval between samples while they stream back to back (the II, except in a
+        sequence design whose first samples leave further apart)."""
+        return self.graph.initiation_interval_max
+
+    @property
     def latency(self) -> int:
         return self.graph.latency_estimate
 
@@ -90,7 +96,7 @@ class Design:
         with tempfile.TemporaryDirectory() as scratch:
             if folder is None:
                 folder = Path(scratch) / self.name
-                width = self.graph.input.features
+                width = self.graph.input.features * self.graph.sequence
                 self.emit(folder, torch.zeros(1, width))
             rtl = Path(folder) / "rtl"
             files = [rtl / name for name in (rtl / "filelist.f").read_text().split()]

@@ -31,7 +31,8 @@ def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tens
         write_vectors(tmp / "vectors", Vectors(x_codes, y_codes, labels, {
             "top": top, "in_width": stream_in.fmt.width, "in_signed": stream_in.fmt.signed,
             "in_par": stream_in.par, "out_width": last.out_format.width, "out_signed": last.out_format.signed,
-            "out_par": last.out_par, "in_features": stream_in.features, "out_features": last.out_features,
+            "out_par": last.out_par, "in_features": stream_in.features * hw.sequence,
+            "out_features": last.out_features * hw.out_sequence,
             "vectors": len(labels), "initiation_interval": hw.initiation_interval,
             "latency": hw.latency_estimate,
         }))
@@ -45,7 +46,9 @@ def write_design(folder: Path, hw: HardwareGraph, name: str, x_codes: torch.Tens
         report["accuracy"] = {**report.get("accuracy", {}),
                               "hardware_reference": (y_codes.argmax(dim=1) == labels).float().mean().item()}
         report.update(stages=stage_rows(hw), elided=dict(hw.elided), resources=resources, files=files,
-                      cycles={"initiation_interval": hw.initiation_interval, "latency_estimate": hw.latency_estimate},
+                      cycles={"initiation_interval": hw.initiation_interval, "latency_estimate": hw.latency_estimate,
+                              **({"initiation_interval_max": hw.initiation_interval_max, "sequence": hw.sequence}
+                                 if hw.sequence > 1 else {})},
                       emit_seconds=round(time.perf_counter() - (started or start), 2))
         write_reports(tmp, report)
     return report

@@ -70,6 +70,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Initiation interval {cycles['initiation_interval']} cycles per vector; latency estimate "
         f"{cycles['latency_estimate']} cycles from the first input beat to the first output beat. "
         "`flow sim` measures both.",
+        *([f"A vector is a sample of {cycles['sequence']} tokens streamed one after another; the first "
+           f"samples may leave up to {cycles['initiation_interval_max']} cycles apart."] if "sequence" in cycles else []),
         "",
         "## Resources",
         "",

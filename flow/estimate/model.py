@@ -43,7 +43,7 @@ CALIBRATION = Path(__file__).with_name("calibration.json")
 TRANSFORMER_CALIBRATION = Path(__file__).with_name("calibration_transformer.json")
 # Counts of register bits alone: they drive FF, not LUT, so the LUT fit leaves them out (else a
 # least-squares fit leans on them to explain logic and generalizes worse).
-FF_ONLY_FEATURES = frozenset({"read_input_bits", "skid_bits"})
+FF_ONLY_FEATURES = frozenset({"read_input_bits", "skid_bits", "pipeline_bits"})  # pipeline_bits: tanh's divider
 # Register bits known exactly from the netlist (a pipelined shift-add layer's registers, its
 # emitted widths times the stages that carry them): one FF each, counted rather than fitted, so a
 # sweep without such registers cannot leave them out of the estimate.

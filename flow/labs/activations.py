@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ from flow.passes.integer_ops import IntegerOpsConfig, use_integer_ops
 from flow.paths import current_commit, results_dir
 
 KINDS = {QuantSoftmax: "softmax", QuantGELU: "gelu", QuantLayerNorm: "layer_norm"}
+#: what else a kind's capture keeps besides its inputs (LayerNorm's affine constants)
+EXTRAS: dict[str, Callable[[nn.Module], dict[str, Any]]] = {
+    "layer_norm": lambda module: {"weight": module.weight.detach().clone(), "bias": module.bias.detach().clone(),
+                                  "eps": module.eps},
+}
 
 
 @torch.inference_mode()
@@ -40,11 +46,8 @@ def capture(model: nn.Module, batch: dict[str, torch.Tensor], tokens: int) -> di
         def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             x = args[0].detach().float()
             rows = x[..., :tokens, :].contiguous()
-            entry: dict[str, Any] = {"module": name, "inputs": rows}
-            if kind == "layer_norm":
-                entry |= {"weight": module.weight.detach().clone(), "bias": module.bias.detach().clone(),
-                          "eps": module.eps}
-            seen[kind].append(entry)
+            extras = EXTRAS[kind](module) if kind in EXTRAS else {}
+            seen[kind].append({"module": name, "inputs": rows} | extras)
         return record
 
     handles = [module.register_forward_pre_hook(hook(name, KINDS[type(module)]))

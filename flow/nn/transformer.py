@@ -200,5 +200,7 @@ class QuantTanh(nn.Module):
         return 2 * pair - (1 << self.out_frac)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _exporting():
+            return torch.tanh(x)
         exact = dequantize(self.forward_codes(quantize(x.detach(), self.in_fmt)), self.out_fmt, x.dtype)
         return _through(exact, torch.tanh(fake_quantize(x, self.in_fmt))) if _training() else exact

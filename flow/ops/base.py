@@ -126,7 +126,8 @@ class FloatGraph:
     """The lowered model: layers in topological order, the last one the output."""
 
     layers: list[FloatLayer]
-    input_features: int
+    input_features: int  # elements of a token (a sample's vector when the design is not a sequence design)
+    sequence: int = 1  # tokens a sample: > 1 for an input of shape (batch, sequence, features)
 
     def __iter__(self) -> Iterator[FloatLayer]:
         return iter(self.layers)
@@ -161,6 +162,13 @@ class Lowering:
     source: dict[fx.Node, str] = field(default_factory=dict)  # node -> the layer whose output it carries
     by_name: dict[str, FloatLayer] = field(default_factory=dict)
     name_of: _Namer = field(default_factory=_Namer)
+    sequence: int = 1  # tokens a sample (the input's second dimension when it is (batch, sequence, features))
+    heads: dict[fx.Node, Any] = field(default_factory=dict)  # node -> its per-head streams (flow.ops.heads.Heads)
+
+    def token_shape(self, shape: tuple[int, ...]) -> bool:
+        """A tensor the stream carries: one vector a sample (batch, features), or one a token
+        (batch, sequence, features) in a sequence design."""
+        return len(shape) == 2 or (self.sequence > 1 and len(shape) == 3 and shape[1] == self.sequence)
 
     def add(self, layer: FloatLayer, node: fx.Node | None = None) -> None:
         """A new layer; ``node`` (if given) carries its output."""
@@ -171,6 +179,9 @@ class Lowering:
 
     def feeding(self, node: fx.Node, arg: Any) -> str:
         """The layer whose output ``arg`` (an operand of ``node``) carries."""
+        if arg in self.heads:
+            raise self.unsupported(node, f"a read of per-head tensor '{arg.name}' (merge the heads first: "
+                                         f"transpose(1, 2) then reshape(b, s, heads * d)) by")
         if not isinstance(arg, fx.Node) or arg not in self.source:
             raise LoweringError(f"node '{node.name}' ({node.target}) reads '{arg}', which is not a lowered "
                                 f"tensor; flow lowers {supported()}")
@@ -202,11 +213,11 @@ def lower_join(node: fx.Node, ctx: Lowering, kind: str, operands: list[fx.Node])
 
 
 def join_shapes(node: fx.Node, ctx: Lowering, operands: list[Any]) -> list[tuple[int, ...]]:
-    """The operands' shapes: tensors of the graph, one vector per sample each."""
+    """The operands' shapes: tensors of the graph, one vector per sample (or token) each."""
     if not all(isinstance(arg, fx.Node) for arg in operands):
         raise ctx.unsupported(node, "an operand that is not a tensor of the graph in")
     shapes = [tuple(arg.meta["val"].shape) if arg.meta.get("val") is not None else None for arg in operands]
-    if any(shape is None or len(shape) != 2 for shape in shapes):
+    if any(shape is None or not ctx.token_shape(shape) for shape in shapes):
         raise ctx.unsupported(node, f"a join of non-vector shapes {shapes} in")
     return shapes
 
@@ -288,6 +299,11 @@ class Build:
     alias: dict[str, str] = field(default_factory=dict)  # an elided layer's name -> the stream it passes on
     elided: dict[str, str] = field(default_factory=dict)  # layer -> why it needs no hardware
 
+    @property
+    def sequence(self) -> int:
+        """Tokens a sample (1: one vector a sample)."""
+        return self.layers.sequence
+
     def inputs(self, layer: FloatLayer) -> tuple[str, ...]:
         """The streams feeding a layer (an elided layer's readers read what it passed on)."""
         return tuple(self.alias.get(name, name) for name in layer.inputs)
@@ -340,6 +356,16 @@ class Stage:
     one input that passes every beat on after ``latency`` cycles and needs no generated file."""
 
     # ---- the cycle model (flow.compiler.timing) ----
+    def cycles_per_sample(self, sequence: int) -> int:
+        """Cycles the stage needs for one sample of ``sequence`` tokens (its II a token, times the
+        tokens; a stage holding a whole sequence, a matmul, gives its own)."""
+        return self.initiation_interval * sequence
+
+    def sequence_out(self, sequence: int) -> int:
+        """Tokens a sample on its outputs, given ``sequence`` on its first input (the same, except
+        a stage that keeps some tokens of a sequence: select_token keeps one)."""
+        return sequence
+
     def accept_interval(self, graph: Any) -> int:
         """Fewest cycles between two beats the stage takes on one input."""
         return 1

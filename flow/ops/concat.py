@@ -126,9 +126,9 @@ class Concat(Op):
 
     def lower(self, node: fx.Node, ctx: Lowering) -> None:
         operands = node.args[0]
-        join_shapes(node, ctx, operands)
+        rank = len(join_shapes(node, ctx, operands)[0])
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-        if dim not in (-1, 1):
+        if not isinstance(dim, int) or dim % rank != rank - 1:
             raise ctx.unsupported(node, f"cat along dimension {dim} (flow concatenates features, dim=-1) in")
         lower_join(node, ctx, "concat", list(operands))
 

@@ -27,7 +27,7 @@ ROW_FIFO_SLACK = 2  # a FIFO of one row plus two beats: full throughput and its 
 
 def vector_operand(node: fx.Node, ctx: Lowering, what: str, dims: tuple[int, ...] | None = None) -> int:
     """Check that ``node`` acts on the stream's whole vector: its input is one vector per sample
-    (batch, features) and, for a row op, ``dims`` (the dimensions it reduces over) is that last
+    (batch, features), or per token (batch, sequence, features) in a sequence design, and, for a row op, ``dims`` (the dimensions it reduces over) is that last
     dimension. Returns the vector's length."""
     value = node.args[0].meta.get("val") if isinstance(node.args[0], fx.Node) else None
     if value is None:
@@ -36,9 +36,9 @@ def vector_operand(node: fx.Node, ctx: Lowering, what: str, dims: tuple[int, ...
     if dims is not None and any(d % len(shape) != len(shape) - 1 for d in dims):
         raise ctx.unsupported(node, f"{what} over dimension {dims[0] if len(dims) == 1 else dims} of a {shape} "
                                     f"tensor (flow streams one vector a sample: use the last dimension, dim=-1) in")
-    if len(shape) != 2:
-        raise ctx.unsupported(node, f"{what} of a {shape} tensor (flow streams one vector a sample: flatten to "
-                                    f"(batch, features) first) in")
+    if not ctx.token_shape(shape):
+        raise ctx.unsupported(node, f"{what} of a {shape} tensor (flow streams one vector a sample, or a token of "
+                                    f"a (batch, sequence, features) input: flatten to (batch, features) first) in")
     return int(shape[-1])
 
 

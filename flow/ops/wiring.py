@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import fx
 
 from flow.graph.ops import op_name
-from flow.ops.base import Lowering, Op, register_op
+from flow.ops.base import INPUT, Lowering, Op, register_op
 
 DROPOUT_OPS = ("dropout", "native_dropout", "feature_dropout")
 RESHAPE_OPS = ("view", "reshape", "_unsafe_view", "flatten")  # must leave a vector per sample
@@ -24,5 +24,11 @@ class Wiring(Op):
             if len(node.args) > 2 and node.args[2]:  # dropout(input, p, train): train-mode dropout is random
                 raise ctx.unsupported(node, "train-mode dropout (capture the model in eval mode)")
         elif name in RESHAPE_OPS and node.meta.get("val") is not None and node.meta["val"].dim() != 2:
-            raise ctx.unsupported(node, "reshape to a non-vector shape")
+            if not ctx.token_shape(tuple(node.meta["val"].shape)):
+                raise ctx.unsupported(node, "reshape to a non-vector shape")
+        elif name in RESHAPE_OPS and ctx.sequence > 1:  # a (batch, sequence, features) tensor flattened
+            if previous != INPUT or ctx.layers:
+                raise ctx.unsupported(node, f"a reshape flattening the sequence of {ctx.sequence} tokens (flow streams "
+                                            f"a sequence token by token; flatten the model's input instead)")
+            ctx.sequence = 1  # the model flattens its input: one vector a sample
         ctx.source[node] = previous

@@ -20,6 +20,7 @@ _PORT = re.compile(r"\.([sm]_axis\w*)_tdata\((\w+)_tdata\)")
 _LOCALPARAM = re.compile(r"localparam\s+logic\s*\[(\d+):0\]\s*(\w+)\s*=\s*([^;]+);")
 _HEX = re.compile(r"(\d+)'h([0-9a-fA-F_]+)")
 _OUTPUT = re.compile(r"assign\s+m_axis_tdata\s*=\s*(\w+)_tdata\s*;")
+_SEQUENCE = re.compile(r"^// Sequence: (\d+) tokens a sample", re.M)
 
 
 class RtlModelError(ValueError):
@@ -301,6 +302,62 @@ def _layer_norm(vector: list[int], p: dict[str, int]) -> list[int]:
     return out
 
 
+def _matmul(a: list[int], b: list[int], p: dict[str, int]) -> list[int]:
+    """matmul.sv: B's stream buffered (row-major B, or row-major Bᵀ when B_TRANSPOSED), then each
+    row of A times B in lanes that sign- or zero-extend both patterns to ACC_WIDTH and add their
+    products modulo 2**ACC_WIDTH, each sum cast from IN_FRAC by fixed_cast_lane."""
+    rows, inner, cols, acc_w = p["ROWS"], p["INNER"], p["COLS"], p["ACC_WIDTH"]
+    if len(a) != rows * inner or len(b) != inner * cols:
+        raise RtlModelError(f"matmul {rows}x{inner} by {inner}x{cols} got {len(a)} and {len(b)} elements")
+    x = [_read(v, p["A_WIDTH"], bool(p["A_SIGNED"])) for v in a]
+    w = [_read(v, p["B_WIDTH"], bool(p["B_SIGNED"])) for v in b]
+    element = (lambda k, n: w[n * inner + k]) if p["B_TRANSPOSED"] else (lambda k, n: w[k * cols + n])
+    cast = {"IN_WIDTH": acc_w, "IN_FRAC": p["IN_FRAC"], "IN_SIGNED": 1, "OUT_WIDTH": p["OUT_WIDTH"],
+            "OUT_FRAC": p["OUT_FRAC"], "OUT_SIGNED": p["OUT_SIGNED"], "ROUNDING": p["ROUNDING"],
+            "OVERFLOW": p["OVERFLOW"]}
+    return [cast_lane(sum(x[r * inner + k] * element(k, n) for k in range(inner)) & _mask(acc_w), cast)
+            for r in range(rows) for n in range(cols)]
+
+
+def _tanh(vector: list[int], p: dict[str, int]) -> list[int]:
+    """tanh.sv per lane: the exp of n = 2|x| << WORK_SHIFT and of n = 0 as softmax.sv's lanes take
+    them, d = e0 + e, q by its restoring divider (from the remainder 2**(EXP_FRAC-1), OUT_FRAC +
+    GUARD + 1 steps of shifting in a 0), num = e0 (x >= 0) or e, s = (num q + half) >> (EXP_FRAC +
+    GUARD) in OUT_FRAC + 2 bits, y = 2 s - 2**OUT_FRAC there."""
+    b_w = _clog2(p["EXP_B"] + 1)
+    poly_w = max(_clog2(p["EXP_A"] + 1) + 2 * b_w, _clog2(p["EXP_C"] + 1) + p["C_SHIFT"]) + 1
+    exp_w, out_w = p["EXP_FRAC"] + 2, p["OUT_FRAC"] + 2
+
+    def exp_of(n: int) -> int:
+        z = (n * p["MAGIC"]) >> p["MAGIC_SHIFT"]
+        t = (p["EXP_B"] - (n - z * p["LN2"])) & _mask(b_w)
+        poly = (p["EXP_A"] * t * t + (p["EXP_C"] << p["C_SHIFT"])) & _mask(poly_w)
+        shift = z + p["POLY_SHIFT"]
+        if z > poly_w or shift > poly_w:
+            return 0
+        return (poly if shift == 0 else (poly + (1 << (shift - 1))) >> shift) & _mask(exp_w)
+
+    sum_w, steps = exp_w + 1, p["OUT_FRAC"] + p["GUARD"] + 1
+    shift, e_zero, out = p["EXP_FRAC"] + p["GUARD"], exp_of(0), []
+    for pattern in vector:
+        x = _read(pattern, p["IN_WIDTH"], True)
+        e = exp_of((2 * abs(x)) << p["WORK_SHIFT"])
+        divisor, remainder, quotient = (e_zero + e) & _mask(sum_w), 1 << (p["EXP_FRAC"] - 1), 0
+        for _ in range(steps):
+            trial = remainder << 1
+            bit = int(trial >= divisor)
+            remainder, quotient = (trial - divisor * bit) & _mask(sum_w), ((quotient << 1) | bit) & _mask(steps)
+        half = (((e if x < 0 else e_zero) * quotient + (1 << (shift - 1))) >> shift) & _mask(out_w)
+        out.append(((half << 1) - (1 << p["OUT_FRAC"])) & _mask(out_w))
+    return out
+
+
+def _select_token(vector: list[int], p: dict[str, int]) -> list[int]:
+    """select_token.sv on one sample: of its TOKENS tokens of BEATS beats, token INDEX's beats."""
+    size = len(vector) // p["TOKENS"]
+    return list(vector[p["INDEX"] * size:(p["INDEX"] + 1) * size])
+
+
 # The semantics of each library component, read from its RTL (hw/rtl/<module>.sv): inputs -> output
 # elements. Adding a component adds its entry here, written from the RTL, not from flow's reference.
 COMPONENTS: dict[str, Callable[..., list[int]]] = {
@@ -317,9 +374,19 @@ COMPONENTS: dict[str, Callable[..., list[int]]] = {
     "gelu": _gelu,
     "softmax": _softmax,
     "layer_norm": _layer_norm,
+    "matmul": _matmul,
+    "tanh": _tanh,
+    "select_token": _select_token,
 }
+WHOLE_SEQUENCE = {"matmul", "select_token"}  # components taking a whole sequence's tokens (the others a token at a time)
+ONE_TOKEN = {"select_token"}  # components giving one token a sample (the design after them is per sample)
 PASS_ELEMENTS = {"fifo", "broadcast", "concat", "concat_lockstep"}  # compute no element: output_params looks past
 ROM_WEIGHTS = {"linear"}  # components reading a WEIGHTS_FILE
+# components whose output elements are not OUT_WIDTH/OUT_SIGNED wide: (width, signed) from parameters
+OUTPUT_ELEMENTS: dict[str, Callable[[dict[str, int]], tuple[int, bool]]] = {
+    "softmax": lambda p: (p["OUT_FRAC"] + 1, False),  # unsigned, one integer bit
+    "tanh": lambda p: (p["OUT_FRAC"] + 2, True),  # signed, two integer bits
+}
 
 
 _DECL = re.compile(r"logic\s+(signed\s+)?\[(\d+):0\]\s*(\w+)\s*(?:\[(\d+)\])?\s*;")
@@ -432,7 +499,10 @@ class RtlModel:
         for path in sorted(rtl_folder.glob("*_pkg.sv")):
             constants.update(read_package(path.read_text()))
         self.netlists = {path.stem: path.read_text() for path in rtl_folder.glob("*_cmvm.sv")}
-        self.instances, self.output = read_top((rtl_folder / f"{top}.sv").read_text(), constants)
+        text = (rtl_folder / f"{top}.sv").read_text()
+        self.instances, self.output = read_top(text, constants)
+        sequence = _SEQUENCE.search(text)  # a sequence design streams a sample's tokens one after another
+        self.sequence = int(sequence.group(1)) if sequence else 1
         for inst in self.instances:
             if inst.module in ROM_WEIGHTS and "WEIGHTS_FILE" in inst.params:
                 inst.params = _linear_weights(inst.params, rtl_folder)
@@ -451,26 +521,36 @@ class RtlModel:
         p = producer.params
         if producer.module in self.netlists:
             p = {key: int(v) for key, v in _PARAM.findall(_CAST.search(self.netlists[producer.module]).group(1))}
-        if producer.module == "softmax":  # unsigned, one integer bit
-            return p["OUT_FRAC"] + 1, False
+        if producer.module in OUTPUT_ELEMENTS:
+            return OUTPUT_ELEMENTS[producer.module](p)
         return ((p["OUT_WIDTH"], bool(p.get("OUT_SIGNED", 1))) if "OUT_WIDTH" in p
                 else (p["WIDTH"], bool(p.get("SIGNED", 1))))
 
     def __call__(self, vector: list[int]) -> list[int]:
-        """Output codes (read by the output's signedness) for one vector of input codes."""
+        """Output codes (read by the output's signedness) for one vector of input codes (a sample: in
+        a sequence design its tokens one after another)."""
         streams = {"s_axis": list(vector)}
+        tokens = {"s_axis": self.sequence}  # tokens a sample on each stream
         for inst in self.instances:
             missing = [source for source in inst.sources if source not in streams]
             if missing:
                 raise RtlModelError(f"instance u_{inst.name} reads {missing[0]}, which nothing drives before it")
             data = [streams[source] for source in inst.sources]
             if inst.module in self.netlists:
-                result = shift_add_netlist(self.netlists[inst.module], data[0])
+                compute = lambda *x, text=self.netlists[inst.module]: shift_add_netlist(text, x[0])  # noqa: E731
             elif inst.module in COMPONENTS:
-                result = COMPONENTS[inst.module](*data, inst.params)
+                compute = lambda *x, f=COMPONENTS[inst.module], p=inst.params: f(*x, p)  # noqa: E731
             else:
                 raise RtlModelError(f"the model does not know component {inst.module!r}")
+            count = tokens[inst.sources[0]]
+            if count == 1 or inst.module in WHOLE_SEQUENCE:
+                result = compute(*data)
+            else:  # one token at a time
+                result = []
+                for token in range(count):
+                    result += compute(*(x[token * len(x) // count:(token + 1) * len(x) // count] for x in data))
             for sink in inst.sinks:
                 streams[sink] = result
+                tokens[sink] = 1 if inst.module in ONE_TOKEN else count
         width, signed = self.output_params()
         return [_read(v, width, signed) for v in streams[self.output]]

@@ -71,6 +71,13 @@ def features(spec) -> list[str]:
                                                   layer.join_out not in (layer.data_out, previous_out) else ""))
         if lockstep_concat(layer, n_in, in_par):
             found.append("lockstep concat (one beat of both inputs)")
+        if layer.attention is not None:
+            a = layer.attention
+            found += [f"attention block, sequence {spec.sequence}", f"attention scale 2^-{a['shift']}",
+                      "Q·Kᵀ " + ("one group a row" if a["qk_par"] == spec.sequence else "row folded into groups"),
+                      "A·V " + ("one group a row" if a["av_par"] == layer.out_features else "row folded into groups")]
+        elif spec.sequence > 1:
+            found.append("per-token layer of a sequence design")
         if after_lockstep and layer.multiplier == "auto" and par == [n_in, layer.out_features]:
             found.append("shift-add layer reading a lockstep concat")
         after_lockstep = lockstep_concat(layer, n_in, in_par)
@@ -103,7 +110,7 @@ def fuzz_worker(minutes: float, seed: int, log_path: Path, keep: Path, rtl_dir: 
 
     from tests.fuzz.check import check_design
     from tests.fuzz.spec import summary_line
-    from tests.fuzz.strategies import designs
+    from tests.fuzz.strategies import fuzz_designs
 
     engine.MAX_SHRINKING_SECONDS = SHRINK_MINUTES * 60  # an internal constant; the default is 300 s
     deadline = time.monotonic() + minutes * 60
@@ -142,7 +149,7 @@ def fuzz_worker(minutes: float, seed: int, log_path: Path, keep: Path, rtl_dir: 
         test = settings(max_examples=BATCH, deadline=None, database=None, print_blob=False,
                         suppress_health_check=list(HealthCheck),
                         phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate])(
-            given(designs())(check))
+            given(fuzz_designs())(check))
         try:
             hypothesis_seed(seed * 100_000 + batch)(test)()
         except Exception:

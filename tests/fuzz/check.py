@@ -38,7 +38,7 @@ def emit(spec: DesignSpec, output_dir: Path, name: str = "fuzz") -> tuple[Path, 
     model = build_model(spec)
     x = inputs(spec)
     with torch.no_grad():
-        labels = model(x).argmax(dim=1)
+        labels = model(x).flatten(1).argmax(dim=1)  # a sequence design: over its tokens, one after another
     design = compile_config(model, x[:2], load_config(None, config_overrides(spec, str(output_dir), name)))
     folder = output_dir / name
     design.emit(folder, x, labels, source="tests.fuzz", fields={"fuzz_spec": spec.to_json()})
@@ -79,10 +79,10 @@ def check_design(spec: DesignSpec, keep: Path | None = None, sim_seed: int = 1) 
         if sim["hardware_accuracy"] != sim["reference_accuracy"]:
             problems.append(f"hardware accuracy {sim['hardware_accuracy']} != reference {sim['reference_accuracy']}")
         measured = (sim["initiation_interval"], sim["initiation_interval_max"], sim["latency_cycles"])
-        modelled = (hw.initiation_interval, hw.initiation_interval, hw.latency_estimate)
+        modelled = (hw.initiation_interval, hw.initiation_interval_max, hw.latency_estimate)
         if measured != modelled:
             problems.append(f"cycles measured II {measured[0]}..{measured[1]}, latency {measured[2]}; "
-                            f"the model says II {modelled[0]}, latency {modelled[2]}")
+                            f"the model says II {modelled[0]}..{modelled[1]}, latency {modelled[2]}")
         if models["model_vs_reference"]:
             culprit = ("flow's reference" if models["model_vs_rtl"] == 0 else
                        "the RTL-derived model" if models["reference_vs_rtl"] == 0 else "both")

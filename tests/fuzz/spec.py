@@ -40,6 +40,9 @@ class LayerSpec:
     op_in: Fmt | None = None  # a transformer op's (gelu, layer_norm, softmax) data_in; its data_out: op_out
     op_out: Fmt | None = None  # (softmax: its frac, one integer bit, unsigned)
     op_affine: Fmt | None = None  # a LayerNorm's affine weight and bias format
+    # join "attention" (a sequence design): y -> softmax((y @ yᵀ) / 2**shift) @ y, its keys: shift, qk_par
+    # (Q·Kᵀ's out_par), av_par (A·V's), mm_in (both matmuls' operands), qk_out, av_out, softmax_in, softmax_out
+    attention: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,23 +54,31 @@ class DesignSpec:
     layers: tuple[LayerSpec, ...]
     vectors: int = 24
     seed: int = 0
+    sequence: int = 1  # tokens a sample (> 1: inputs (vectors, sequence, in_features), a sequence design)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data; a layer's transformer-op formats only where it has them (older corpus keys hold)."""
         data = asdict(self)
         data.pop("extra")
+        if data["sequence"] == 1:
+            del data["sequence"]
         for layer in data["layers"]:
-            for key in ("op_in", "op_out", "op_affine"):
+            for key in ("op_in", "op_out", "op_affine", "attention"):
                 if layer[key] is None:
                     del layer[key]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DesignSpec:
-        layers = tuple(LayerSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in layer.items()})
-                       for layer in data["layers"])
-        return cls(data["in_features"], data["in_par"], layers, data.get("vectors", 24), data.get("seed", 0))
+        def value(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: value(x) for k, x in v.items()}
+            return tuple(v) if isinstance(v, list) else v
+
+        layers = tuple(LayerSpec(**{k: value(v) for k, v in layer.items()}) for layer in data["layers"])
+        return cls(data["in_features"], data["in_par"], layers, data.get("vectors", 24), data.get("seed", 0),
+                   data.get("sequence", 1))
 
     @property
     def key(self) -> str:
@@ -80,12 +91,14 @@ class DesignSpec:
         for layer in self.layers:
             n_out = layer.out_features + (n_in if layer.join == "concat" else 0)
             shapes.append((n_in, par, n_out))
-            n_in, par = n_out, n_out if lockstep_concat(layer, shapes[-1][0], par) else layer.out_par
+            n_in, par = n_out, (n_out if lockstep_concat(layer, shapes[-1][0], par) else
+                                layer.attention["av_par"] if layer.join == "attention" else layer.out_par)
         return shapes
 
     def describe(self) -> str:
         sizes = " -> ".join(str(n) for n in [self.in_features, *(n for _, _, n in self.streams())])
-        return f"{sizes} ({len(self.layers)} layers, {self.vectors} vectors)"
+        tokens = f", {self.sequence} tokens a sample" if self.sequence > 1 else ""
+        return f"{sizes} ({len(self.layers)} layers, {self.vectors} vectors{tokens})"
 
 
 def lockstep_concat(layer: LayerSpec, n_in: int, par: int) -> bool:
@@ -108,6 +121,7 @@ class FuzzNet(nn.Module):
     def __init__(self, spec: DesignSpec, generator: torch.Generator) -> None:
         super().__init__()
         self.joins = [layer.join for layer in spec.layers]
+        self.shifts = [layer.attention["shift"] if layer.attention else 0 for layer in spec.layers]
         self.activations: list[list[str]] = []
         for index, (layer, (n_in, _, _)) in enumerate(zip(spec.layers, spec.streams())):
             linear = nn.Linear(n_in, layer.out_features, bias=layer.has_bias)
@@ -121,14 +135,25 @@ class FuzzNet(nn.Module):
                 self.add_module(name, _activation(activation, layer, generator))
                 names.append(name)
             self.activations.append(names)
+            if layer.join == "attention":
+                self.add_module(attention_softmax(index), nn.Softmax(dim=-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for index, (join, names) in enumerate(zip(self.joins, self.activations)):
             y = getattr(self, layer_name(index))(x)
             for name in names:
                 y = getattr(self, name)(y)
-            x = x + y if join == "residual" else torch.cat([y, x], dim=-1) if join == "concat" else y
+            if join == "attention":  # single-head self-attention with q = k = v = y
+                scores = y @ y.transpose(-2, -1)
+                scores = scores / 2 ** self.shifts[index] if self.shifts[index] else scores
+                x = getattr(self, attention_softmax(index))(scores) @ y
+            else:
+                x = x + y if join == "residual" else torch.cat([y, x], dim=-1) if join == "concat" else y
         return x
+
+
+def attention_softmax(index: int) -> str:
+    return f"attn{index + 1}_softmax"
 
 
 def _activation(activation: str, layer: LayerSpec, generator: torch.Generator) -> nn.Module:
@@ -168,12 +193,24 @@ def join_names(spec: DesignSpec) -> list[str | None]:
     """The lowered name of each layer's join: torch.export numbers adds and cats in order."""
     names, counts = [], {"residual": 0, "concat": 0}
     for layer in spec.layers:
-        if layer.join == "none":
+        if layer.join in ("none", "attention"):
             names.append(None)
             continue
         base, count = ("add" if layer.join == "residual" else "cat"), counts[layer.join]
         names.append(base if count == 0 else f"{base}_{count}")
         counts[layer.join] += 1
+    return names
+
+
+def matmul_names(spec: DesignSpec) -> list[tuple[str, str] | None]:
+    """The lowered names of each attention block's Q·Kᵀ and A·V: torch.export numbers matmuls in order."""
+    names, count = [], 0
+    for layer in spec.layers:
+        if layer.join != "attention":
+            names.append(None)
+            continue
+        names.append(tuple(f"matmul_{n}" if n else "matmul" for n in (count, count + 1)))
+        count += 2
     return names
 
 
@@ -196,7 +233,8 @@ def values_in_range(fmt: Fmt, shape: tuple[int, ...], generator: torch.Generator
 def inputs(spec: DesignSpec) -> torch.Tensor:
     """Seeded input reals for the first layer's input format (extremes included)."""
     generator = torch.Generator().manual_seed(spec.seed + 1)
-    x = values_in_range(spec.layers[0].data_in, (spec.vectors, spec.in_features), generator)
+    shape = (spec.vectors, spec.sequence, spec.in_features) if spec.sequence > 1 else (spec.vectors, spec.in_features)
+    x = values_in_range(spec.layers[0].data_in, shape, generator)
     width, frac, signed = spec.layers[0].data_in
     x[0] = (2 ** (width - 1) - 1 if signed else 2**width - 1) * 2.0 ** -frac  # the largest code
     x[1] = (-(2 ** (width - 1)) if signed else 0) * 2.0 ** -frac  # the smallest
@@ -225,6 +263,20 @@ def config_overrides(spec: DesignSpec, output_dir: str, name: str) -> dict[str, 
                     if fmt is not None:
                         overrides[f"{q}.{key}_width"], overrides[f"{q}.{key}_frac_width"] = fmt[0], fmt[1]
                         overrides[f"{q}.{key}_signed"] = fmt[2]
+    for index, (layer, matmuls) in enumerate(zip(spec.layers, matmul_names(spec))):
+        if matmuls is None:
+            continue
+        a = layer.attention
+        tables = ((matmuls[0], a["mm_in"], a["qk_out"], a["qk_par"]), (matmuls[1], a["mm_in"], a["av_out"], a["av_par"]),
+                  (attention_softmax(index), a["softmax_in"], a["softmax_out"], None))
+        for name, fmt_in, fmt_out, out_par in tables:
+            q = f"quantization.{name}"
+            for key, fmt in (("data_in", fmt_in), ("data_out", fmt_out)):
+                overrides[f"{q}.{key}_width"], overrides[f"{q}.{key}_frac_width"] = fmt[0], fmt[1]
+                overrides[f"{q}.{key}_signed"] = fmt[2]
+            overrides[f"{q}.rounding"], overrides[f"{q}.overflow"] = layer.rounding, layer.overflow
+            if out_par is not None:
+                overrides[f"parallelism.{name}.out_par"] = out_par
     for layer, join in zip(spec.layers, join_names(spec)):
         if join is not None and layer.join_out is not None:
             q = f"quantization.{join}"
@@ -235,6 +287,12 @@ def config_overrides(spec: DesignSpec, output_dir: str, name: str) -> dict[str, 
     return overrides
 
 
+def _attention_text(a: dict[str, Any]) -> str:
+    return (f" attention 2^-{a['shift']} {_fmt_text(a['mm_in'])} -> {_fmt_text(a['qk_out'])} par {a['qk_par']}, "
+            f"softmax {_fmt_text(a['softmax_in'])} -> {_fmt_text(a['softmax_out'])}, A·V -> {_fmt_text(a['av_out'])} "
+            f"par {a['av_par']}")
+
+
 def summary_line(spec: DesignSpec) -> str:
     """One line per layer: formats, modes, activation, parallelism (for logs and failure reports)."""
     parts = []
@@ -243,8 +301,9 @@ def summary_line(spec: DesignSpec) -> str:
         parts.append(f"{layer_name(index)}[{_fmt_text(layer.data_in)} x {_fmt_text(layer.weight)} + "
                      f"{_fmt_text(layer.bias) if layer.has_bias else 'nobias'} -> {_fmt_text(layer.data_out)} "
                      f"{layer.rounding}/{layer.overflow} {act} par {layer.out_par}"
-                     + (f" {layer.join} -> {_fmt_text(layer.join_out)}" if layer.join != "none" else "")
+                     + (f" {layer.join} -> {_fmt_text(layer.join_out)}" if layer.join_out is not None else "")
                      + (f" {layer.multiplier}/{layer.pipeline_every}" if layer.multiplier != "dsp" else "")
                      + (f" op {_fmt_text(layer.op_in)} -> {_fmt_text(layer.op_out)}" if layer.op_in else "")
-                     + (f" affine {_fmt_text(layer.op_affine)}" if layer.op_affine else "") + "]")
+                     + (f" affine {_fmt_text(layer.op_affine)}" if layer.op_affine else "")
+                     + (_attention_text(layer.attention) if layer.attention else "") + "]")
     return f"{spec.describe()} in_par {spec.in_par}: " + "; ".join(parts)

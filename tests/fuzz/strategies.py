@@ -3,6 +3,7 @@ smallest (fewer layers, smaller sizes, narrower formats, simpler modes)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -109,8 +110,73 @@ def designs(draw: st.DrawFn) -> DesignSpec:
                       seed=draw(st.integers(0, 2**16)))
 
 
-def slowest_stage(in_features: int, in_par: int, chain: list[LayerSpec]) -> int:
-    """The design's initiation interval in cycles (its slowest linear, or the beats of a join's output)."""
+MAX_SEQUENCE = 8
+
+
+@st.composite
+def attention(draw: st.DrawFn, features: int, par: int, sequence: int) -> dict[str, Any]:
+    """An attention block after a layer of ``features`` outputs at ``par`` a beat: its scale, the
+    matmuls' and the softmax's formats (signed fixed point, frac >= 0, softmax's input frac >= 3) and
+    parallelism (Q·Kᵀ's out_par a divisor of the sequence; A·V's a divisor of the features of at
+    least ``par``, the beat width of the V stream it buffers)."""
+    def fmt(low_width: int, high_width: int, low_frac: int = 0) -> tuple[int, int, bool]:
+        width = draw(st.integers(low_width, high_width))
+        return width, draw(st.integers(min(low_frac, width), max(min(width, 10), low_frac))), True
+
+    return {"shift": draw(st.integers(0, 3)), "qk_par": draw(st.sampled_from(divisors(sequence))),
+            "av_par": draw(st.sampled_from([d for d in divisors(features) if d >= par])),
+            "mm_in": fmt(4, 12), "qk_out": fmt(4, 14), "av_out": fmt(3, 14),
+            "softmax_in": fmt(4, 14, 3), "softmax_out": (11, draw(st.integers(1, 10)), False)}  # its frac counts
+
+
+@st.composite
+def attention_designs(draw: st.DrawFn) -> DesignSpec:
+    """A sequence design ((vectors, 2..8 tokens, features) inputs): designs() over tokens, with at
+    least one layer followed by a single-head self-attention block (q = k = v = its output)."""
+    spec = draw(designs())
+    sequence = draw(st.integers(2, MAX_SEQUENCE))
+    chain: list[LayerSpec] = []
+    attended = draw(st.integers(0, len(spec.layers) - 1))
+    for index, layer in enumerate(spec.layers):
+        if index == attended or (index > attended and draw(st.integers(0, 3)) == 0):
+            # the block replaces the layer's join; a residual's next layer reads the same width
+            layer = replace(layer, join="attention", join_out=None,
+                            attention=draw(attention(layer.out_features, layer.out_par, sequence)))
+        chain.append(layer)
+    chain = _rebuild(spec.in_features, spec.in_par, chain)
+    vectors = min(spec.vectors, max(8, CYCLE_BUDGET // slowest_stage(spec.in_features, spec.in_par, chain,
+                                                                      sequence)))
+    return replace(spec, layers=tuple(chain), vectors=vectors, sequence=sequence)
+
+
+def fuzz_designs() -> st.SearchStrategy[DesignSpec]:
+    """What the fuzzer draws: designs(), and sequence designs with attention blocks."""
+    return st.one_of(designs(), attention_designs())
+
+
+def _rebuild(in_features: int, in_par: int, chain: list[LayerSpec]) -> list[LayerSpec]:
+    """The chain after a layer's join changed: each later layer reads what the one before gives
+    (a residual's width and beat width, a lockstep concat's condition)."""
+    out: list[LayerSpec] = []
+    n_in, par = in_features, in_par
+    for layer in chain:
+        if layer.join == "residual":
+            layer = replace(layer, out_features=n_in, out_par=par)
+        elif layer.join == "concat" and not (par == n_in and layer.out_par == layer.out_features):
+            layer = replace(layer, out_features=max(par, layer.out_features // par * par), out_par=par)
+        if layer.join == "attention" and layer.attention["av_par"] < layer.out_par:
+            layer = replace(layer, attention={**layer.attention, "av_par": layer.out_features})
+        out.append(layer)
+        spec = DesignSpec(in_features, in_par, tuple(out))
+        n_in_last, _, n_out = spec.streams()[-1]
+        n_in, par = n_out, (n_out if lockstep_concat(layer, n_in_last, par) else
+                            layer.attention["av_par"] if layer.join == "attention" else layer.out_par)
+    return out
+
+
+def slowest_stage(in_features: int, in_par: int, chain: list[LayerSpec], sequence: int = 1) -> int:
+    """The design's initiation interval in cycles (its slowest linear, or the beats of a join's output;
+    a sequence design's times its tokens, and an attention block's softmax rows)."""
     spec = DesignSpec(in_features, in_par, tuple(chain))
     intervals = []
     for layer, (n_in, par, n_out) in zip(chain, spec.streams()):
@@ -119,4 +185,7 @@ def slowest_stage(in_features: int, in_par: int, chain: list[LayerSpec]) -> int:
         intervals.append(1 if lockstep_concat(layer, n_in, par) else n_out // layer.out_par)
         if set(layer.activation.split("+")) & {"layer_norm", "softmax"}:  # a row op: about 3 passes and 64 steps
             intervals.append(3 * layer.out_features // layer.out_par + 64)
-    return max(intervals)
+        if layer.attention is not None:  # softmax rows of the sequence, and the matmuls' B loads and groups
+            intervals.append(3 * sequence // layer.attention["qk_par"] + 64
+                             + 2 * layer.out_features * (sequence + 2) // max(layer.attention["qk_par"], 1))
+    return sequence * max(intervals)
