@@ -213,11 +213,22 @@ class HeldGraph:
         k, c = read_value(held, self.output_reads.get(output, Read()))
         return offset - ((k * held.offset + c) << shift)
 
+    def adder_luts(self, node) -> int:
+        """LUTs one adder takes, inverters included (``adder_cost``)."""
+        return adder_cost([(self.nodes[src], self.read(node.id, i), shift)
+                           for i, (src, shift, _) in enumerate(node.operands)], self.nodes[node.id].width)
+
     def lut_bits(self, graph: AdderGraph) -> int:
         """LUTs the adders take, inverters included (``adder_cost`` of every adder)."""
-        return sum(adder_cost([(self.nodes[src], self.read(node.id, i), shift)
-                               for i, (src, shift, _) in enumerate(node.operands)], self.nodes[node.id].width)
-                   for node in graph.nodes if node.a is not None)
+        return sum(self.adder_luts(node) for node in graph.nodes if node.a is not None)
+
+    def output_luts(self, graph: AdderGraph, output: int, offset: int, width: int) -> int:
+        """Inverters output ``output``'s constant adder takes (``constant_add_cost``)."""
+        term = graph.outputs[output]
+        if term is None:
+            return 0
+        constant = wrap(self.output_constant(graph, output, offset), width)
+        return constant_add_cost(constant, self.nodes[term[0]], self.output_reads.get(output, Read()), term[1], width)
 
     @classmethod
     def plain(cls, graph: AdderGraph) -> HeldGraph:
