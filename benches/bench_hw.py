@@ -53,14 +53,17 @@ POINTS: dict[str, list[str]] = {
 DA4ML_ISSUE = {"LUT": 31261, "INV": 954, "CARRY4": 6400, "DSP48E1": 0, "FF": 6103, "II": 1, "latency": 5}
 
 
-def run_peer(out: Path, stages: int, pnr: bool, netlists: Path | None = None) -> dict:
+def run_peer(out: Path, stages: int, pnr: bool, netlists: Path | None = None, ecp5_timeout: float = 5400) -> dict:
     """da4ml on the same weights (fully parallel, ``stages`` register stages), checked bit-exact
-    against flow's reference on the whole test split, through the same Yosys and nextpnr flow."""
+    against flow's reference on the whole test split, through the same Yosys and nextpnr flow. An
+    ECP5 synthesis that runs past ``ecp5_timeout`` seconds is recorded as such (``ecp5_error``),
+    with the xc7 figures kept."""
     from benches import da4ml_peer
     from flow.data.tabular import load_split
     from flow.design.compile import compile_config
     from flow.design.train import trained_float_model
     from flow.estimate.design import synth_ecp5, synth_xc7, throughput
+    from flow.estimate.yosys import YosysError
 
     config = load_config("configs/digits_mlp.toml", flag_overrides(FORMATS + parallel("lut")))
     d = config.dataset
@@ -71,17 +74,24 @@ def run_peer(out: Path, stages: int, pnr: bool, netlists: Path | None = None) ->
     folder.mkdir(parents=True, exist_ok=True)
 
     def synthesize(files: list[Path], top: str) -> dict:
-        return {"xc7": synth_xc7(files, top, 5400, folder),
-                "ecp5": synth_ecp5(files, top, 5400, folder, pnr, 5400)}
+        xc7 = synth_xc7(files, top, 5400, folder)
+        start = time.perf_counter()
+        try:
+            ecp5 = synth_ecp5(files, top, ecp5_timeout, folder, pnr, 5400)
+        except YosysError as error:
+            ecp5 = {"total": {"LUT4": None, "CCU2C": None}, "error": str(error),
+                    "seconds": round(time.perf_counter() - start, 1)}
+        return {"xc7": xc7, "ecp5": ecp5}
 
     peer = da4ml_peer.run(design.graph, codes, folder, stages, synthesize)
-    if netlists is not None:
+    if netlists is not None and (folder / "ecp5.json").exists():
         shutil.copyfile(folder / "ecp5.json", netlists / "da4ml.json")
     x, e = peer["synthesis"]["xc7"], peer["synthesis"]["ecp5"]
     fmax = e.get("pnr", {}).get("fmax_mhz")
     return {"point": f"da4ml {peer['version']}", "LUT": x["total"]["LUT"], "FF": x["total"]["FF"],
             "DSP": x["total"]["DSP48E1"], "CARRY4": x["total"]["CARRY4"], "BRAM": x["total"]["BRAM"],
             "depth": x["logic_depth"], "ecp5_lut4": e["total"]["LUT4"], "ecp5_ccu2c": e["total"]["CCU2C"],
+            "ecp5_error": e.get("error"),
             "INV": x["total"]["INV"], "flat": flat_counts(peer["files"], peer["top"]), "fmax_mhz": fmax,
             "fmax_error": e.get("pnr", {}).get("error"), "II": 1, "latency": peer["register_stages"],
             "vectors_per_s_at_fmax": throughput({"cycles": {"initiation_interval": 1}}, fmax) if fmax else None,
@@ -119,6 +129,11 @@ def flat_counts(files: list[Path], top: str) -> dict[str, int]:
     return {"LUT": counts["LUT"], "INV": counts["INV"], "CARRY4": counts["CARRY4"], "FF": counts["FF"]}
 
 
+def _ecp5(row: dict) -> int | None:
+    """ECP5 LUT4 + CCU2C, or None where the synthesis did not finish."""
+    return None if row["ecp5_lut4"] is None else row["ecp5_lut4"] + row["ecp5_ccu2c"]
+
+
 def _number(value: object) -> str:
     return f"{value:,}" if isinstance(value, (int, float)) else str(value)
 
@@ -136,7 +151,7 @@ def table(rows: list[dict]) -> str:
         vps = f"{r['vectors_per_s_at_fmax']:,.0f}" if r["vectors_per_s_at_fmax"] else ""
         flat = f"{r['flat']['LUT']:,} ({r['flat']['INV']:,})" if r.get("flat") else ""
         lines.append(f"| {r['point']} | {r['LUT']:,} | {r['INV']:,} | {flat} | {r['FF']:,} | {r['DSP']} | {r['CARRY4']:,} | "
-                     f"{r['ecp5_lut4'] + r['ecp5_ccu2c']:,} | {r['depth']} | "
+                     f"{_number(_ecp5(r)) if _ecp5(r) is not None else r.get('ecp5_error')} | {r['depth']} | "
                      f"{fmax} | {r['II']} | {r['latency']} | {vps} | {ratio} | {r['mismatches']} | "
                      f"{_number(r['sim_vectors_per_s'])} ({r['sim_build_s']}) |")
     peer = next((r for r in rows if r["point"].startswith("da4ml")), None)
@@ -144,8 +159,9 @@ def table(rows: list[dict]) -> str:
         lines.append("")
         lines += [f"{r['point']}: LUT (INV included) {r['LUT'] / peer['LUT']:.3f}x {peer['point']} hierarchical"
                   + (f", {r['flat']['LUT'] / peer['flat']['LUT']:.3f}x flattened" if r.get("flat") else "")
-                  + f", ECP5 LUT4 + CCU2C {(r['ecp5_lut4'] + r['ecp5_ccu2c']) / (peer['ecp5_lut4'] + peer['ecp5_ccu2c']):.3f}x"
-                  f", at latency {r['latency']} (da4ml {peer['latency']}), logic depth {r['depth']} (da4ml {peer['depth']})"
+                  + (f", ECP5 LUT4 + CCU2C {_ecp5(r) / _ecp5(peer):.3f}x" if _ecp5(peer) else
+                     f", ECP5 LUT4 + CCU2C {_ecp5(r):,} (da4ml's: {peer.get('ecp5_error')})")
+                  + f", at latency {r['latency']} (da4ml {peer['latency']}), logic depth {r['depth']} (da4ml {peer['depth']})"
                   for r in rows if r["point"].startswith("parallel-lut")]
     else:
         d = DA4ML_ISSUE
@@ -166,11 +182,12 @@ class PointJob:
     pnr: bool
     netlists: Path | None
     stages: int = 0
+    ecp5_timeout: float = 5400
 
 
 def run_job(job: PointJob) -> dict:
     if job.stages:
-        return run_peer(job.folder, job.stages, job.pnr, job.netlists)
+        return run_peer(job.folder, job.stages, job.pnr, job.netlists, job.ecp5_timeout)
     return run_point(job.name, POINTS[job.name], job.folder, job.pnr, job.netlists)
 
 
@@ -187,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     "(default: one after another here; timings then share cores)")
     ap.add_argument("--da4ml-stages", type=int, default=5,
                     help="register stages of the da4ml peer (run when da4ml is installed; 0 skips it)")
+    ap.add_argument("--da4ml-ecp5-timeout", type=float, default=5400,
+                    help="seconds da4ml's ECP5 synthesis may take; past them the row records that it did not finish")
     a = ap.parse_args(argv)
     names = [p.strip() for p in a.points.split(",") if p.strip()]
     unknown = [p for p in names if p not in POINTS]
@@ -213,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [PointJob(name, Path(tmp), not a.no_pnr and name in routed, netlists) for name in names]
         if a.da4ml_stages and available():
-            jobs.append(PointJob("da4ml", Path(tmp), not a.no_pnr and "da4ml" in routed, netlists, a.da4ml_stages))
+            jobs.append(PointJob("da4ml", Path(tmp), not a.no_pnr and "da4ml" in routed, netlists, a.da4ml_stages,
+                                 a.da4ml_ecp5_timeout))
         try:
             with open_executor(a.cluster) as executor:
                 for row in executor.map(run_job, jobs, label=lambda job: job.name):

@@ -8,9 +8,17 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from flow.circuits.adder_polarity import HeldGraph, hold
-from flow.circuits.cmvm import AdderGraph, bits_for, build
+from flow.circuits.cmvm import AdderGraph, TreeStyle, bits_for, shared_terms, sum_trees
 from flow.formats.base import Rounding
 from flow.nn import QuantLinear
+
+# The sum-tree heuristics each row is tried in; a row keeps the one its cost prices lowest: LUTs
+# on the cost model plus FF_WEIGHT per register bit its tree carries across a register boundary.
+# On the digits MLP at latency 5 (quick hierarchical xc7): 28,935 -> 28,884 LUT, FF 5,873 -> 5,463;
+# LUTs alone (FF_WEIGHT 0) 28,816 with FF 6,365, FF_WEIGHT 0.25 28,872 with FF 5,653.
+FF_WEIGHT = 0.5
+TREE_STYLES = (TreeStyle(), TreeStyle(growth=2, order="low"), TreeStyle(growth=6, order="low"),
+               TreeStyle(negation=6, order="top"))
 
 
 @dataclass
@@ -22,10 +30,33 @@ class ConstantLinear:
     pipeline_every: int
 
     @classmethod
-    def of(cls, layer: QuantLinear, pipeline_every: int) -> ConstantLinear:
+    def of(cls, layer: QuantLinear, pipeline_every: int, styles: tuple[TreeStyle, ...] = TREE_STYLES) -> ConstantLinear:
+        """The layer's adder graph: the shared terms, then each row's sum tree in whichever of
+        ``styles`` leaves that row's adders and output constant adder cheapest on the cost model
+        plus its register bits (``row_luts``, each style tried on every row with the others built alike)."""
         fmt = layer.config.data_in
         lo, hi = (-(1 << (fmt.width - 1)), (1 << (fmt.width - 1)) - 1) if fmt.signed else (0, (1 << fmt.width) - 1)
-        return cls(layer, build(layer.weight_codes().tolist(), lo, hi, pipeline_every=pipeline_every), pipeline_every)
+        graph, rows, depth = shared_terms(layer.weight_codes().tolist(), lo, hi, pipeline_every=pipeline_every)
+        chosen = [styles[0]] * len(rows)
+        if len(styles) > 1:
+            best: list[float | None] = [None] * len(rows)
+            for style in styles:
+                trial = AdderGraph(list(graph.nodes))
+                spans = sum_trees(trial, rows, depth, [style] * len(rows))
+                for r, cost in enumerate(cls(layer, trial, pipeline_every).row_luts(spans)):
+                    if best[r] is None or cost < best[r]:  # ties keep the earlier style
+                        best[r], chosen[r] = cost, style
+        sum_trees(graph, rows, depth, chosen)
+        return cls(layer, graph, pipeline_every)
+
+    def row_luts(self, spans: list[range]) -> list[float]:
+        """Per output, the LUTs (inverters included) its sum tree's adders (node ids ``spans[o]``)
+        and its constant adder take on the cost model, plus FF_WEIGHT per bit of its tree's nodes
+        carried by registers."""
+        held, graph, uses = self.held, self.graph, self.last_uses
+        return [sum(held.adder_luts(graph.nodes[i]) for i in span)
+                + FF_WEIGHT * sum(self.widths[i] * (uses.get(i, 0) - self.segment(i)) for i in span)
+                + held.output_luts(graph, o, self.offset(o), self.acc_width) for o, span in enumerate(spans)]
 
     @property
     def segments(self) -> int:

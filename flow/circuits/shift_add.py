@@ -21,7 +21,7 @@ def _signal(node_id: int, segment: int, home: int) -> str:
     return f"n{node_id}" if segment == home else f"n{node_id}_r{segment}"
 
 
-def _operand(width: int, name: str, shift: int, read: Read, held_width: int, source_width: int) -> str:
+def _operand(width: int, name: str, shift: int, read: Read, held_width: int, source_width: int, top: int = 0) -> str:
     """A term as SystemVerilog, cast to the width of the sum it enters: the cast extends by the
     operand's own signedness, and since the sum is exact modulo 2**width, the signedness of the
     context does not change a bit; of a source wider than the sum above the shift only the low
@@ -41,6 +41,8 @@ def _operand(width: int, name: str, shift: int, read: Read, held_width: int, sou
         name = f"{name} ^ {keep}'h{mask:x}"
     text = f"({width}'({name}) << {shift})" if shift else f"{width}'({name})"
     pad = ((1 << width) - 1) ^ ((1 << (shift + keep)) - 1) if read.pad else 0
+    if read.top and top < width:  # a 1 at the node's top bit (held unsigned; see Read.top); kept below it, none
+        pad |= 1 << top
     if pad:  # ones above the pattern (see flow.circuits.adder_polarity.Read)
         text = f"({text} | {width}'h{pad:x})"
     return text if sign > 0 else f"-({text})"
@@ -81,7 +83,7 @@ def cmvm_module(name: str, const: ConstantLinear) -> str:
             body.append(f"    assign n{node.id} = s_axis_tdata[{node.id * x_w + x_w - 1}:{node.id * x_w}];")
         else:
             a, b = (_operand(width, _signal(src, home, const.segment(src)), shift, held.read(node.id, index),
-                             held.nodes[src].width, widths[src])
+                             held.nodes[src].width, widths[src], held.nodes[node.id].width - 1)
                     for index, (src, shift, _) in enumerate(node.operands))
             if a.startswith("-"):
                 a, b = b, a  # the minuend first
