@@ -12,6 +12,11 @@ def _emit(args: argparse.Namespace, extra: list[str]) -> int:
     from flow.design.pipeline import emit_design
 
     config = load_config(args.config, flag_overrides(extra))
+    if config.model.kind == "bert_tiny":  # lab 1's bert-tiny (flow.labs.bert_rtl): IMDb reviews as vectors
+        from flow.labs.bert_rtl import emit_bert
+
+        emit_bert(config, str(args.config) if args.config else "(defaults)")
+        return 0
     emit_design(config, str(args.config) if args.config else "(defaults)")
     return 0
 
