@@ -3,7 +3,8 @@
 II and latency and the analytical estimator's LUT, FF and DSP48E1 (flow.estimate.model); with
 ``--yosys`` each point's RTL is also synthesized (xc7, and ECP5 with ``--ecp5``) under a timeout.
 
-``python -m benches.bert_points [--yosys] [--timeout 1200]`` writes results/bert_rtl/design_points.json.
+``python -m benches.bert_points [--yosys] [--timeout 1200] [--bert.seq 128 ...]`` writes
+results/bert_rtl/design_points.json (config flags as for emit-rtl).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from flow.config.load import load_config
+from flow.config.load import flag_overrides, load_config
 from flow.estimate.model import estimate
 from flow.labs.bert_rtl import BertBody, base_model, compile_bert
 from flow.paths import current_commit
@@ -33,7 +34,8 @@ def point_config(config, par: dict[str, Any], name: str):
     """The config with every layer's out_par (the classifier's at most its 2 logits) and the input's in_par."""
     tables = config.parallelism
     tables = dataclasses.replace(tables, default=dataclasses.replace(tables.default, out_par=par["out_par"]))
-    tables = tables.with_layer("encoder.layer.0.attention.self.query", in_par=par["in_par"])
+    # a layer's own table holds the default it was parsed over: set its out_par too
+    tables = tables.with_layer("encoder.layer.0.attention.self.query", in_par=par["in_par"], out_par=par["out_par"])
     tables = tables.with_layer("classifier", out_par=min(2, par["out_par"]) if par["out_par"] != "full" else "full")
     return dataclasses.replace(config, parallelism=tables).with_name(name)
 
@@ -47,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ecp5", action="store_true", help="with --yosys: ECP5 too")
     ap.add_argument("--timeout", type=float, default=1200.0, help="seconds per Yosys run")
     ap.add_argument("--out", default="hw/gen", help="where --yosys emits the points")
-    a = ap.parse_args(argv)
+    a, extra = ap.parse_known_args(argv)
     torch.set_num_threads(1)
-    config = load_config(a.config)
+    config = load_config(a.config, flag_overrides(extra))
     base = base_model(config, progress=False)
     body = BertBody(base.model).eval()
     path = Path(a.json)

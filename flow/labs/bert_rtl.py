@@ -310,11 +310,48 @@ def accuracy_task(config: DesignConfig, out: Path, imdb_dir: str | None = None, 
     return record
 
 
+def record_rtl(folder: Path, out: Path, emit_seconds: float | None, sim_seconds: float | None,
+               emit_command: str, sim_command: str) -> dict[str, Any]:
+    """results/bert_rtl/rtl.json: the emitted design's report (cycle model, formats, vectors) and its
+    simulation (mismatches, measured II and latency), with the wall times of the two commands."""
+    report = json.loads((folder / "report.json").read_text())
+    sim = json.loads((folder / "sim" / "sim_report.json").read_text())
+    c = report["cycles"]
+    record = {
+        "design": report["design"], "commit": current_commit(), "model": report["model"],
+        "reviews": {k: v for k, v in report["reviews"].items() if k != "test_index"},
+        "accuracy_on_vectors": report["accuracy"], "reference_matches_fake_quant": report["reference_matches_fake_quant"],
+        "stages": len(report["stages"]), "parallelism": report["config"]["parallelism"],
+        "cycle_model": {"initiation_interval": c["initiation_interval"],
+                        "initiation_interval_max": c.get("initiation_interval_max", c["initiation_interval"]),
+                        "latency": c["latency_estimate"]},
+        "sim": {k: sim[k] for k in ("vectors", "mismatches", "elements_compared", "out_beats", "expected_out_beats",
+                                    "initiation_interval", "initiation_interval_max", "latency_cycles", "gap", "stall",
+                                    "seed", "hardware_accuracy", "reference_accuracy", "build_seconds", "sim_seconds",
+                                    "engine")},
+        "wall_seconds": {"emit": emit_seconds, "sim": sim_seconds},
+        "commands": {"emit": emit_command, "sim": sim_command}}
+    record["sim"]["equals_cycle_model"] = (
+        (sim["initiation_interval"], sim["initiation_interval_max"], sim["latency_cycles"])
+        == (record["cycle_model"]["initiation_interval"], record["cycle_model"]["initiation_interval_max"],
+            record["cycle_model"]["latency"]))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{report['design']}.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     from flow.config.load import flag_overrides, load_config
 
     ap = argparse.ArgumentParser(prog="python -m flow.labs.bert_rtl", description=__doc__.splitlines()[0])
-    ap.add_argument("--task", choices=("accuracy",), default="accuracy")
+    ap.add_argument("--task", choices=("accuracy", "record"), default="accuracy",
+                    help="accuracy: the whole test split; record: write results/bert_rtl/<design>.json from an emitted, "
+                         "simulated design (--design, --emit-seconds, --sim-seconds)")
+    ap.add_argument("--design", default="hw/gen/bert_tiny")
+    ap.add_argument("--emit-seconds", type=float, default=None)
+    ap.add_argument("--sim-seconds", type=float, default=None)
+    ap.add_argument("--emit-command", default="make emit-bert")
+    ap.add_argument("--sim-command", default="flow sim hw/gen/bert_tiny")
     ap.add_argument("--config", default="configs/bert_tiny.toml")
     ap.add_argument("--out", default=None, help="results folder (default results/bert_rtl)")
     ap.add_argument("--imdb-dir", default=None)
@@ -322,11 +359,122 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     a, extra = ap.parse_known_args(argv)
     torch.set_num_threads(a.threads)
-    config = load_config(a.config, flag_overrides(extra))
     out = Path(a.out) if a.out else results_dir("bert_rtl")
+    if a.task == "record":
+        record_rtl(Path(a.design), out, a.emit_seconds, a.sim_seconds, a.emit_command, a.sim_command)
+        return 0
+    config = load_config(a.config, flag_overrides(extra))
     accuracy_task(config, out, a.imdb_dir, progress=not a.no_progress)
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# ---- flow search hw on bert-tiny ----
+BERT_WEIGHT_WIDTHS = (5, 6, 8)  # every Linear's weights: s<w>.<w-4> (s8.4 is END_TO_END's)
+BERT_PARS = (4, 8, 16, 32)  # elements a beat: the design's (global) and each intermediate Linear's own
+
+
+class BertHwSearch:
+    """``flow search hw`` on a bert_tiny config: per Linear the weight width, the design's elements a beat
+    and each layer's intermediate Linear's own (the GELU and the next Linear follow it); objectives the
+    fake-quant model's accuracy on ``reviews`` reviews of lab 1's validation split (equal to the exact
+    reference code for code: results/bert_rtl/accuracy.json), estimated LUT + DSP48E1 and latency."""
+
+    @classmethod
+    def from_bert_config(cls, path: str | Path, reviews: int = 64, log=print):
+        from flow.config.load import load_config
+        from flow.data.imdb import load_imdb, train_val_split
+        from flow.data.loader import tokenize
+        from flow.data.tokenizer import get_tokenizer
+        from flow.estimate.model import Calibration
+        from flow.search.hardware import HwSearch
+
+        config = load_config(path)
+        check_mask(config)
+        base = base_model(config, progress=False)
+        body = BertBody(base.model).eval()
+        imdb = load_imdb()
+        tokenizer, _ = get_tokenizer("auto", train_texts=imdb.train.texts)
+        _, val = train_val_split(imdb.train, 0.1, 0)  # lab 1's validation split (DATA_SEED 0)
+        data = tokenize(val, tokenizer, config.bert.seq)
+        keep = [i for i, ids in enumerate(data.input_ids) if len(ids) == config.bert.seq][:reviews]
+        ids = torch.stack([data.input_ids[i] for i in keep])
+        x, y = host_embeddings(base.model, ids), data.labels[keep]
+        layers = [name for name, module in body.named_modules() if isinstance(module, nn.Linear)]
+        log(f"bert-tiny hardware search: {len(layers)} Linears, {len(keep)} validation reviews of {config.bert.seq} "
+            f"tokens, model {base.info['weights']} ({base.info['kind']})")
+
+        class _Search(HwSearch):
+            def suggest(self, trial):
+                choice = {layer: {"weight_width": trial.suggest_categorical(f"{layer}.weight_width", BERT_WEIGHT_WIDTHS)}
+                          for layer in self.layers}
+                choice["par"] = trial.suggest_categorical("par", BERT_PARS)
+                for i in range(len(body.encoder.layer)):
+                    choice[f"encoder.layer.{i}.intermediate.dense"]["out_par"] = trial.suggest_categorical(
+                        f"encoder.layer.{i}.intermediate.dense.out_par", BERT_PARS)
+                return choice
+
+            def design_config(self, choice, name="hw_search"):
+                import dataclasses
+
+                config = self.config.with_name(name)
+                quant, par = config.quantization, config.parallelism
+                for layer in self.layers:
+                    w = choice[layer]["weight_width"]
+                    quant = quant.with_layer(layer, weight_width=w, weight_frac_width=w - 4)
+                par = dataclasses.replace(par, default=dataclasses.replace(par.default, out_par=choice["par"]))
+                par = par.with_layer("encoder.layer.0.attention.self.query", in_par=choice["par"], out_par=choice["par"])
+                for layer, c in choice.items():
+                    if isinstance(c, dict) and "out_par" in c:
+                        par = par.with_layer(layer, out_par=c["out_par"])
+                return dataclasses.replace(config, quantization=quant, parallelism=par)
+
+            def build(self, choice, name="hw_search"):
+                return compile_bert(self.model, self.design_config(choice, name), self.config.bert.seq)
+
+            def objective(self, trial):
+                from flow.estimate.model import estimate
+
+                design = self.build(self.suggest(trial))
+                with torch.no_grad():
+                    out = design.fake_quant_model()(self.val[0])
+                accuracy = float((out.argmax(dim=1) == self.val[1]).float().mean())
+                est = estimate(design.graph, self.calibration)
+                trial.set_user_attr("estimate", est["total"])
+                trial.set_user_attr("initiation_interval", est["initiation_interval"])
+                return accuracy, float(est["total"]["LUT"] + est["total"]["DSP48E1"]), float(est["latency"])
+
+            def plot(self, study, path):
+                return plot_bert_front(study, path, len(keep), config.bert.seq)
+
+        return _Search(config, None, (x, y), body, layers, Calibration.load())
+
+
+def plot_bert_front(study, path: Path, reviews: int, seq: int) -> Path:
+    """Validation accuracy against estimated LUT of every trial, the Pareto front marked."""
+    import matplotlib
+    import optuna
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    front = {t.number for t in study.best_trials}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for on_front in (False, True):
+        pts = [t for t in done if (t.number in front) == on_front]
+        ax.scatter([t.user_attrs["estimate"]["LUT"] for t in pts], [t.values[0] for t in pts], s=28 if on_front else 12,
+                   color="C3" if on_front else "C0", alpha=1.0 if on_front else 0.5,
+                   label="Pareto front (accuracy, LUT + DSP, latency)" if on_front else "trials")
+    ax.set(xscale="log", xlabel="estimated xc7 LUT (flow.estimate.model)",
+           ylabel=f"accuracy, {reviews} validation reviews",
+           title=f"bert-tiny in hardware ({seq} tokens): NSGA-II, {len(done)} trials")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
