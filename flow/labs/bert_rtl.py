@@ -240,7 +240,7 @@ def summary(report: dict[str, Any], folder: Path) -> str:
 
 # ---- accuracy on the whole test split ----
 def accuracy_task(config: DesignConfig, out: Path, imdb_dir: str | None = None, progress: bool = True,
-                  batch: int = 100, check: int = 300, log=print) -> dict[str, Any]:
+                  batch: int = 100, check: int = 300, log=print, save_every: int = 10) -> dict[str, Any]:
     """Accuracy on every test review of the float model (with its attention mask, as lab 1 evaluates
     it, and without it, as the mask-free design sees padded reviews) and of the design's fake-quant
     model; on the first ``check`` reviews also the exact reference (the integer model the RTL matches),
@@ -262,6 +262,40 @@ def accuracy_task(config: DesignConfig, out: Path, imdb_dir: str | None = None, 
     exact_preds: list[torch.Tensor] = []
     equal = 0
     count = len(reviews.labels)
+
+    def write(preds, exact_preds, equal, done):
+        labels, full = reviews.labels[:done], reviews.lengths[:done] == b.seq
+        result = {name: torch.cat(p) for name, p in preds.items()}
+        checked = sum(len(p) for p in exact_preds)
+        exact = torch.cat(exact_preds)
+
+        def acc(pred: torch.Tensor, keep: torch.Tensor) -> float:
+            return float((pred == labels[:len(pred)])[keep[:len(pred)]].float().mean())
+
+        everything = torch.ones_like(labels, dtype=torch.bool)
+        accuracy = {name: acc(pred, everything) for name, pred in result.items()}
+        record = {
+            "task": "bert_rtl accuracy", "commit": current_commit(), "model": base.info, **reviews.describe,
+            "reviews": done, "reviews_in_split": count, "complete": done == count, "reviews_full_length": int(full.sum()),
+            "accuracy": accuracy,
+            "accuracy_full_length": {name: acc(pred, full) for name, pred in result.items()},
+            "reference_check": {"reviews": checked, "equal_code_for_code": equal,
+                                "exact_accuracy": acc(exact, everything),
+                                "fake_quant_accuracy": acc(result["fake_quant"][:checked], everything)},
+            "hardware_accuracy": accuracy["fake_quant"] if equal == checked else None,
+            "hardware_accuracy_source": (f"the fake-quant model, equal to the exact reference code for code on the first "
+                                         f"{checked} reviews" if equal == checked else
+                                         f"none: the exact reference differs from the fake-quant model on "
+                                         f"{checked - equal} of {checked} reviews"),
+            "notes": "float_masked: the Hugging Face model with its attention mask (lab 1's evaluation); float and "
+                     "fake_quant: the design's model (encoder, pooler, classifier after the host's embeddings) without "
+                     "mask on reviews padded with [PAD] to seq tokens (the mask is not lowered yet), so a review shorter "
+                     "than seq attends to its padding; *_full_length: the reviews of at least seq tokens only",
+            "seconds": round(time.perf_counter() - start, 1)}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "accuracy.json").write_text(json.dumps(record, indent=2) + "\n")
+        return record
+
     for first in tqdm(range(0, count, batch), desc="test reviews", unit="batch", disable=not progress):
         ids = reviews.ids[first:first + batch]
         mask = (torch.arange(b.seq)[None, :] < reviews.lengths[first:first + batch, None]).long()
@@ -276,36 +310,9 @@ def accuracy_task(config: DesignConfig, out: Path, imdb_dir: str | None = None, 
             exact = design.reference(design.quantize_inputs(x[:take]))
             exact_preds.append(exact.argmax(1))
             equal += int((fake[:take] == out_fmt.dequantize(exact)).all(dim=1).sum())
-    labels, full = reviews.labels, reviews.lengths == b.seq
-    result = {name: torch.cat(p) for name, p in preds.items()}
-    checked = sum(len(p) for p in exact_preds)
-    exact = torch.cat(exact_preds)
-
-    def acc(pred: torch.Tensor, keep: torch.Tensor) -> float:
-        return float((pred == labels[:len(pred)])[keep[:len(pred)]].float().mean())
-
-    everything = torch.ones_like(labels, dtype=torch.bool)
-    accuracy = {name: acc(pred, everything) for name, pred in result.items()}
-    record = {
-        "task": "bert_rtl accuracy", "commit": current_commit(), "model": base.info, **reviews.describe,
-        "reviews": count, "reviews_full_length": int(full.sum()),
-        "accuracy": accuracy,
-        "accuracy_full_length": {name: acc(pred, full) for name, pred in result.items()},
-        "reference_check": {"reviews": checked, "equal_code_for_code": equal,
-                            "exact_accuracy": acc(exact, everything),
-                            "fake_quant_accuracy": acc(result["fake_quant"][:checked], everything)},
-        "hardware_accuracy": accuracy["fake_quant"] if equal == checked else None,
-        "hardware_accuracy_source": (f"the fake-quant model, equal to the exact reference code for code on the first "
-                                     f"{checked} reviews" if equal == checked else
-                                     f"none: the exact reference differs from the fake-quant model on "
-                                     f"{checked - equal} of {checked} reviews"),
-        "notes": "float_masked: the Hugging Face model with its attention mask (lab 1's evaluation); float and "
-                 "fake_quant: the design's model (encoder, pooler, classifier after the host's embeddings) without "
-                 "mask on reviews padded with [PAD] to seq tokens (the mask is not lowered yet), so a review shorter "
-                 "than seq attends to its padding; *_full_length: the reviews of at least seq tokens only",
-        "seconds": round(time.perf_counter() - start, 1)}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "accuracy.json").write_text(json.dumps(record, indent=2) + "\n")
+        if (first // batch) % save_every == save_every - 1:  # a partial record: the reviews so far
+            write(preds, exact_preds, equal, done=first + len(ids))
+    record = write(preds, exact_preds, equal, done=count)
     log(json.dumps({k: record[k] for k in ("accuracy", "accuracy_full_length", "reference_check")}))
     return record
 
