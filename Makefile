@@ -11,7 +11,7 @@ CLUSTER ?=
 # CLUSTER=local:N or tcp://host:port spreads the studies' trials and the synthesis/simulation jobs on Dask
 WITH_CLUSTER = $(if $(CLUSTER),--cluster $(CLUSTER))
 
-.PHONY: install test lint emit-rtl sim fuzz-designs bench bench-sim bench-formats bench-hw bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab2 lab3 lab4 baseline clean
+.PHONY: install test lint emit-rtl emit-bert sim fuzz-designs bench bench-sim bench-formats bench-hw bench-sim-engines bench-emit bench-train verify-designs lab0 lab1 lab2 lab3 lab4 baseline clean
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ lint: $(STAMP)
 
 emit-rtl: $(STAMP)
 	$(VENV)/bin/flow emit-rtl --config $(CONFIG)
+
+emit-bert: $(STAMP)
+	$(VENV)/bin/flow emit-rtl --config configs/bert_tiny.toml
 
 sim: $(STAMP)
 	$(VENV)/bin/flow sim $(DESIGN)

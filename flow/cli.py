@@ -12,6 +12,11 @@ def _emit(args: argparse.Namespace, extra: list[str]) -> int:
     from flow.design.pipeline import emit_design
 
     config = load_config(args.config, flag_overrides(extra))
+    if config.model.kind == "bert_tiny":  # lab 1's bert-tiny (flow.labs.bert_rtl): IMDb reviews as vectors
+        from flow.labs.bert_rtl import emit_bert
+
+        emit_bert(config, str(args.config) if args.config else "(defaults)")
+        return 0
     emit_design(config, str(args.config) if args.config else "(defaults)")
     return 0
 
@@ -45,8 +50,18 @@ def _search_hw(argv: list[str]) -> int:
     ap.add_argument("--worker", type=int, default=0, help="join the study as extra worker N (N >= 1)")
     ap.add_argument("--cluster", default=None, help="trials and confirmations as tasks on a Dask cluster: local:N or "
                                                     "tcp://host:port (default: in this process)")
+    ap.add_argument("--reviews", type=int, default=64, help="bert_tiny configs: validation reviews a trial reads")
     a = ap.parse_args(argv)
-    run(a.config, a.trials, a.storage, Path(a.out), a.seed, a.confirm, worker=a.worker, cluster=a.cluster)
+    search = None
+    if a.config:
+        from flow.config.load import load_config
+
+        if load_config(a.config).model.kind == "bert_tiny":  # lab 1's bert-tiny: flow.labs.bert_rtl's search
+            from flow.labs.bert_rtl import BertHwSearch
+
+            search = BertHwSearch.from_bert_config(a.config, a.reviews)
+    run(a.config, a.trials, a.storage, Path(a.out), a.seed, a.confirm, worker=a.worker, cluster=a.cluster,
+        search=search)
     return 0
 
 

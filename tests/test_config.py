@@ -47,7 +47,7 @@ def test_the_defaults_are_the_dataclasses_defaults():
     assert config.quantization.default == LayerQuant() and config.quantization.default.data_in_frac_width == 4
     assert config.parallelism.default == LayerParallelism("auto", "full", "dsp", 0)
     assert DEFAULTS == DesignConfig().to_dict()
-    assert list(DEFAULTS) == ["design", "model", "dataset", "training", "quantization", "parallelism", "estimate"]
+    assert list(DEFAULTS) == ["design", "model", "dataset", "training", "quantization", "parallelism", "estimate", "bert"]
     assert DEFAULTS["model"]["hidden"] == [32, 16]  # the schema's list, as the TOML writes it
     assert list(LAYER_QUANT_DEFAULTS)[:4] == ["name", "data_in_width", "data_in_frac_width", "data_in_signed"]
     assert LAYER_PAR_DEFAULTS == {"in_par": "auto", "out_par": "full", "multiplier": "dsp", "pipeline_every": 0}

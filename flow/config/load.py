@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.config.schema import (
+    BertSection,
     DatasetConfig,
     DesignConfig,
     DesignSection,
@@ -150,7 +151,7 @@ def _typed(config: dict[str, Any]) -> DesignConfig:
         parallelism=ParallelismConfig(
             default=par_default, layers={k: dataclasses.replace(par_default, **v) for k, v in par_layers.items()},
             written={k: tuple(v) for k, v in par_layers.items()}),
-        estimate=EstimateConfig(**config["estimate"]))
+        estimate=EstimateConfig(**config["estimate"]), bert=BertSection(**config["bert"]))
 
 
 # IEEE 1800-2017 keywords: a design name becomes module and package names.
@@ -220,9 +221,18 @@ def _validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"model.activation must be 'relu' or 'leaky_relu', got {config['model']['activation']!r}")
     if config["model"]["leaky_shift"] < 1:
         raise ConfigError("model.leaky_shift must be >= 1 (the slope is 2**-leaky_shift)")
-    if config["model"]["kind"] != "mlp":
-        raise ConfigError(f"model.kind {config['model']['kind']!r} is not known; use 'mlp' (flow's MLP) or set "
+    if config["model"]["kind"] not in ("mlp", "bert_tiny"):
+        raise ConfigError(f"model.kind {config['model']['kind']!r} is not known; use 'mlp' (flow's MLP), 'bert_tiny' "
+                          f"(lab 1's bert-tiny, see configs/bert_tiny.toml) or set "
                           f"model.entry_point = 'package.module:function' for your own model")
+    bert = config["bert"]
+    if bert["weights"] not in ("lab1", "random"):
+        raise ConfigError(f"bert.weights must be 'lab1' (lab 1's base checkpoint) or 'random' (seeded init), "
+                          f"got {bert['weights']!r}")
+    if not 8 <= bert["seq"] <= 512:
+        raise ConfigError(f"bert.seq must lie in 8..512 tokens (BERT's positions), got {bert['seq']}")
+    if bert["reviews"] < 1:
+        raise ConfigError(f"bert.reviews must be at least 1 (test reviews written as vectors), got {bert['reviews']}")
     if not 0 < config["dataset"]["test_fraction"] < 1:
         raise ConfigError("dataset.test_fraction must lie strictly between 0 and 1")
     for name, table in config["quantization"].items():

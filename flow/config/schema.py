@@ -205,6 +205,20 @@ class EstimateConfig:
 
 
 @dataclass(frozen=True)
+class BertSection:
+    """``[bert]``: a ``model.kind = "bert_tiny"`` design (flow.labs.bert_rtl): the sequence length,
+    the IMDb test reviews written as vectors, where the weights come from, and the attention mask."""
+
+    seq: int = 128  # tokens a review (truncated; the hardware's sequence)
+    reviews: int = 256  # the first N test reviews with at least seq tokens become the test vectors
+    seed: int = 0  # lab 1's base model of this seed
+    weights: str = "lab1"  # "lab1": lab 1's base checkpoint (trained when absent); "random": seeded init (smoke)
+    hidden_size: int = 128  # with weights = "random" only: the shape (bert-tiny's by default)
+    intermediate_size: int = 512
+    attention_mask: bool = False  # the key mask as a second input (not lowered yet: an error)
+
+
+@dataclass(frozen=True)
 class DesignConfig:
     """A whole design config, parsed and checked (``flow.config.load.load_config``)."""
 
@@ -215,6 +229,7 @@ class DesignConfig:
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     parallelism: ParallelismConfig = field(default_factory=ParallelismConfig)
     estimate: EstimateConfig = field(default_factory=EstimateConfig)
+    bert: BertSection = field(default_factory=BertSection)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as nested dicts keyed as the TOML file (what report.json records)."""

@@ -107,6 +107,9 @@ class HwSearch:
         make_permanent(model)
         return compile_config(model, self.data.x_test[:2], self.design_config(choice, name))
 
+    def plot(self, study: optuna.Study, path: Path) -> Path:
+        return plot_front(study, path)
+
     def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
         choice = self.suggest(trial)
         design = self.build(choice)
@@ -180,10 +183,11 @@ def _confirm_job(job: ConfirmJob) -> dict[str, Any]:
 
 
 def run(config: str | None, trials: int, storage: str, out: Path, seed: int = 0, confirm_points: int = 4,
-        worker: int = 0, log=print, cluster: str | None = None) -> dict[str, Any]:
+        worker: int = 0, log=print, cluster: str | None = None, search: HwSearch | None = None) -> dict[str, Any]:
     """The study (its trials as tasks on ``cluster`` when given), its front, and ``confirm_points``
-    points of it emitted, simulated and synthesized (one executor job each)."""
-    search = HwSearch.from_config(config, log=log)
+    points of it emitted, simulated and synthesized (one executor job each). ``search`` replaces the
+    config's tabular search (bert-tiny's comes from flow.labs.bert_rtl)."""
+    search = search if search is not None else HwSearch.from_config(config, log=log)
     spec = StudySpec(f"hw-{search.config.design.name}-seed{seed}", storage, "nsga2", seed, trials,
                      directions=("maximize", "minimize", "minimize"), worker=worker, attrs={"config": str(config)})
     with open_executor(cluster, log) as executor:
@@ -191,7 +195,7 @@ def run(config: str | None, trials: int, storage: str, out: Path, seed: int = 0,
         if worker:
             return {}
         out.mkdir(parents=True, exist_ok=True)
-        plot_front(study, out / "pareto.png")
+        search.plot(study, out / "pareto.png")
         front = pareto_front(study)
         picks = [front[round(i * (len(front) - 1) / max(confirm_points - 1, 1))]
                  for i in range(min(confirm_points, len(front)))]

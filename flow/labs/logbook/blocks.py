@@ -13,7 +13,7 @@ from flow.paths import REPO_ROOT
 LOGBOOK = REPO_ROOT / "docs" / "LOGBOOK.md"
 BLOCK = re.compile(r"<!-- (table|text|section): ([\w.-]+) -->\n(.*?)<!-- end -->\n", re.S)
 #: Modules whose generators register themselves on import.
-GENERATOR_MODULES = ("setup", "lab0", "lab1", "lab2", "lab3", "hardware", "integer_ops")
+GENERATOR_MODULES = ("setup", "lab0", "lab1", "lab2", "lab3", "hardware", "integer_ops", "bert_rtl")
 Generator = Callable[[Path], str]
 REGISTRY: dict[str, Generator] = {}
 #: Blocks whose results file does not exist yet: name -> what is missing. Their numbers are

@@ -1,0 +1,58 @@
+"""LOGBOOK blocks of "bert-tiny in hardware" (issue 23): the emitted design's simulation, its accuracy
+on the whole test split, three parallelism points and the hardware search, from results/bert_rtl/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flow.labs.logbook.blocks import register
+from flow.labs.logbook.fmt import load, table, thousands
+
+
+def _wall(seconds: float | None) -> str:
+    return "not measured" if seconds is None else f"{seconds:,.0f} s"
+
+
+@register("bert_rtl.rtl")
+def rtl(root: Path) -> str:
+    r = load(root, "results/bert_rtl/bert_tiny.json")
+    s, c = r["sim"], r["cycle_model"]
+    rows = [["vectors (IMDb test reviews of at least 128 tokens)", s["vectors"]],
+            ["mismatches (random gaps {:.0%}, backpressure {:.0%})".format(s["gap"], s["stall"]), s["mismatches"]],
+            ["II, cycles: model / measured", f"{thousands(c['initiation_interval'])} / {thousands(s['initiation_interval'])}"],
+            ["latency, cycles: model / measured", f"{thousands(c['latency'])} / {thousands(s['latency_cycles'])}"],
+            ["hardware accuracy on the vectors (reference)", f"{s['hardware_accuracy']:.4f} ({s['reference_accuracy']:.4f})"],
+            [f"`{r['commands']['emit']}` wall time", _wall(r["wall_seconds"]["emit"])],
+            [f"`{r['commands']['sim']}` wall time (Verilator build {s['build_seconds']:,.0f} s)",
+             _wall(r["wall_seconds"]["sim"])]]
+    return table(["bert_tiny design (" + r["model"]["kind"] + " weights)", "value"], rows)
+
+
+@register("bert_rtl.accuracy")
+def accuracy(root: Path) -> str:
+    r = load(root, "results/bert_rtl/accuracy.json")
+    a, f, check = r["accuracy"], r["accuracy_full_length"], r["reference_check"]
+    names = [("float, with attention mask (lab 1's evaluation)", "float_masked"),
+             ("float, design's model without mask", "float"), ("fake-quant (the design's numbers)", "fake_quant")]
+    rows = [[label, f"{a[key]:.4f}", f"{f[key]:.4f}"] for label, key in names]
+    rows.append([f"exact reference, first {check['reviews']} reviews ({check['equal_code_for_code']} equal to "
+                 "fake-quant code for code)", f"{check['exact_accuracy']:.4f}", ""])
+    return table(["model", f"accuracy, all {r['reviews']:,} test reviews",
+                  f"on the {r['reviews_full_length']:,} of at least {r['seq']} tokens"], rows)
+
+
+@register("bert_rtl.points")
+def design_points(root: Path) -> str:
+    r = load(root, "results/bert_rtl/design_points.json")
+    rows = []
+    for name, p in r["points"].items():
+        e, y = p["estimate"], (p.get("yosys") or {}).get("xc7") or {}
+        total = y.get("total") or {}
+        synth = (f"{thousands(total['LUT'])} / {thousands(total['FF'])} / {total.get('DSP48E1', 0)} / "
+                 f"{total.get('RAMB18E1', 0) + 2 * total.get('RAMB36E1', 0)}" if total else y.get("error", "not run"))
+        sim = p.get("measured") or {}
+        rows.append([name, f"{p['parallelism']['in_par']} / {p['parallelism']['out_par']}",
+                     thousands(p["initiation_interval"]), thousands(p["latency"]),
+                     f"{thousands(sim['initiation_interval'])} / {thousands(sim['latency'])}" if sim else "not simulated",
+                     thousands(e["LUT"]), thousands(e["FF"]), thousands(e["DSP48E1"]), synth])
+    return table(["point", "in_par / out_par", "II (model)", "latency (model)", "II / latency (sim)", "LUT (est)",
+                  "FF (est)", "DSP48E1 (est)", "Yosys xc7 LUT / FF / DSP / BRAM18"], rows)
