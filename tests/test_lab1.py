@@ -117,6 +117,7 @@ def test_task_2_recreates_a_missing_qat_checkpoint_and_records_it(smoke):
     assert list(recreated) == ["1"]
     assert recreated["1"]["qat_val"] == again["start"]["qat_val"]["1"]
     assert recreated["1"]["qat"] == again["start"]["qat"]["1"]
+    assert recreated["1"]["base_val"] == next(f["val"] for f in results["quantize"]["floats"] if f["seed"] == 1)
     assert any("QAT checkpoint was missing; recreated" in line for line in logs)
     assert (out / "checkpoints" / f"qat_{width}_seed1_smoke.pt").is_file()
     first = json.loads((out / "prune_smoke_first.json").read_text())

@@ -220,7 +220,7 @@ def _recreate_qat(lab: Lab1, width: int, record: dict[str, Any], log) -> dict[st
     lab.qat(model, width)
     again = {"qat_val": lab.val_accuracy(model, f"val (QAT {width} bits, recreated)"),
              "qat": lab.test_accuracy(model, f"test (QAT {width} bits, recreated)"),
-             "base_trained_here": lab.base_source.get("trained_here", False),
+             "base_val": lab.val_accuracy(lab.base, "val (float base, recreated)"),
              "seconds": round(time.perf_counter() - start, 1), "commit": current_commit()}
     record["start"].setdefault("recreated", {})[str(lab.seed)] = again
     log(f"seed {lab.seed}: task 1's {width}-bit QAT checkpoint was missing; recreated: val {again['qat_val']:.4f}, "

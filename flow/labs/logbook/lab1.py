@@ -53,15 +53,29 @@ def quantize(root: Path) -> str:
                      "at chance, PTQ / QAT"], rows))
 
 
+def _recreated(start: dict[str, Any], floats: dict[str, float]) -> str:
+    """The seeds whose starting model was trained again here (task 1's checkpoint was on another
+    machine), with its accuracy beside task 1's."""
+    again = start.get("recreated", {})
+    if not again:
+        return ""
+    parts = [f"seed {seed}: QAT validation {a['qat_val']:.4f} against task 1's {start['qat_val'][seed]:.4f}, test "
+             f"{a['qat']:.4f} against {start['qat'][seed]:.4f} (float base validation {a['base_val']:.4f} against "
+             f"{floats[seed]:.4f})" for seed, a in sorted(again.items())]
+    return (f" Task 1's checkpoints stayed on the machine that ran it, so task 2 trained the starting model of "
+            f"{len(again)} seed(s) again with the same recipe on this machine: " + "; ".join(parts) + ".")
+
+
 @register("lab1.prune.start")
 def prune_start(root: Path) -> str:
     r = load(root, "results/lab1/prune_full.json")
     start = r["start"]
     qat = list(start["qat"].values())
+    floats = {str(f["seed"]): f["val"] for f in load(root, QUANTIZE)["floats"]}
     if start["selected_by"] == "validation":
         return (f"Start: the {start['width']}-bit QAT model of task 1 (test accuracy {over_seeds(qat)}), selected by "
                 f"its QAT validation accuracy (mean over seeds). Pruning is {r['scope']} (each Linear), weights only "
-                f"(activations are not pruned).\n")
+                f"(activations are not pruned).{_recreated(start, floats)}\n")
     old = load(root, PRUNE_BASE)
     return (f"**This table is an earlier run, not the three seeds above.** It started from the {start['width']}-bit "
             f"QAT model (test accuracy {over_seeds(qat)}) of a seed-0 run of task 1 on the CPU (`{PRUNE_BASE}`: "
