@@ -122,3 +122,11 @@ def test_task_2_recreates_a_missing_qat_checkpoint_and_records_it(smoke):
     assert (out / "checkpoints" / f"qat_{width}_seed1_smoke.pt").is_file()
     first = json.loads((out / "prune_smoke_first.json").read_text())
     assert [p["finetuned"] for p in again["points"]] == [p["finetuned"] for p in first["points"]]
+
+
+def test_the_unpruned_reference_is_the_model_actually_pruned():
+    start = {"qat_val": {"0": 0.84, "1": 0.85}, "qat": {"0": 0.81, "1": 0.82},
+             "recreated": {"1": {"qat_val": 0.86, "qat": 0.83, "base_val": 0.85}}}
+    got = lab1.pruned_start(start)
+    assert got["0"] == {"qat_val": 0.84, "qat": 0.81}  # task 1's own model
+    assert (got["1"]["qat_val"], got["1"]["qat"]) == (0.86, 0.83)  # retrained here: its own figures

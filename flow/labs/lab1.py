@@ -210,6 +210,14 @@ def best_width(record: dict[str, Any]) -> int:
     return max(by_width, key=lambda w: (sum(by_width[w]) / len(by_width[w]), -w))
 
 
+def pruned_start(start: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per seed, the QAT validation and test accuracy of the model task 2 actually pruned: the
+    recreated model where task 1's checkpoint was missing, else task 1's."""
+    again = start.get("recreated", {})
+    return {seed: again.get(seed, {"qat_val": start["qat_val"][seed], "qat": qat}) for seed, qat in
+            start["qat"].items()}
+
+
 def _recreate_qat(lab: Lab1, width: int, record: dict[str, Any], log) -> dict[str, Any]:
     """Task 1's QAT model of this seed at ``width`` when its checkpoint is not on this machine (task 1
     ran elsewhere): the same recipe again, its validation and test accuracy recorded beside task 1's
@@ -328,9 +336,9 @@ def plot_prune(record: dict[str, Any], path: Path) -> None:
         _errorbar(ax, sparsities, tuned, "o-", f"{method}, fine-tuned: test split", color=color)
         _errorbar(ax, sparsities, _by(points, "sparsity", "pruned_val")[1], "^:",
                   f"{method}, before fine-tuning: validation split", alpha=0.6, color=color)
-    start = spread(list(record["start"]["qat"].values()))
+    start = spread([s["qat"] for s in pruned_start(record["start"]).values()])
     ax.axhline(start["mean"], color="gray", linestyle="--",
-               label=f"unpruned {record['start']['width']}-bit QAT: test split")
+               label=f"unpruned {record['start']['width']}-bit QAT (the models pruned): test split")
     ax.axhline(CHANCE, color="red", linestyle=":", alpha=0.5, label=f"chance (<= {CHANCE})")
     ax.set(xlabel="weight sparsity (local, every Linear)", ylabel="accuracy (split named in the legend)",
            title=f"pruning the {record['start']['width']}-bit model ({record['sizes']['test']} test, "

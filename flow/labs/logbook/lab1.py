@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.labs.common import CHANCE
-from flow.labs.lab1 import best_width
+from flow.labs.lab1 import best_width, pruned_start
 from flow.labs.logbook.blocks import register
 from flow.labs.logbook.fmt import load, mean, minutes, over_seeds, points, table
 from flow.labs.stats import at_chance, separated
@@ -73,9 +73,12 @@ def prune_start(root: Path) -> str:
     qat = list(start["qat"].values())
     floats = {str(f["seed"]): f["val"] for f in load(root, QUANTIZE)["floats"]}
     if start["selected_by"] == "validation":
+        pruned = pruned_start(start).values()
         return (f"Start: the {start['width']}-bit QAT model of task 1 (test accuracy {over_seeds(qat)}), selected by "
                 f"its QAT validation accuracy (mean over seeds). Pruning is {r['scope']} (each Linear), weights only "
-                f"(activations are not pruned).{_recreated(start, floats)}\n")
+                f"(activations are not pruned).{_recreated(start, floats)} **The models pruned** (the unpruned "
+                f"reference of the table and the figure): validation {over_seeds([s['qat_val'] for s in pruned])}, "
+                f"test {over_seeds([s['qat'] for s in pruned])}.\n")
     old = load(root, PRUNE_BASE)
     return (f"**This table is an earlier run, not the three seeds above.** It started from the {start['width']}-bit "
             f"QAT model (test accuracy {over_seeds(qat)}) of a seed-0 run of task 1 on the CPU (`{PRUNE_BASE}`: "
@@ -89,7 +92,7 @@ def prune_start(root: Path) -> str:
 @register("lab1.prune")
 def prune(root: Path) -> str:
     r = load(root, "results/lab1/prune_full.json")
-    base = mean(list(r["start"]["qat"].values()))
+    base = mean([s["qat"] for s in pruned_start(r["start"]).values()])
     rows = []
     for method in ("l1", "random"):
         for sparsity in sorted({p["sparsity"] for p in r["points"] if p["method"] == method}):
@@ -104,6 +107,57 @@ def prune(root: Path) -> str:
             + table(["method", "sparsity", "reached", "before fine-tuning (validation)",
                      "after fine-tuning (validation)", "after fine-tuning (test)", "vs unpruned (test)", "at chance"],
                     rows))
+
+
+def _prune_cells(r: dict[str, Any]) -> dict[tuple[str, float], list[dict[str, Any]]]:
+    cells: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for p in r["points"]:
+        cells.setdefault((p["method"], p["sparsity"]), []).append(p)
+    return dict(sorted(cells.items()))
+
+
+def _first_below(cells: dict[tuple[str, float], list[dict[str, Any]]], method: str, key: str, base: float,
+                 drop: float = 0.02) -> str:
+    """The lowest sparsity at which ``method``'s mean ``key`` is more than ``drop`` below ``base``."""
+    for (m, sparsity), pts in cells.items():
+        value = mean([p[key] for p in pts])
+        if m == method and value < base - drop:
+            chance = at_chance([p[key] for p in pts])
+            return (f"from {sparsity} ({value:.4f}, {points(value - base)}"
+                    + (f"; at chance in {chance} of {len(pts)} seeds" if chance else "") + ")")
+    top = max(s for m, s in cells if m == method)
+    value = mean([p[key] for p in cells[(method, top)]])
+    return f"never, up to {top} ({value:.4f} at {top}, {points(value - base)})"
+
+
+@register("lab1.prune.reading")
+def prune_reading(root: Path) -> str:
+    r = load(root, "results/lab1/prune_full.json")
+    start = list(pruned_start(r["start"]).values())
+    test, val = [s["qat"] for s in start], [s["qat_val"] for s in start]
+    cells = _prune_cells(r)
+    methods = sorted({m for m, _ in cells})
+    lines = [f"- **More than 2 points below the models pruned, after fine-tuning** (test split, mean over "
+             f"{len(r['seeds'])} seeds, against {mean(test):.4f}):"]
+    lines += [f"  - **{m}: {_first_below(cells, m, 'finetuned', mean(test))}**;" for m in methods]
+    lines.append(f"- **Before fine-tuning** (validation split, against the models' {mean(val):.4f}), more than 2 "
+                 f"points below:")
+    lines += [f"  - {m}: {_first_below(cells, m, 'pruned_val', mean(val))};" for m in methods]
+    apart = [f"{m} {s} ({over_seeds([p['finetuned'] for p in pts])})" for (m, s), pts in cells.items()
+             if separated((min(p["finetuned"] for p in pts), max(p["finetuned"] for p in pts)), (min(test), max(test)))]
+    lines.append(f"- **Separated from the unpruned models' seed range** ({min(test):.4f}-{max(test):.4f}, test) after "
+                 f"fine-tuning: " + (", ".join(apart) if apart else "none") + "; every other point's seed range "
+                 "overlaps it: **indistinguishable** from the unpruned models, whether above or below their mean."
+                 + (" A point above them is not a gain from pruning alone: its fine-tuning pass is also training the "
+                    "unpruned models did not get." if any(mean([p["finetuned"] for p in pts]) > max(test) for
+                                                          (m, s), pts in cells.items()) else ""))
+    if ("l1", 0.5) in cells:
+        l1 = cells[("l1", 0.5)]
+        lines.append(f"- **Against the reference's anchor** (pretrained, l1 at 0.5: 0.728 before fine-tuning, 0.831 "
+                     f"after 5 epochs): our l1 at 0.5 keeps {over_seeds([p['pruned_val'] for p in l1])} (validation) "
+                     f"before fine-tuning and {over_seeds([p['finetuned'] for p in l1])} (test) after one pass over "
+                     f"4,000 reviews.")
+    return "\n".join(lines) + "\n"
 
 
 @register("lab1.quantize.reading")
