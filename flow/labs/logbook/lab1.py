@@ -207,4 +207,6 @@ def times(root: Path) -> str:
     return (f"- **Wall time** (the sums of the points' own times in the JSON): the width figure "
             f"{minutes(sum(qs))} min ({minutes(min(qs))} to {minutes(max(qs))} min per width and seed) on "
             f"{_where(q['meta'])}; the pruning figure {minutes(sum(ps))} min ({minutes(min(ps))} to "
-            f"{minutes(max(ps))} min per point) on {_where(r['meta'])}.\n")
+            f"{minutes(max(ps))} min per point) on {_where(r['meta'])}" + (
+                f", plus {minutes(sum(a['seconds'] for a in again.values()))} min retraining its {len(again)} starting "
+                f"models" if (again := r["start"].get("recreated")) else "") + ".\n")
