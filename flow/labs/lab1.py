@@ -262,7 +262,7 @@ def prune_task(lab: Lab1, quantized: dict[str, Any], seeds: tuple[int, ...] = (0
                 start = time.perf_counter()
                 model = copy.deepcopy(lab.base)
                 quantize_module(model, fixed_config(width))
-                if not lab.qat_checkpoint(width).is_file():
+                if not lab.qat_checkpoint(width).is_file():  # its time is counted in this point's seconds
                     record = _store(path, _recreate_qat(lab, width, record, log), seed)
                 model.load_state_dict(torch.load(lab.qat_checkpoint(width), weights_only=True, map_location="cpu"))
                 report = prune_module(model, sparsity, method=method, scope="local", seed=seed)

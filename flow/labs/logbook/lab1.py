@@ -208,5 +208,5 @@ def times(root: Path) -> str:
             f"{minutes(sum(qs))} min ({minutes(min(qs))} to {minutes(max(qs))} min per width and seed) on "
             f"{_where(q['meta'])}; the pruning figure {minutes(sum(ps))} min ({minutes(min(ps))} to "
             f"{minutes(max(ps))} min per point) on {_where(r['meta'])}" + (
-                f", plus {minutes(sum(a['seconds'] for a in again.values()))} min retraining its {len(again)} starting "
-                f"models" if (again := r["start"].get("recreated")) else "") + ".\n")
+                f"; {minutes(sum(a['seconds'] for a in again.values()))} min of it retrained the {len(again)} starting "
+                f"models (each in its seed's first point)" if (again := r["start"].get("recreated")) else "") + ".\n")
