@@ -26,7 +26,8 @@ def test_width_search(smoke):
     root, results = smoke
     record = results["widths"]
     assert sorted(s["seed"] for s in record["studies"].values()) == list(SEEDS)
-    assert sorted(record["float_val"]) == ["0", "1"]
+    assert sorted(record["float_val"]) == sorted(record["float_test"]) == ["0", "1"]  # each seed's own float base
+    assert all(0.0 <= v <= 1.0 for v in record["float_test"].values())
     assert (root / "out" / "lab1" / "base" / "checkpoints" / "bert_tiny_scratch_seed1_smoke.pt").exists()
     study = record["studies"]["lab3-widths-tpe-seed0-smoke"]
     assert study["trials"] == lab3.PRESETS["smoke"]["trials"] and 0.0 <= study["test"] <= 1.0

@@ -21,7 +21,8 @@ from flow.train.device import current_device, use_device
 def _add_study(args: tuple[str, int]) -> None:
     path, seed = args
     name = f"study-seed{seed}"
-    record = {"task": "t", "studies": {name: {"seed": seed, "commits": [f"c{seed}"]}}, "float_val": {str(seed): 0.5}}
+    record = {"task": "t", "studies": {name: {"seed": seed, "commits": [f"c{seed}"]}}, "float_val": {str(seed): 0.5},
+              "float_test": {str(seed): 0.4}}
     update_json(Path(path), record, merge_studies({name}, lambda r: r.__setitem__("count", len(r["studies"]))))
 
 
@@ -32,6 +33,7 @@ def test_processes_adding_studies_to_one_file_lose_none(tmp_path: Path) -> None:
     record = json.loads(path.read_text())
     assert list(record["studies"]) == [f"study-seed{s}" for s in range(8)]  # ordered by seed
     assert record["float_val"] == {str(s): 0.5 for s in range(8)}
+    assert record["float_test"] == {str(s): 0.4 for s in range(8)}
     assert record["commits"] == sorted(f"c{s}" for s in range(8))
     assert record["count"] == 8  # derived over the merged studies, not this process's
 

@@ -131,15 +131,18 @@ class Lab3:
                  f"{summary['test']:.4f}, {summary['best']['attrs'].get('bits_per_weight')} bits per weight")
 
     def use_seed(self, record: dict[str, Any], seed: int) -> None:
-        """Switch to lab 1's base model of ``seed`` and note its float validation accuracy."""
+        """Switch to lab 1's base model of ``seed`` and note its float validation and test accuracy (the
+        reference each study's best model is compared with)."""
         self.lab1.use_seed(seed)
-        floats = record.setdefault("float_val", {})
+        floats, tests = record.setdefault("float_val", {}), record.setdefault("float_test", {})
         if str(seed) not in floats:
             floats[str(seed)] = evaluate(self.lab1.base, self.lab1.val_loader, progress=False).accuracy
+        if str(seed) not in tests:
+            tests[str(seed)] = self.lab1.test_accuracy(self.lab1.base, f"test (float base, seed {seed})")
 
     def header(self, task: str) -> dict[str, Any]:
         return {"task": task, "preset": self.preset, "model": self.lab1.base_source, **self.lab1.data.describe(),
-                "float_val": {}, "qat": {**QAT, "samples": self.p["qat_samples"]}, "sampler": self.sampler,
+                "float_val": {}, "float_test": {}, "qat": {**QAT, "samples": self.p["qat_samples"]}, "sampler": self.sampler,
                 "storage": self.storage, "meta": run_metadata()}
 
 

@@ -159,8 +159,9 @@ def merge_studies(touched: set[str], derive: Callable[[dict[str, Any]], None] | 
             out.update({key: value for key, value in disk.items() if key not in mine})
             out["studies"] = {**disk.get("studies", {}), **{name: mine["studies"][name] for name in touched
                                                              if name in mine["studies"]}}
-            if "float_val" in disk or "float_val" in mine:
-                out["float_val"] = {**disk.get("float_val", {}), **mine.get("float_val", {})}
+            for key in ("float_val", "float_test"):
+                if key in disk or key in mine:
+                    out[key] = {**disk.get(key, {}), **mine.get(key, {})}
         out["studies"] = dict(sorted(out["studies"].items(), key=lambda item: (item[1].get("seed", 0), item[0])))
         out["commits"] = record_commits(out)
         if derive is not None:
