@@ -18,6 +18,7 @@ from flow.config.load import (
     hardware_config,
     load_config,
     parse_design_config,
+    split_key,
 )
 from flow.config.schema import DesignConfig, LayerQuant, QuantizationConfig
 from flow.formats.base import Overflow, Rounding
@@ -163,3 +164,23 @@ def test_errors_at_the_other_edges():
     with pytest.raises(ConfigError, match=r"^parallelism\.fc9 names no layer of the model \(layers: fc1, fc2\); "
                                           r"did you mean 'fc2'\?$"):
         parse_design_config({"parallelism": {"fc9": {"out_par": 2}}}).check_layer_names(["fc1", "fc2"])
+
+
+def test_a_flag_names_a_dotted_layer_in_quotes():
+    assert split_key('quantization."encoder.layer.0.output.dense".weight_width') == [
+        "quantization", "encoder.layer.0.output.dense", "weight_width"]
+    config = load_config(Path("configs/bert_tiny.toml"), {
+        'quantization."encoder.layer.0.output.dense".weight_width': "6"})
+    assert config.quantization.table("encoder.layer.0.output.dense").weight_width == 6
+    assert config.quantization.table("encoder.layer.1.output.dense").weight_width == 8  # only the named layer
+
+
+@pytest.mark.parametrize("key, message", [
+    ('quantization."fc1.weight_width', "has an unclosed quote"),
+    ('quantization.f"c1".weight_width', "a quote may only open a whole part"),
+    ('quantization."fc1"x.weight_width', "a quoted part must end at a dot"),
+    ("quantization..weight_width", "has an empty part"),
+])
+def test_a_badly_quoted_key_is_one_line(key, message):
+    with pytest.raises(ConfigError, match=message):
+        split_key(key)

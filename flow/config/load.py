@@ -113,7 +113,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"{path} is not valid TOML ({error}); fix the syntax") from None
     for dotted, value in (overrides or {}).items():
         nested: Any = value
-        for part in reversed(dotted.split(".")):
+        for part in reversed(split_key(dotted)):
             nested = {part: nested}
         updates.append(nested)
     return _parse(updates)
@@ -238,6 +238,30 @@ def _validate(config: dict[str, Any]) -> None:
     for name, table in config["quantization"].items():
         if isinstance(table, dict):
             layer_quant_config({**LAYER_QUANT_DEFAULTS, **table}, f"quantization.{name}")
+
+
+def split_key(dotted: str) -> list[str]:
+    """``a."b.c".d`` -> ``["a", "b.c", "d"]``: a dotted key whose parts may be double-quoted, as in TOML,
+    so a flag can name a layer such as ``quantization."encoder.layer.0.output.dense"``."""
+    parts, current, quoted, closed = [], "", False, False
+    for char in dotted:
+        if char == '"':
+            if not quoted and current:
+                raise ConfigError(f"config key {dotted!r}: a quote may only open a whole part; write a.\"b.c\".d")
+            quoted, closed = not quoted, quoted
+        elif char == "." and not quoted:
+            parts.append(current)
+            current, closed = "", False
+        elif closed:
+            raise ConfigError(f"config key {dotted!r}: a quoted part must end at a dot; write a.\"b.c\".d")
+        else:
+            current += char
+    if quoted:
+        raise ConfigError(f"config key {dotted!r} has an unclosed quote; write a.\"b.c\".d")
+    parts.append(current)
+    if not all(parts):
+        raise ConfigError(f"config key {dotted!r} has an empty part; write a.b.c or a.\"b.c\".d")
+    return parts
 
 
 def flag_overrides(argv: list[str]) -> dict[str, Any]:
