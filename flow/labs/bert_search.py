@@ -30,7 +30,7 @@ from flow.labs.bert_rtl import BertBody, base_model, check_mask, compile_bert, h
 from flow.paths import current_commit, portable
 from flow.search.hardware import HwSearch
 
-WEIGHT_WIDTHS = (3, 4, 5, 6, 8)  # every Linear's weights: s<w>.<weight_frac(w)>
+WEIGHT_WIDTHS = (2, 3, 4, 6, 8)  # every Linear's weights: s<w>.<weight_frac(w)>
 PARS = (4, 8, 16, 32)  # elements a beat: the design's (global) and each intermediate Linear's own
 DESIGN_POINTS = Path("results/bert_rtl/design_points.json")  # the three parallelism points (s8.4 weights)
 
@@ -134,7 +134,9 @@ class BertHwSearch(HwSearch):
 
     def base_accuracy(self) -> float:
         """The config's own design (s8.4 weights, the three design points' numbers) on the same reviews."""
-        return self.score(compile_bert(self.model, self.config, self.seq))[0]
+        if "base_design_accuracy" not in self.describe:
+            self.describe["base_design_accuracy"] = self.score(compile_bert(self.model, self.config, self.seq))[0]
+        return self.describe["base_design_accuracy"]
 
     def plot(self, study: optuna.Study, path: Path) -> Path:
         points = json.loads(DESIGN_POINTS.read_text())["points"] if DESIGN_POINTS.exists() else {}
