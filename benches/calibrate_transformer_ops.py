@@ -1,4 +1,4 @@
-"""Calibrate the analytical estimator for the transformer ops (gelu, softmax, layer_norm, matmul, tanh), additively.
+"""Calibrate the analytical estimator for the transformer ops (gelu, softmax, layer_norm, matmul, tanh, key_mask), additively.
 
 `python -m benches.calibrate_transformer_ops`: a few small designs (Linear(8, N) then one op, the
 op driving the output) are synthesized with Yosys ``synth_xilinx``; each op instance's LUT and FF
@@ -37,7 +37,11 @@ SPECS = [("gelu", 8, 1, 8, 4), ("gelu", 8, 2, 12, 6), ("gelu", 8, 4, 16, 8), ("g
          ("matmul", 16, 8, 8, 4), ("matmul", 8, 4, 12, 6), ("matmul", 32, 4, 8, 4), ("matmul", 16, 1, 12, 6),
          # tanh (flow/ops/tanh.py): its output frac is the frac
          ("tanh", 8, 1, 8, 4), ("tanh", 8, 2, 12, 6), ("tanh", 8, 4, 10, 5), ("tanh", 16, 2, 16, 8),
-         ("tanh", 8, 1, 12, 8), ("tanh", 12, 3, 14, 7), ("tanh", 16, 4, 8, 4), ("tanh", 8, 2, 9, 5)]
+         ("tanh", 8, 1, 12, 8), ("tanh", 12, 3, 14, 7), ("tanh", 16, 4, 8, 4), ("tanh", 8, 2, 9, 5),
+         # key_mask (flow/ops/key_mask.py): (op, tokens, Q·Kᵀ's parallelism, scores width, frac), masked scores
+         ("key_mask", 8, 1, 8, 4), ("key_mask", 8, 2, 12, 6), ("key_mask", 16, 4, 10, 5), ("key_mask", 16, 2, 16, 8),
+         ("key_mask", 16, 8, 8, 4), ("key_mask", 8, 4, 14, 7), ("key_mask", 32, 4, 12, 6), ("key_mask", 16, 1, 9, 5),
+         ("key_mask", 32, 8, 16, 8), ("key_mask", 8, 8, 10, 5)]
 OPS = {"gelu": nn.GELU, "softmax": lambda: nn.Softmax(dim=-1), "layer_norm": None, "matmul": None, "tanh": nn.Tanh}
 SEQUENCE = 8  # the matmul designs' tokens a sample
 
@@ -57,12 +61,30 @@ class Product(nn.Module):
         return self.fa(x) @ self.fv(x)
 
 
+class MaskedScores(nn.Module):
+    """A key_mask sweep design: softmax(fc(x) @ fc(x)ᵀ + (1 - mask) * min) on ``tokens`` tokens of 8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        scores = y @ y.transpose(-2, -1)
+        return torch.softmax(scores + (1 - mask[:, None, :]) * torch.finfo(scores.dtype).min, dim=-1)
+
+
 def build(index: int):
     """The compiled design of spec ``index`` and its input batch."""
     op, features, par, width, frac = SPECS[index]
     torch.manual_seed(index)
     quant = {"data_in_width": width, "data_in_frac_width": frac, "data_out_width": width,
              "data_out_frac_width": frac, "weight_width": 8, "weight_frac_width": 6}
+    if op == "key_mask":
+        x, mask = torch.randn(16, features, 8), torch.ones(16, features, dtype=torch.long)
+        parallelism = {"default": {"in_par": "auto", "out_par": par}, "fc": {"in_par": 8}}
+        return flow.compile(MaskedScores(), (x[:2], mask[:2]), quant={"default": quant}, parallelism=parallelism,
+                            name="tx_sweep"), x
     if op == "matmul":
         transposed = index % 2 == 0
         first = "fc" if transposed else "fa"
@@ -79,8 +101,8 @@ def build(index: int):
 
 
 def measure(index: int) -> list[dict]:
-    """Synthesize design ``index``; one row per transformer-op instance (its ``design``: ``index``)."""
-    rows = [row for row in instance_rows(*build(index), index) if row["kind"] in OPS]
+    """Synthesize design ``index``; one row per instance of its spec's op (its ``design``: ``index``)."""
+    rows = [row for row in instance_rows(*build(index), index) if row["kind"] == SPECS[index][0]]
     return [{**row, "design": index} for row in rows]
 
 

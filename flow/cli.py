@@ -57,9 +57,14 @@ def _search_hw(argv: list[str]) -> int:
         from flow.config.load import load_config
 
         if load_config(a.config).model.kind == "bert_tiny":  # lab 1's bert-tiny: flow.labs.bert_rtl's search
-            from flow.labs.bert_rtl import BertHwSearch
+            from flow.labs.bert_search import BertHwSearch
 
             search = BertHwSearch.from_bert_config(a.config, a.reviews)
+            search.describe["command"] = "flow search hw " + " ".join(argv)
+            if a.confirm:
+                print(f"bert_tiny: --confirm {a.confirm} ignored (estimator only: emitting and simulating a point "
+                      "takes about an hour; see flow.labs.bert_rtl)")
+                a.confirm = 0
     run(a.config, a.trials, a.storage, Path(a.out), a.seed, a.confirm, worker=a.worker, cluster=a.cluster,
         search=search)
     return 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
-from flow.emit.vectors import read_rows, write_rows
+from flow.emit.vectors import read_rows, read_vectors, write_rows
 from flow.simulation.rtl_model import RtlModel
 from tests.fuzz.__main__ import CORPUS, features
 from tests.fuzz.check import DesignFailure, check_design, emit
@@ -141,3 +141,35 @@ def test_a_failure_names_every_broken_promise(tmp_path, monkeypatch):
     assert "RTL elements differ from flow's reference" in message
     assert "flow's reference differs from the RTL" in message
 
+
+
+MASKED = DesignSpec(6, 6, (  # fc1 then self-attention with the key mask on its scores; fc2 per token
+    LayerSpec(4, (8, 4, True), (6, 4, True), (8, 4, True), (8, 4, True), out_par=2, join="attention",
+              attention={"shift": 1, "qk_par": 2, "av_par": 4, "mm_in": (8, 4, True), "qk_out": (10, 4, True),
+                         "av_out": (8, 4, True), "softmax_in": (10, 4, True), "softmax_out": (11, 8, False)}),
+    LayerSpec(3, (8, 4, True), (6, 4, True), (8, 4, True), (10, 4, True), out_par=3),
+), vectors=10, seed=4, sequence=4, mask=True)
+
+
+def test_a_masked_spec_emits_a_two_input_design_whose_mask_is_read(tmp_path):
+    """The fuzzer's key-mask draw: the spec round-trips (an unmasked spec's JSON has no mask key, so
+    corpus keys hold), its masks are seeded real lengths, and the emitted design reads them."""
+    assert DesignSpec.from_json(json.loads(json.dumps(MASKED.to_json()))) == MASKED
+    assert "mask" not in replace(MASKED, mask=False).to_json()
+    assert "attention key mask (second input)" in features(MASKED)
+    folder, graph = emit(MASKED, tmp_path)
+    assert graph.mask and any(type(s).__name__ == "KeyMaskStage" for s in graph.stages)
+    vectors = read_vectors(folder / "vectors")
+    assert vectors.masks.shape == (10, 4) and vectors.masks[0].tolist() == [1] * 4 and vectors.masks[1].tolist() == [
+        1, 0, 0, 0]
+    padded = (vectors.masks.min(dim=1).values == 0).tolist()
+    model = RtlModel(folder / "rtl", vectors.meta["top"])
+    unmasked = [model(row, [1] * 4) for row in vectors.inputs.tolist()]
+    differs = [u != e for u, e in zip(unmasked, vectors.expected.tolist())]
+    assert any(padded) and all(not d for d, p in zip(differs, padded) if not p) and any(differs)
+
+
+@pytest.mark.sim
+def test_a_masked_attention_design_passes_every_check():
+    result = check_design(MASKED)
+    assert result["mismatches"] == 0 and "KeyMaskStage" in result["stages"]

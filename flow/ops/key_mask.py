@@ -166,7 +166,7 @@ class KeyMaskStage(Stage):
         return {"kind": "key_mask", "sequence": self.seq, "lowest_code": self.fmt.min_code}
 
     def estimate_kind(self) -> str:
-        return "key_mask"  # falls back to the calibration's "other" coefficients until fitted
+        return "key_mask"  # fitted by benches/calibrate_transformer_ops.py --kinds key_mask
 
     def estimate_features(self) -> dict[str, float]:
         return {"mask_bits": float(2 * self.seq)}

@@ -110,6 +110,9 @@ class HwSearch:
     def plot(self, study: optuna.Study, path: Path) -> Path:
         return plot_front(study, path)
 
+    def record(self, study: optuna.Study, out: Path) -> None:
+        """A search's own results file in ``out`` beside hw_search.json (bert-tiny's); none here."""
+
     def objective(self, trial: optuna.Trial) -> tuple[float, float, float]:
         choice = self.suggest(trial)
         design = self.build(choice)
@@ -196,6 +199,7 @@ def run(config: str | None, trials: int, storage: str, out: Path, seed: int = 0,
             return {}
         out.mkdir(parents=True, exist_ok=True)
         search.plot(study, out / "pareto.png")
+        search.record(study, out)
         front = pareto_front(study)
         picks = [front[round(i * (len(front) - 1) / max(confirm_points - 1, 1))]
                  for i in range(min(confirm_points, len(front)))]

@@ -36,7 +36,7 @@ def features(spec) -> list[str]:
     """The design classes a spec exercises (for the coverage table of the summary)."""
     from tests.fuzz.spec import TRANSFORMER_OPS, lockstep_concat
 
-    found = [f"depth {len(spec.layers)}"]
+    found = [f"depth {len(spec.layers)}"] + (["attention key mask (second input)"] if spec.mask else [])
     previous_out, after_lockstep = None, False
     for layer, (n_in, in_par, _) in zip(spec.layers, spec.streams()):
         fmts = {"in": layer.data_in, "weight": layer.weight, "bias": layer.bias, "out": layer.data_out}

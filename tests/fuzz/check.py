@@ -18,7 +18,7 @@ from flow.design.compile import compile_config
 from flow.emit.vectors import read_rows, read_vectors
 from flow.simulation.rtl_model import RtlModel
 from flow.simulation.simulate import simulate_design
-from tests.fuzz.spec import DesignSpec, build_model, config_overrides, inputs
+from tests.fuzz.spec import DesignSpec, build_model, config_overrides, inputs, masks
 
 
 class DesignFailure(AssertionError):
@@ -36,12 +36,13 @@ def _differing(a: list[list[int]], b: list[list[int]]) -> int:
 def emit(spec: DesignSpec, output_dir: Path, name: str = "fuzz") -> tuple[Path, Any]:
     """Build the spec's model and data, lower and quantize it by its config, emit the design."""
     model = build_model(spec)
-    x = inputs(spec)
-    with torch.no_grad():
-        labels = model(x).flatten(1).argmax(dim=1)  # a sequence design: over its tokens, one after another
-    design = compile_config(model, x[:2], load_config(None, config_overrides(spec, str(output_dir), name)))
+    x, m = inputs(spec), masks(spec)
+    with torch.no_grad():  # a sequence design: over its tokens, one after another
+        labels = (model(x) if m is None else model(x, m)).flatten(1).argmax(dim=1)
+    example = x[:2] if m is None else (x[:2], m[:2])
+    design = compile_config(model, example, load_config(None, config_overrides(spec, str(output_dir), name)))
     folder = output_dir / name
-    design.emit(folder, x, labels, source="tests.fuzz", fields={"fuzz_spec": spec.to_json()})
+    design.emit(folder, x, labels, masks=m, source="tests.fuzz", fields={"fuzz_spec": spec.to_json()})
     return folder, design.graph
 
 
@@ -49,7 +50,9 @@ def model_check(folder: Path) -> dict[str, int]:
     """Compare the RTL-derived integer model with flow's reference and with what the RTL sent."""
     vectors = read_vectors(folder / "vectors")
     model = RtlModel(folder / "rtl", vectors.meta["top"])
-    predicted = [model(row) for row in vectors.inputs.tolist()]
+    rows = vectors.inputs.tolist()
+    predicted = ([model(row) for row in rows] if vectors.masks is None else
+                 [model(row, mask) for row, mask in zip(rows, vectors.masks.tolist())])
     expected = vectors.expected.tolist()
     received_path = folder / "sim" / "received.txt"
     received = read_rows(received_path).tolist() if received_path.exists() else []

@@ -55,6 +55,7 @@ class DesignSpec:
     vectors: int = 24
     seed: int = 0
     sequence: int = 1  # tokens a sample (> 1: inputs (vectors, sequence, in_features), a sequence design)
+    mask: bool = False  # a sequence design's attention key mask: a second input (vectors, sequence) of 0/1
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +64,8 @@ class DesignSpec:
         data.pop("extra")
         if data["sequence"] == 1:
             del data["sequence"]
+        if not data["mask"]:
+            del data["mask"]
         for layer in data["layers"]:
             for key in ("op_in", "op_out", "op_affine", "attention"):
                 if layer[key] is None:
@@ -78,7 +81,7 @@ class DesignSpec:
 
         layers = tuple(LayerSpec(**{k: value(v) for k, v in layer.items()}) for layer in data["layers"])
         return cls(data["in_features"], data["in_par"], layers, data.get("vectors", 24), data.get("seed", 0),
-                   data.get("sequence", 1))
+                   data.get("sequence", 1), data.get("mask", False))
 
     @property
     def key(self) -> str:
@@ -98,6 +101,7 @@ class DesignSpec:
     def describe(self) -> str:
         sizes = " -> ".join(str(n) for n in [self.in_features, *(n for _, _, n in self.streams())])
         tokens = f", {self.sequence} tokens a sample" if self.sequence > 1 else ""
+        tokens += ", key mask" if self.mask else ""
         return f"{sizes} ({len(self.layers)} layers, {self.vectors} vectors{tokens})"
 
 
@@ -138,7 +142,7 @@ class FuzzNet(nn.Module):
             if layer.join == "attention":
                 self.add_module(attention_softmax(index), nn.Softmax(dim=-1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for index, (join, names) in enumerate(zip(self.joins, self.activations)):
             y = getattr(self, layer_name(index))(x)
             for name in names:
@@ -146,6 +150,8 @@ class FuzzNet(nn.Module):
             if join == "attention":  # single-head self-attention with q = k = v = y
                 scores = y @ y.transpose(-2, -1)
                 scores = scores / 2 ** self.shifts[index] if self.shifts[index] else scores
+                if mask is not None:  # BERT's additive key mask (one key_mask stage before the softmax)
+                    scores = scores + (1 - mask[:, None, :]) * torch.finfo(scores.dtype).min
                 x = getattr(self, attention_softmax(index))(scores) @ y
             else:
                 x = x + y if join == "residual" else torch.cat([y, x], dim=-1) if join == "concat" else y
@@ -239,6 +245,17 @@ def inputs(spec: DesignSpec) -> torch.Tensor:
     x[0] = (2 ** (width - 1) - 1 if signed else 2**width - 1) * 2.0 ** -frac  # the largest code
     x[1] = (-(2 ** (width - 1)) if signed else 0) * 2.0 ** -frac  # the smallest
     return x
+
+
+def masks(spec: DesignSpec) -> torch.Tensor | None:
+    """A masked design's seeded key masks (1 = a real token): random real lengths, padding at the end,
+    the first sample all real and the second one real token; None for a design without a mask."""
+    if not spec.mask:
+        return None
+    generator = torch.Generator().manual_seed(spec.seed + 2)
+    lengths = torch.randint(1, spec.sequence + 1, (spec.vectors,), generator=generator)
+    lengths[0], lengths[1:2] = spec.sequence, 1
+    return (torch.arange(spec.sequence)[None, :] < lengths[:, None]).long()
 
 
 def config_overrides(spec: DesignSpec, output_dir: str, name: str) -> dict[str, Any]:

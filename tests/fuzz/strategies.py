@@ -132,7 +132,8 @@ def attention(draw: st.DrawFn, features: int, par: int, sequence: int) -> dict[s
 @st.composite
 def attention_designs(draw: st.DrawFn) -> DesignSpec:
     """A sequence design ((vectors, 2..8 tokens, features) inputs): designs() over tokens, with at
-    least one layer followed by a single-head self-attention block (q = k = v = its output)."""
+    least one layer followed by a single-head self-attention block (q = k = v = its output); half of
+    them take an attention key mask as a second input (every block's scores masked before its softmax)."""
     spec = draw(designs())
     sequence = draw(st.integers(2, MAX_SEQUENCE))
     chain: list[LayerSpec] = []
@@ -146,7 +147,7 @@ def attention_designs(draw: st.DrawFn) -> DesignSpec:
     chain = _rebuild(spec.in_features, spec.in_par, chain)
     vectors = min(spec.vectors, max(8, CYCLE_BUDGET // slowest_stage(spec.in_features, spec.in_par, chain,
                                                                       sequence)))
-    return replace(spec, layers=tuple(chain), vectors=vectors, sequence=sequence)
+    return replace(spec, layers=tuple(chain), vectors=vectors, sequence=sequence, mask=draw(st.booleans()))
 
 
 def fuzz_designs() -> st.SearchStrategy[DesignSpec]:

@@ -56,3 +56,54 @@ def design_points(root: Path) -> str:
                      thousands(e["LUT"]), thousands(e["FF"]), thousands(e["DSP48E1"]), synth])
     return table(["point", "in_par / out_par", "II (model)", "latency (model)", "II / latency (sim)", "LUT (est)",
                   "FF (est)", "DSP48E1 (est)", "Yosys xc7 LUT / FF / DSP / BRAM18"], rows)
+
+
+# ---- flow search hw on bert-tiny (flow.labs.bert_search) ----
+SEARCH = "results/bert_rtl/hw_search/bert_hw_search.json"
+EXACT = "results/bert_rtl/hw_search/exact_check.json"
+
+
+def _widths(row: dict) -> str:
+    """The 14 weight widths as layer 0's q k v o i f / layer 1's / pooler, classifier."""
+    w = [str(x) for x in row["weight_widths"]]
+    return f"{' '.join(w[:6])} / {' '.join(w[6:12])} / {' '.join(w[12:])}"
+
+
+@register("bert_rtl.search")
+def search(root: Path) -> str:
+    r = load(root, SEARCH)
+    front = sorted((row for row in r["rows"] if row["front"]), key=lambda row: row["LUT"])
+    rows = [[row["trial"], _widths(row), f"{row['par']} / {' '.join(str(p) for p in row['intermediate_out_par'])}",
+             thousands(row["LUT"]), thousands(row["FF"]), thousands(row["DSP48E1"]), "not estimated",
+             thousands(row["initiation_interval"]), thousands(row["latency"]),
+             f"{row['accuracy']:.4f} ({row['reviews']})"] for row in front]
+    return table(["trial", "weight widths: layer 0 q k v o i f / layer 1 / pooler classifier", "par / i out_par",
+                  "LUT (est)", "FF (est)", "DSP48E1 (est)", "BRAM", "II", "latency", "val. accuracy (reviews)"], rows)
+
+
+@register("bert_rtl.search_summary")
+def search_summary(root: Path) -> str:
+    r = load(root, SEARCH)
+    rows, n = r["rows"], r["reviews"]["reviews"]
+    acc = [row["accuracy"] for row in rows]
+    chance = [row["trial"] for row in rows if row["at_chance"]]
+    constant = [row["trial"] for row in rows if row["constant_output"]]
+    front = [row for row in rows if row["front"]]
+    return (f"{r['trials']} complete trials ({r['sampler']}, seed 0; `{r['command']}`), "
+            f"{r['wall_seconds'] / 60:.0f} min of trials on the shared 2-core machine. Accuracy: the fake-quant "
+            f"model on {n} reviews of lab 1's validation split ({r['reviews']['positive']} positive; "
+            f"{r['reviews']['selection']}); the test split is not read. Across trials it spans "
+            f"{min(acc):.4f} to {max(acc):.4f}; the config's own s8.4 weights score "
+            f"{r['base_design_accuracy']:.4f} on the same reviews. Every Linear's largest |weight| is at most "
+            f"{2.0 ** (-1 - min(r['weight_frac_minus_width'].values())):g}. {len(front)} trials are on the front. "
+            f"At chance (accuracy within the 95 % interval of a coin on {n} reviews, <= "
+            f"{0.5 + 1.96 * 0.5 / n ** 0.5:.3f}): {len(chance)} trial(s){' ' + str(chance) if chance else ''}; "
+            f"logits independent of the review (one class for all): {len(constant)}"
+            f"{' ' + str(constant) if constant else ''}. {_exact(root)}\n")
+
+
+def _exact(root: Path) -> str:
+    e = load(root, EXACT)
+    return (f"The scores are the fake-quant model's; on trial {e['trial']} the exact integer reference (the "
+            f"RTL's) equals it code for code on {e['equal_code_for_code']} of {e['reviews']} reviews "
+            f"(`{e['command']}`).")
