@@ -82,11 +82,17 @@ module fixed_cast_lane #(
         end
     endgenerate
 
+    // In range when every bit above the output's top (its sign bit too, when signed) equals the
+    // sign: an OR/AND of those bits, not a comparison (ECP5 maps a comparison to a carry chain).
+    localparam int TOP = OUT_SIGNED ? OUT_WIDTH - 1 : OUT_WIDTH;
+    logic high_ones, high_zeros;
     always_comb begin
         rounded = scaled + {{(EXT_W - 1){1'b0}}, round_up};
-        if (OVERFLOW == 1 || (rounded <= MAX_CODE && rounded >= MIN_CODE)) begin
+        high_ones  = &rounded[EXT_W-1:TOP];
+        high_zeros = ~|rounded[EXT_W-1:TOP];
+        if (OVERFLOW == 1 || high_zeros || (OUT_SIGNED && high_ones)) begin
             data_out = rounded[OUT_WIDTH-1:0];
-        end else if (rounded > MAX_CODE) begin
+        end else if (!rounded[EXT_W-1]) begin
             data_out = MAX_CODE[OUT_WIDTH-1:0];
         end else begin
             data_out = MIN_CODE[OUT_WIDTH-1:0];
