@@ -328,3 +328,22 @@ def test_an_emitted_masked_attention_design_lints_clean_and_reads_into_yosys(tmp
     log = run_yosys(read_commands(files, top), timeout=300)
     assert f"Top module:  \\{top}" in log
     assert "s_axis_mask_tdata" in (folder / "rtl" / f"{top}.sv").read_text()
+
+
+@pytest.mark.parametrize("in_width, in_frac, out_signed, ccu2c, lut4, mux", [
+    (20, 13, 0, 0, 8, 0),  # 3 input bits above the output: "in range" and an output bit fit one LUT4, no carry chain
+    (19, 10, 0, 7, 12, 3),  # 5: two comparisons on a carry chain, as before
+])
+def test_a_floor_saturate_cast_builds_no_comparison_where_in_range_fits_a_lut4(tmp_path, in_width, in_frac, out_signed,
+                                                                               ccu2c, lut4, mux):
+    """synth_ecp5 maps a comparison to a carry chain; fixed_cast_lane reads "in range" off the bits
+    above the output's top instead where at most 3 input bits lie there (the digits MLP's 20-bit fc1 sums)."""
+    from flow.estimate.design import group_ecp5
+
+    parameters = {"IN_WIDTH": in_width, "IN_FRAC": in_frac, "IN_SIGNED": 1, "OUT_WIDTH": 8, "OUT_FRAC": 4,
+                  "OUT_SIGNED": out_signed, "ROUNDING": 0, "OVERFLOW": 0}
+    stat = tmp_path / "stat.json"
+    run_yosys(read_commands([rtl_dir() / "fixed_cast_lane.sv"], "fixed_cast_lane", parameters)
+              + ["synth_ecp5 -top fixed_cast_lane", f"tee -q -o {stat} stat -json"], timeout=120)
+    cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    assert group_ecp5(cells) == {**group_ecp5({}), "CCU2C": ccu2c, "LUT4": lut4, "MUX": mux}

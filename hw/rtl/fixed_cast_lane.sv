@@ -82,15 +82,33 @@ module fixed_cast_lane #(
         end
     endgenerate
 
-    always_comb begin
-        rounded = scaled + {{(EXT_W - 1){1'b0}}, round_up};
-        if (OVERFLOW == 1 || (rounded <= MAX_CODE && rounded >= MIN_CODE)) begin
-            data_out = rounded[OUT_WIDTH-1:0];
-        end else if (rounded > MAX_CODE) begin
-            data_out = MAX_CODE[OUT_WIDTH-1:0];
-        end else begin
-            data_out = MIN_CODE[OUT_WIDTH-1:0];
+    // Input bits above the output's top (its sign bit too, when signed) when nothing is added to
+    // them: three or fewer, and "in range" (all of them equal to the sign) fits one LUT4 with an
+    // output bit, so no comparison is built (synth_ecp5 maps one to a carry chain: a 20-bit sum to
+    // u8.4 5 CCU2C + 8 LUT4 -> 8 LUT4); more, and two comparisons share that work better.
+    localparam int TOP = OUT_SIGNED ? OUT_WIDTH - 1 : OUT_WIDTH;
+    localparam int HIGH_INPUTS = IN_WIDTH + LSHIFT - RSHIFT - TOP;
+    generate
+        if ((ROUNDING == 0 || RSHIFT == 0) && HIGH_INPUTS <= 3) begin : g_few_high
+            logic [EXT_W-1:TOP] high;
+            logic in_range;
+            always_comb rounded = scaled + {{(EXT_W - 1){1'b0}}, round_up};
+            assign high = rounded[EXT_W-1:TOP];
+            assign in_range = OVERFLOW == 1 || high == '0 || (OUT_SIGNED && high == '1);
+            assign data_out = in_range ? rounded[OUT_WIDTH-1:0]
+                            : rounded[EXT_W-1] ? MIN_CODE[OUT_WIDTH-1:0] : MAX_CODE[OUT_WIDTH-1:0];
+        end else begin : g_compare
+            always_comb begin
+                rounded = scaled + {{(EXT_W - 1){1'b0}}, round_up};
+                if (OVERFLOW == 1 || (rounded <= MAX_CODE && rounded >= MIN_CODE)) begin
+                    data_out = rounded[OUT_WIDTH-1:0];
+                end else if (rounded > MAX_CODE) begin
+                    data_out = MAX_CODE[OUT_WIDTH-1:0];
+                end else begin
+                    data_out = MIN_CODE[OUT_WIDTH-1:0];
+                end
+            end
         end
-    end
+    endgenerate
 endmodule
 `default_nettype wire
