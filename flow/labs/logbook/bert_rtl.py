@@ -48,11 +48,48 @@ def design_points(root: Path) -> str:
         e, y = p["estimate"], (p.get("yosys") or {}).get("xc7") or {}
         total = y.get("total") or {}
         synth = (f"{thousands(total['LUT'])} / {thousands(total['FF'])} / {total.get('DSP48E1', 0)} / "
-                 f"{total.get('RAMB18E1', 0) + 2 * total.get('RAMB36E1', 0)}" if total else y.get("error", "not run"))
+                 f"{_bram18(y['cells'])}" + ("" if y.get("complete", True) else " (incomplete)")
+                 if total else y.get("error", "not run"))
         sim = p.get("measured") or {}
         rows.append([name, f"{p['parallelism']['in_par']} / {p['parallelism']['out_par']}",
                      thousands(p["initiation_interval"]), thousands(p["latency"]),
                      f"{thousands(sim['initiation_interval'])} / {thousands(sim['latency'])}" if sim else "not simulated",
                      thousands(e["LUT"]), thousands(e["FF"]), thousands(e["DSP48E1"]), synth])
     return table(["point", "in_par / out_par", "II (model)", "latency (model)", "II / latency (sim)", "LUT (est)",
-                  "FF (est)", "DSP48E1 (est)", "Yosys xc7 LUT / FF / DSP / BRAM18"], rows)
+                  "FF (est)", "DSP48E1 (est)", "Yosys xc7 LUT / FF / DSP / BRAM18 (per-module sum)"], rows)
+
+
+def _bram18(cells: dict[str, int]) -> int:
+    """Xilinx block RAM in 18 Kb halves: RAMB18E1 + 2 x RAMB36E1."""
+    return cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0)
+
+
+def _modules(t: dict) -> str:
+    units = t["units"].values()
+    failed = f", {len(t['failed'])} failed or timed out ({', '.join(t['failed'])})" if t["failed"] else ""
+    return f"{len(units)} ({sum(u['count'] for u in units)} instances){failed}"
+
+
+@register("bert_rtl.synth")
+def synthesis(root: Path) -> str:
+    r = load(root, "results/bert_rtl/design_points.json")
+    rows = []
+    for name, p in r["points"].items():
+        y = p.get("yosys") or {}
+        if "xc7" in y:
+            t, c, ratio = y["xc7"], y["xc7"]["cells"], y["xc7"]["ratio_to_estimate"]
+            rows.append([name, "xc7", f"{thousands(t['total']['LUT'])} ({thousands(t['total']['INV'])} INV)",
+                         thousands(t["total"]["FF"]), thousands(t["total"]["DSP48E1"]),
+                         f"{c.get('RAMB36E1', 0)} RAMB36 + {c.get('RAMB18E1', 0)} RAMB18",
+                         " / ".join("-" if ratio[k] is None else f"{ratio[k]:.2f}" for k in ("LUT", "FF", "DSP48E1")),
+                         _modules(t), _wall(t["cold_seconds"])])
+        if "ecp5" in y:
+            t = y["ecp5"]
+            total = t["total"]
+            rows.append([name, "ECP5", f"{thousands(total['LUT4'])} LUT4 + {thousands(total['CCU2C'])} CCU2C",
+                         thousands(total["FF"]), thousands(total["MULT18X18D"]), f"{total['BRAM']} DP16KD", "",
+                         _modules(t), _wall(t["cold_seconds"])])
+        if not y:
+            rows.append([name, "not synthesized", "", "", "", "", "", "", ""])
+    return table(["point", "target", "LUT", "FF", "DSP (DSP48E1 / MULT18X18D)", "block RAM",
+                  "synth / estimator: LUT / FF / DSP", "distinct modules synthesized", "wall time (cold)"], rows)
