@@ -42,7 +42,7 @@ def point_config(config, par: dict[str, Any], name: str):
     return dataclasses.replace(config, parallelism=tables).with_name(name)
 
 
-def synthesize(folder: Path, targets: tuple[str, ...], timeout: float, est: dict[str, int]) -> dict[str, Any]:
+def synthesize(folder: Path, targets: tuple[str, ...], timeout: float, est: dict[str, Any]) -> dict[str, Any]:
     """Per-module synthesis of an emitted point; each target's total with its ratio to the estimator's
     figure (xc7) and its cold wall time (every module's synthesis, cached or not, plus elaboration)."""
     from flow.estimate.per_module import METHOD, estimate_per_module
@@ -54,9 +54,26 @@ def synthesize(folder: Path, targets: tuple[str, ...], timeout: float, est: dict
         out[target] = {**t, "cold_seconds": round(synth["elaborate_seconds"] + sum(
             u["seconds"] for u in t["units"].values()), 1)}
         if target == "xc7":
-            out[target]["ratio_to_estimate"] = {k: round(t["total"][k] / est[k], 3) if est.get(k) else None
-                                                for k in ("LUT", "FF", "DSP48E1")}
+            out[target]["ratio_to_estimate"] = {k: round(t["total"][k] / est["total"][k], 3) if est["total"].get(k)
+                                                else None for k in ("LUT", "FF", "DSP48E1")}
+            out[target]["by_module"] = by_module(t["units"], est["stages"])
     return out
+
+
+def by_module(units: dict[str, Any], stages: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Synthesized and estimated LUT, FF and DSP48E1 summed by library module (linear, matmul, ...):
+    where the estimator and synthesis part (modules that failed count on neither side)."""
+    rows: dict[str, dict[str, int]] = {}
+    for unit in units.values():
+        if "each" not in unit or unit["instances"] == ["(top)"]:
+            continue
+        row = rows.setdefault(unit["module"], {"instances": 0, **{f"{k}{s}": 0 for k in ("LUT", "FF", "DSP48E1")
+                                                                  for s in ("", "_est")}})
+        row["instances"] += unit["count"]
+        for key in ("LUT", "FF", "DSP48E1"):
+            row[key] += unit["each"][key] * unit["count"]
+            row[f"{key}_est"] += sum(stages.get(name, {}).get(key, 0) for name in unit["instances"])
+    return dict(sorted(rows.items(), key=lambda kv: -kv[1]["LUT_est"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (a.reuse and (folder / "report.json").exists()):
                 design.emit(folder, torch.zeros(1, config.bert.seq,
                                                 body.encoder.layer[0].attention.self.query.in_features))
-            row["yosys"] = synthesize(folder, ("xc7", "ecp5") if a.ecp5 else ("xc7",), a.timeout, est["total"])
+            row["yosys"] = synthesize(folder, ("xc7", "ecp5") if a.ecp5 else ("xc7",), a.timeout, est)
         row["seconds"] = round(time.perf_counter() - start, 1)
         record["points"][point] = row
         path.parent.mkdir(parents=True, exist_ok=True)
