@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     record = json.loads(path.read_text()) if path.exists() else {"points": {}}
     record.update(config=a.config, model={k: base.info[k] for k in ("kind", "weights", "reason")},
                   seq=config.bert.seq, estimator="flow.estimate.model (analytical, xc7 LUT/FF/DSP48E1; no BRAM)")
+    if a.yosys:
+        record["yosys"] = ("flow.estimate.per_module: each distinct module the top instantiates synthesized in its own "
+                           "Yosys run (flow estimate's commands), summed per instance (no cross-module optimization); "
+                           "a point without a 'yosys' entry was not synthesized")
     for point in a.points.split(","):
         start = time.perf_counter()
         design = compile_bert(body, point_config(config, POINTS[point], f"bert_tiny_{point}"), config.bert.seq)

@@ -67,7 +67,8 @@ def _bram18(cells: dict[str, int]) -> int:
 def _modules(t: dict) -> str:
     units = t["units"].values()
     failed = f", {len(t['failed'])} failed or timed out ({', '.join(t['failed'])})" if t["failed"] else ""
-    return f"{len(units)} ({sum(u['count'] for u in units)} instances){failed}"
+    stages = sum(u["count"] for u in units if u["instances"] != ["(top)"])
+    return f"{len(units) - 1} + the top's glue ({stages} instances){failed}"
 
 
 @register("bert_rtl.synth")
@@ -93,3 +94,23 @@ def synthesis(root: Path) -> str:
             rows.append([name, "not synthesized", "", "", "", "", "", "", ""])
     return table(["point", "target", "LUT", "FF", "DSP (DSP48E1 / MULT18X18D)", "block RAM",
                   "synth / estimator: LUT / FF / DSP", "distinct modules synthesized", "wall time (cold)"], rows)
+
+
+@register("bert_rtl.synth_modules")
+def synthesis_by_module(root: Path) -> str:
+    """Where synthesis and the estimator part: xc7 LUT and FF summed by library module, per synthesized point."""
+    r = load(root, "results/bert_rtl/design_points.json")
+    done = {name: p["yosys"]["xc7"]["by_module"] for name, p in r["points"].items() if "xc7" in (p.get("yosys") or {})}
+    if not done:
+        return "No point synthesized yet.\n"
+    modules = list(dict.fromkeys(m for rows in done.values() for m in rows))
+    rows = []
+    for module in modules:
+        row: list[str] = [module]
+        for rows_of in done.values():
+            m = rows_of.get(module)
+            row += ([str(m["instances"]), f"{thousands(m['LUT'])} / {thousands(m['LUT_est'])}",
+                     f"{thousands(m['FF'])} / {thousands(m['FF_est'])}"] if m else ["", "", ""])
+        rows.append(row)
+    header = ["module"] + [f"{name}: {col}" for name in done for col in ("instances", "LUT synth / est", "FF synth / est")]
+    return table(header, rows)
