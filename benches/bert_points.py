@@ -42,12 +42,13 @@ def point_config(config, par: dict[str, Any], name: str):
     return dataclasses.replace(config, parallelism=tables).with_name(name)
 
 
-def synthesize(folder: Path, targets: tuple[str, ...], timeout: float, est: dict[str, Any]) -> dict[str, Any]:
+def synthesize(folder: Path, targets: tuple[str, ...], timeout: float, est: dict[str, Any],
+               budget: float | None = None) -> dict[str, Any]:
     """Per-module synthesis of an emitted point; each target's total with its ratio to the estimator's
     figure (xc7) and its cold wall time (every module's synthesis, cached or not, plus elaboration)."""
     from flow.estimate.per_module import METHOD, estimate_per_module
 
-    synth = estimate_per_module(folder, targets, timeout, cache=folder.parent / ".synth_cache")
+    synth = estimate_per_module(folder, targets, timeout, cache=folder.parent / ".synth_cache", budget=budget)
     out: dict[str, Any] = {"method": METHOD, "elaborate_seconds": synth["elaborate_seconds"]}
     for target in targets:
         t = synth[target]
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per module's Yosys run")
     ap.add_argument("--out", default="hw/gen", help="where --yosys emits the points")
     ap.add_argument("--reuse", action="store_true", help="with --yosys: synthesize a point already emitted there")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="with --yosys: seconds for each point's synthesis; modules not started by then are recorded")
     a, extra = ap.parse_known_args(argv)
     torch.set_num_threads(1)
     config = load_config(a.config, flag_overrides(extra))
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (a.reuse and (folder / "report.json").exists()):
                 design.emit(folder, torch.zeros(1, config.bert.seq,
                                                 body.encoder.layer[0].attention.self.query.in_features))
-            row["yosys"] = synthesize(folder, ("xc7", "ecp5") if a.ecp5 else ("xc7",), a.timeout, est)
+            row["yosys"] = synthesize(folder, ("xc7", "ecp5") if a.ecp5 else ("xc7",), a.timeout, est, a.budget)
         row["seconds"] = round(time.perf_counter() - start, 1)
         record["points"][point] = row
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,9 @@ def test_timeout_is_recorded_per_module(small):
     assert not out["complete"] and sorted(out["failed"]) == sorted(out["units"]) and len(out["failed"]) == 4
     assert all("did not finish within 0 s" in u["error"] for u in out["units"].values())
     assert out["total"]["LUT"] == 0 and out["cells"] == {}
+    spent = estimate_per_module(small, ("xc7",), budget=0.0, log=lambda _: None)["xc7"]
+    assert not spent["complete"] and len(spent["failed"]) == 4
+    assert all(u["error"] == "not started: the run's time budget was spent" for u in spent["units"].values())
 
 
 def test_units_rename_the_top_and_box_the_children():

@@ -129,10 +129,12 @@ def elaborate(files: list[Path], top: str, timeout: float, tmp: Path) -> dict[st
 
 def estimate_per_module(folder: str | Path, targets: tuple[str, ...] = ("xc7",), timeout: float = 900.0,
                         cache: Path | None = None, log: Callable[[str], None] = print,
-                        elaborate_timeout: float = 1800.0) -> dict[str, Any]:
+                        elaborate_timeout: float = 1800.0, budget: float | None = None) -> dict[str, Any]:
     """Per-module synthesis of ``folder``'s design for each target: the total (a per-module sum), each
     distinct module's counts, instances, wall time and whether it came from ``cache``, and the modules
-    that failed or ran out of ``timeout`` seconds (each module's own limit)."""
+    that failed or ran out of ``timeout`` seconds (each module's own limit), or were not started
+    because the whole call's ``budget`` seconds had run out."""
+    deadline = time.perf_counter() + budget if budget is not None else float("inf")
     files, top = design_sources(Path(folder))
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -143,7 +145,7 @@ def estimate_per_module(folder: str | Path, targets: tuple[str, ...] = ("xc7",),
         names = _instance_names(modules[top_key], instances)
         results: dict[str, Any] = {"elaborate_seconds": round(time.perf_counter() - start, 1)}
         for target in targets:
-            results[target] = _target(modules, top_key, instances, names, target, timeout, cache, tmp, log)
+            results[target] = _target(modules, top_key, instances, names, target, timeout, cache, tmp, log, deadline)
     return results
 
 
@@ -156,7 +158,7 @@ def _instance_names(lines: list[str], instances: Counter) -> dict[str, list[str]
     return names
 
 
-def _target(modules, top_key, instances, names, target, timeout, cache, tmp, log) -> dict[str, Any]:
+def _target(modules, top_key, instances, names, target, timeout, cache, tmp, log, deadline) -> dict[str, Any]:
     start = time.perf_counter()
     total: Counter = Counter()
     units: dict[str, Any] = {}
@@ -176,8 +178,11 @@ def _target(modules, top_key, instances, names, target, timeout, cache, tmp, log
             cells, row["cached"], row["seconds"] = Counter(cached["cells"]), True, cached["seconds"]
         else:
             try:
+                left = deadline - time.perf_counter()
+                if left < 1:
+                    raise YosysError("not started: the run's time budget was spent")
                 boxes = frozenset(instances) if is_top else frozenset()
-                cells = synth_unit(text, commands, timeout, tmp, boxes)
+                cells = synth_unit(text, commands, min(timeout, left), tmp, boxes)
             except YosysError as error:
                 row.update(error=str(error), seconds=round(time.perf_counter() - unit_start, 1))
                 timed_out.append(label)
