@@ -47,8 +47,13 @@ def synthesize(folder: Path, targets: tuple[str, ...], timeout: float, est: dict
     """Per-module synthesis of an emitted point; each target's total with its ratio to the estimator's
     figure (xc7) and its cold wall time (every module's synthesis, cached or not, plus elaboration)."""
     from flow.estimate.per_module import METHOD, estimate_per_module
+    from flow.estimate.yosys import YosysError
 
-    synth = estimate_per_module(folder, targets, timeout, cache=folder.parent / ".synth_cache", budget=budget)
+    start = time.perf_counter()
+    try:
+        synth = estimate_per_module(folder, targets, timeout, cache=folder.parent / ".synth_cache", budget=budget)
+    except YosysError as error:  # elaboration itself failed or ran out of time: say so in the record
+        return {"method": METHOD, "error": f"elaboration: {error}", "seconds": round(time.perf_counter() - start, 1)}
     out: dict[str, Any] = {"method": METHOD, "elaborate_seconds": synth["elaborate_seconds"]}
     for target in targets:
         t = synth[target]

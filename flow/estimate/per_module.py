@@ -139,7 +139,7 @@ def estimate_per_module(folder: str | Path, targets: tuple[str, ...] = ("xc7",),
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         start = time.perf_counter()
-        modules = elaborate(files, top, elaborate_timeout, tmp)
+        modules = elaborate(files, top, min(elaborate_timeout, budget if budget is not None else elaborate_timeout), tmp)
         top_key = f"\\{top}"
         instances = children(modules[top_key], modules)
         names = _instance_names(modules[top_key], instances)

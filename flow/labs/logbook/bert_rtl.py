@@ -49,7 +49,7 @@ def design_points(root: Path) -> str:
         total = y.get("total") or {}
         synth = (f"{thousands(total['LUT'])} / {thousands(total['FF'])} / {total.get('DSP48E1', 0)} / "
                  f"{_bram18(y['cells'])}" + ("" if y.get("complete", True) else " (incomplete)")
-                 if total else y.get("error", "not run"))
+                 if total else (p.get("yosys") or {}).get("error", "not run"))
         sim = p.get("measured") or {}
         rows.append([name, f"{p['parallelism']['in_par']} / {p['parallelism']['out_par']}",
                      thousands(p["initiation_interval"]), thousands(p["latency"]),
@@ -90,6 +90,8 @@ def synthesis(root: Path) -> str:
             rows.append([name, "ECP5", f"{thousands(total['LUT4'])} LUT4 + {thousands(total['CCU2C'])} CCU2C",
                          thousands(total["FF"]), thousands(total["MULT18X18D"]), f"{total['BRAM']} DP16KD", "",
                          _modules(t), _wall(t["cold_seconds"])])
+        if "error" in y:
+            rows.append([name, "xc7", f"not synthesized: {y['error']}", "", "", "", "", "", _wall(y["seconds"])])
         if not y:
             rows.append([name, "not synthesized", "", "", "", "", "", "", ""])
     return table(["point", "target", "LUT", "FF", "DSP (DSP48E1 / MULT18X18D)", "block RAM",
