@@ -47,9 +47,9 @@ def design_points(root: Path) -> str:
     for name, p in r["points"].items():
         e, y = p["estimate"], (p.get("yosys") or {}).get("xc7") or {}
         total = y.get("total") or {}
-        synth = (f"{thousands(total['LUT'])} / {thousands(total['FF'])} / {total.get('DSP48E1', 0)} / "
+        synth = (f"{thousands(total['LUT'])} / {thousands(total['FF'])} / {thousands(total.get('DSP48E1', 0))} / "
                  f"{_bram18(y['cells'])}" + ("" if y.get("complete", True) else " (incomplete)")
-                 if total else (p.get("yosys") or {}).get("error", "not run"))
+                 if total else "not synthesized (below)" if (p.get("yosys") or {}).get("error") else "not run")
         sim = p.get("measured") or {}
         rows.append([name, f"{p['parallelism']['in_par']} / {p['parallelism']['out_par']}",
                      thousands(p["initiation_interval"]), thousands(p["latency"]),
