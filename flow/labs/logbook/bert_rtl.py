@@ -47,15 +47,16 @@ def design_points(root: Path) -> str:
     for name, p in r["points"].items():
         e, y = p["estimate"], (p.get("yosys") or {}).get("xc7") or {}
         total = y.get("total") or {}
-        synth = (f"{thousands(total['LUT'])} / {thousands(total['FF'])} / {total.get('DSP48E1', 0)} / "
-                 f"{total.get('RAMB18E1', 0) + 2 * total.get('RAMB36E1', 0)}" if total else y.get("error", "not run"))
+        synth = (f"{thousands(total['LUT'])} / {thousands(total['FF'])} / {thousands(total.get('DSP48E1', 0))} / "
+                 f"{_bram18(y['cells'])}" + ("" if y.get("complete", True) else " (incomplete)")
+                 if total else "not synthesized (below)" if (p.get("yosys") or {}).get("error") else "not run")
         sim = p.get("measured") or {}
         rows.append([name, f"{p['parallelism']['in_par']} / {p['parallelism']['out_par']}",
                      thousands(p["initiation_interval"]), thousands(p["latency"]),
                      f"{thousands(sim['initiation_interval'])} / {thousands(sim['latency'])}" if sim else "not simulated",
                      thousands(e["LUT"]), thousands(e["FF"]), thousands(e["DSP48E1"]), synth])
     return table(["point", "in_par / out_par", "II (model)", "latency (model)", "II / latency (sim)", "LUT (est)",
-                  "FF (est)", "DSP48E1 (est)", "Yosys xc7 LUT / FF / DSP / BRAM18"], rows)
+                  "FF (est)", "DSP48E1 (est)", "Yosys xc7 LUT / FF / DSP / BRAM18 (per-module sum)"], rows)
 
 
 # ---- flow search hw on bert-tiny (flow.labs.bert_search) ----
@@ -107,3 +108,62 @@ def _exact(root: Path) -> str:
     return (f"The scores are the fake-quant model's; on trial {e['trial']} the exact integer reference (the "
             f"RTL's) equals it code for code on {e['equal_code_for_code']} of {e['reviews']} reviews "
             f"(`{e['command']}`).")
+
+
+def _bram18(cells: dict[str, int]) -> int:
+    """Xilinx block RAM in 18 Kb halves: RAMB18E1 + 2 x RAMB36E1."""
+    return cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0)
+
+
+def _modules(t: dict) -> str:
+    units = t["units"].values()
+    failed = f", {len(t['failed'])} failed or timed out ({', '.join(t['failed'])})" if t["failed"] else ""
+    stages = sum(u["count"] for u in units if u["instances"] != ["(top)"])
+    return f"{len(units) - 1} + the top's glue ({stages} instances){failed}"
+
+
+@register("bert_rtl.synth")
+def synthesis(root: Path) -> str:
+    r = load(root, "results/bert_rtl/design_points.json")
+    rows = []
+    for name, p in r["points"].items():
+        y = p.get("yosys") or {}
+        if "xc7" in y:
+            t, c, ratio = y["xc7"], y["xc7"]["cells"], y["xc7"]["ratio_to_estimate"]
+            rows.append([name, "xc7", f"{thousands(t['total']['LUT'])} ({thousands(t['total']['INV'])} INV)",
+                         thousands(t["total"]["FF"]), thousands(t["total"]["DSP48E1"]),
+                         f"{c.get('RAMB36E1', 0)} RAMB36 + {c.get('RAMB18E1', 0)} RAMB18",
+                         " / ".join("-" if ratio[k] is None else f"{ratio[k]:.2f}" for k in ("LUT", "FF", "DSP48E1")),
+                         _modules(t), _wall(t["cold_seconds"])])
+        if "ecp5" in y:
+            t = y["ecp5"]
+            total = t["total"]
+            rows.append([name, "ECP5", f"{thousands(total['LUT4'])} LUT4 + {thousands(total['CCU2C'])} CCU2C",
+                         thousands(total["FF"]), thousands(total["MULT18X18D"]), f"{total['BRAM']} DP16KD", "",
+                         _modules(t), _wall(t["cold_seconds"])])
+        if "error" in y:
+            rows.append([name, "xc7", f"not synthesized: {y['error']}", "", "", "", "", "", _wall(y["seconds"])])
+        if not y:
+            rows.append([name, "not synthesized", "", "", "", "", "", "", ""])
+    return table(["point", "target", "LUT", "FF", "DSP (DSP48E1 / MULT18X18D)", "block RAM",
+                  "synth / estimator: LUT / FF / DSP", "distinct modules synthesized", "wall time (cold)"], rows)
+
+
+@register("bert_rtl.synth_modules")
+def synthesis_by_module(root: Path) -> str:
+    """Where synthesis and the estimator part: xc7 LUT and FF summed by library module, per synthesized point."""
+    r = load(root, "results/bert_rtl/design_points.json")
+    done = {name: p["yosys"]["xc7"]["by_module"] for name, p in r["points"].items() if "xc7" in (p.get("yosys") or {})}
+    if not done:
+        return "No point synthesized yet.\n"
+    modules = list(dict.fromkeys(m for rows in done.values() for m in rows))
+    rows = []
+    for module in modules:
+        row: list[str] = [module]
+        for rows_of in done.values():
+            m = rows_of.get(module)
+            row += ([str(m["instances"]), f"{thousands(m['LUT'])} / {thousands(m['LUT_est'])}",
+                     f"{thousands(m['FF'])} / {thousands(m['FF_est'])}"] if m else ["", "", ""])
+        rows.append(row)
+    header = ["module"] + [f"{name}: {col}" for name in done for col in ("instances", "LUT synth / est", "FF synth / est")]
+    return table(header, rows)
