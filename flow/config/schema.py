@@ -207,15 +207,15 @@ class EstimateConfig:
 @dataclass(frozen=True)
 class BertSection:
     """``[bert]``: a ``model.kind = "bert_tiny"`` design (flow.labs.bert_rtl): the sequence length,
-    the IMDb test reviews written as vectors, where the weights come from, and the attention mask."""
+    the IMDb test reviews written as vectors and where the weights come from (the design always takes
+    the attention key mask as its second input stream)."""
 
     seq: int = 128  # tokens a review (truncated; the hardware's sequence)
-    reviews: int = 256  # the first N test reviews with at least seq tokens become the test vectors
+    reviews: int = 256  # the first N test reviews (seeded shuffle), whatever their length, become the vectors
     seed: int = 0  # lab 1's base model of this seed
     weights: str = "lab1"  # "lab1": lab 1's base checkpoint (trained when absent); "random": seeded init (smoke)
     hidden_size: int = 128  # with weights = "random" only: the shape (bert-tiny's by default)
     intermediate_size: int = 512
-    attention_mask: bool = False  # the key mask as a second input (not lowered yet: an error)
 
 
 @dataclass(frozen=True)
