@@ -176,10 +176,6 @@ def compile_bert(body: BertBody, config: DesignConfig, seq: int) -> Design:
     return compile_config(body, (torch.zeros(2, seq, hidden), torch.ones(2, seq, dtype=torch.long)), config)
 
 
-def check_mask(config: DesignConfig) -> None:
-    """Kept for callers from before the mask was lowered: the design always takes the key mask now."""
-
-
 @dataclass
 class BertEmit:
     folder: Path

@@ -26,7 +26,7 @@ from torch import nn
 from flow.config.schema import DesignConfig
 from flow.design.compile import Design
 from flow.estimate.model import Calibration, estimate
-from flow.labs.bert_rtl import BertBody, base_model, check_mask, compile_bert, host_embeddings
+from flow.labs.bert_rtl import BertBody, base_model, compile_bert, host_embeddings
 from flow.paths import current_commit, portable
 from flow.search.hardware import HwSearch
 
@@ -58,14 +58,13 @@ class BertHwSearch(HwSearch):
     def from_bert_config(cls, path: str | Path, reviews: int = 64, log=print) -> BertHwSearch:
         """lab 1's base model of the config and the first ``reviews`` reviews of lab 1's validation split
         (stratified seeded split of the training reviews, DATA_SEED 0, in its seeded order) that have at
-        least ``bert.seq`` tokens (the design has no attention mask)."""
+        least ``bert.seq`` tokens (full length: the key mask is all ones)."""
         from flow.config.load import load_config
         from flow.data.imdb import load_imdb, train_val_split
         from flow.data.loader import tokenize
         from flow.data.tokenizer import get_tokenizer
 
         config = load_config(path)
-        check_mask(config)
         base = base_model(config, progress=False)
         imdb = load_imdb()
         tokenizer, _ = get_tokenizer("auto", train_texts=imdb.train.texts)
