@@ -3,27 +3,17 @@ nextpnr Fmax, report.json/report.md, and each bad input as one line."""
 import json
 
 import pytest
-import torch
-from torch import nn
 
-import flow
 from flow.cli import main as cli
 from flow.estimate import yosys
 from flow.estimate.design import estimate_design
 from flow.estimate.yosys import YosysError
+from tests.designs import emit_two_linear
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
-    x = torch.randn(20, 6)
-    design = flow.compile(model, x[:2], quant={"data_in_width": 6, "data_in_frac_width": 3, "data_out_signed": False,
-                                               "data_out_frac_width": 3},
-                          parallelism={"default": {"out_par": 1}}, name="tiny")
-    folder = tmp_path_factory.mktemp("est") / "tiny"
-    design.emit(folder, x)
-    return folder
+    return emit_two_linear(tmp_path_factory.mktemp("est") / "tiny", "tiny", 20)
 
 
 def test_both_targets_per_layer_depth_fmax_and_reports(tiny):

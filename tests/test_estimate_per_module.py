@@ -3,26 +3,16 @@ estimate's hierarchical flip-flops, DSPs, carries and inverters exactly and its 
 mapping depends on the netlist's order, which a separate run changes), the cache answers a second run,
 and a module that runs out of time is recorded, not dropped."""
 import pytest
-import torch
-from torch import nn
 
-import flow
 from flow.estimate.design import estimate_design
 from flow.estimate.per_module import estimate_per_module, split_rtlil, unit_text
 from flow.estimate.yosys import YosysError
+from tests.designs import emit_two_linear
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
-    x = torch.randn(4, 6)
-    design = flow.compile(model, x[:2], quant={"data_in_width": 6, "data_in_frac_width": 3, "data_out_signed": False,
-                                               "data_out_frac_width": 3},
-                          parallelism={"default": {"out_par": 1}}, name="two_linear")
-    folder = tmp_path_factory.mktemp("per_module") / "two_linear"
-    design.emit(folder, x)
-    return folder
+    return emit_two_linear(tmp_path_factory.mktemp("per_module") / "two_linear", "two_linear", 4)
 
 
 def test_per_module_sum_equals_hierarchical_synthesis(small, tmp_path):
