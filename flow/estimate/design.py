@@ -91,13 +91,21 @@ def group_ecp5(cells: Counter) -> dict[str, int]:
     return groups
 
 
+def synth_commands(target: str, top: str, io: bool = True) -> list[str]:
+    """The synthesis commands of ``target`` (xc7 or ecp5) for module ``top``; ``io`` false leaves out
+    the I/O and clock buffers a design's top gets (a module synthesized alone, flow.estimate.per_module)."""
+    if target == "xc7":
+        return ["scratchpad -set abc9.verify false",  # &verify can run for tens of minutes
+                f"synth_xilinx -family xc7 -top {top}" + ("" if io else " -noiopad -noclkbuf")]
+    return [f"synth_ecp5 -noflatten -top {top}"]
+
+
 def synth_xc7(files: list[Path], top: str, timeout: float, tmp: Path) -> dict[str, Any]:
     start = time.perf_counter()
     run_yosys(_read(files, top) + [
         # proc first: a top written with always blocks (as da4ml's) cannot be written as JSON before it
         f"proc {top}", f"select {top}", f"write_json -selected {tmp / 'top.json'}", "select -clear",
-        "scratchpad -set abc9.verify false",  # &verify can run for tens of minutes
-        f"synth_xilinx -family xc7 -top {top}",
+        *synth_commands("xc7", top),
         f"tee -q -o {tmp / 'stat.json'} stat -json -top {top}",
         "flatten", f"select -module {top} t:FD* t:SRL* t:RAMB* %u %u %n",  # paths end at registers and RAMs
         f"tee -q -o {tmp / 'ltp.txt'} ltp -noff",
@@ -117,7 +125,7 @@ def synth_ecp5(files: list[Path], top: str, timeout: float, tmp: Path, pnr: bool
     netlist = tmp / "ecp5.json"
     run_yosys(_read(files, top) + [
         f"proc {top}", f"select {top}", f"write_json -selected {tmp / 'top5.json'}", "select -clear",
-        f"synth_ecp5 -noflatten -top {top}", f"tee -q -o {tmp / 'stat5.json'} stat -json -top {top}",
+        *synth_commands("ecp5", top), f"tee -q -o {tmp / 'stat5.json'} stat -json -top {top}",
         "flatten", f"write_json {netlist}",
     ], timeout, tmp / "ecp5.log")
     stat = json.loads((tmp / "stat5.json").read_text())

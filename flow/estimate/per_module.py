@@ -19,19 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flow.estimate.design import _read, design_sources, group_ecp5, hierarchy_totals
+from flow.estimate.design import _read, design_sources, group_ecp5, hierarchy_totals, synth_commands
 from flow.estimate.yosys import YosysError, run_yosys, summarize_cells
 
 METHOD = "per-module sum (no cross-module optimization)"
 UNIT_TOP = "flow_unit_top"
-
-def synth_commands(target: str, top: bool) -> list[str]:
-    """``flow estimate``'s synthesis commands; below the top (``top`` false) without the I/O and clock
-    buffers that only the design's top gets in a whole-design run."""
-    if target == "xc7":
-        return ["scratchpad -set abc9.verify false",
-                f"synth_xilinx -family xc7 -top {UNIT_TOP}" + ("" if top else " -noiopad -noclkbuf")]
-    return [f"synth_ecp5 -noflatten -top {UNIT_TOP}"]
 
 
 GROUP: dict[str, Callable[[Counter], dict[str, int]]] = {"xc7": lambda c: summarize_cells(dict(c)),
@@ -166,7 +158,7 @@ def _target(modules, top_key, instances, names, target, timeout, cache, tmp, log
     jobs = [("(top glue)", top_key, True, 1)] + [(None, m, False, n) for m, n in instances.items()]
     for i, (label, module, is_top, count) in enumerate(jobs):
         text = unit_text(module, modules, top=is_top)
-        commands = synth_commands(target, is_top)
+        commands = synth_commands(target, UNIT_TOP, io=is_top)
         key = cache_key(commands, text)
         label = label or f"{library_name(module)} {key[:8]}"
         row: dict[str, Any] = {"module": library_name(module), "instances": ["(top)"] if is_top else names[module],
