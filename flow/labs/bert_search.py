@@ -27,6 +27,7 @@ from flow.config.schema import DesignConfig
 from flow.design.compile import Design
 from flow.estimate.model import Calibration, estimate
 from flow.labs.bert_rtl import BertBody, base_model, compile_bert, host_embeddings
+from flow.labs.stats import coin_bound
 from flow.paths import current_commit, portable
 from flow.search.hardware import HwSearch
 
@@ -44,7 +45,7 @@ def weight_frac(weight: torch.Tensor, width: int) -> int:
 
 def at_chance(accuracy: float, reviews: int) -> bool:
     """Accuracy inside the 95 % binomial interval of a coin on ``reviews`` balanced reviews."""
-    return accuracy <= 0.5 + 1.96 * 0.5 / math.sqrt(reviews)
+    return accuracy <= coin_bound(reviews)
 
 
 @dataclass

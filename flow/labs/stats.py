@@ -18,6 +18,12 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
+def coin_bound(reviews: int) -> float:
+    """The top of a fair coin's 95 % interval on ``reviews`` balanced reviews: an accuracy at or below
+    it is indistinguishable from guessing."""
+    return 0.5 + binomial_halfwidth(0.5, reviews)
+
+
 def binomial_halfwidth(accuracy: float, reviews: int) -> float:
     """Half the 95 % normal interval of an accuracy measured on ``reviews`` independent reviews:
     the noise of the finite split alone (the seed adds more)."""

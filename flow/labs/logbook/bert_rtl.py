@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flow.labs.logbook.blocks import register
 from flow.labs.logbook.fmt import load, table, thousands
+from flow.labs.stats import coin_bound
 
 
 def _wall(seconds: float | None) -> str:
@@ -112,7 +113,7 @@ def search_summary(root: Path) -> str:
             f"{r['base_design_accuracy']:.4f} on the same reviews. Every Linear's largest |weight| is at most "
             f"{2.0 ** (-1 - min(r['weight_frac_minus_width'].values())):g}. {len(front)} trials are on the front. "
             f"At chance (accuracy within the 95 % interval of a coin on {n} reviews, <= "
-            f"{0.5 + 1.96 * 0.5 / n ** 0.5:.3f}): {len(chance)} trial(s){' ' + str(chance) if chance else ''}; "
+            f"{coin_bound(n):.3f}): {len(chance)} trial(s){' ' + str(chance) if chance else ''}; "
             f"logits independent of the review (one class for all): {len(constant)}"
             f"{' ' + str(constant) if constant else ''}. {_exact(root)}\n")
 
